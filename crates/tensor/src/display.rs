@@ -1,0 +1,75 @@
+//! NumPy-like printing, summarised (with `...`) for large tensors.
+
+use std::fmt;
+
+use crate::{Element, Tensor};
+
+/// Axes longer than this are summarised as first 3, `...`, last 3.
+const EDGE: usize = 3;
+const SUMMARISE_ABOVE: usize = 1000;
+
+impl<T: Element> fmt::Display for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let summarise = self.numel() > SUMMARISE_ABOVE;
+        let prec = f.precision().unwrap_or(4);
+        let mut s = String::new();
+        write_axis(self, &mut Vec::new(), summarise, prec, &mut s);
+        f.write_str(&s)
+    }
+}
+
+fn fmt_value<T: Element>(v: T, prec: usize) -> String {
+    let x = v.to_f64();
+    if x.is_finite() && x == x.trunc() && x.abs() < 1e9 {
+        format!("{x:.0}.")
+    } else if x.is_finite() && (x.abs() >= 1e5 || (x != 0.0 && x.abs() < 1e-4)) {
+        format!("{x:.prec$e}")
+    } else {
+        format!("{x:.prec$}")
+    }
+}
+
+fn write_axis<T: Element>(
+    t: &Tensor<T>,
+    index: &mut Vec<usize>,
+    summarise: bool,
+    prec: usize,
+    out: &mut String,
+) {
+    let depth = index.len();
+    if depth == t.ndim() {
+        out.push_str(&fmt_value(t.get(index).expect("index in range"), prec));
+        return;
+    }
+    let len = t.shape()[depth];
+    out.push('[');
+    let positions: Vec<Option<usize>> = if summarise && len > 2 * EDGE {
+        (0..EDGE)
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain((len - EDGE..len).map(Some))
+            .collect()
+    } else {
+        (0..len).map(Some).collect()
+    };
+    for (n, p) in positions.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+            if depth + 1 < t.ndim() {
+                out.push('\n');
+                out.push_str(&" ".repeat(depth + 1));
+            } else {
+                out.push(' ');
+            }
+        }
+        match p {
+            Some(i) => {
+                index.push(*i);
+                write_axis(t, index, summarise, prec, out);
+                index.pop();
+            }
+            None => out.push_str("..."),
+        }
+    }
+    out.push(']');
+}

@@ -1,0 +1,432 @@
+//! Shapes, strides and the view transforms that only touch them.
+//!
+//! Invariants of a [`Layout`] that came out of this module:
+//! - every offset `offset + Σ idx[i]·strides[i]` with `idx[i] < shape[i]`
+//!   lies inside the storage the layout was made for;
+//! - a zero stride only comes from broadcasting (or a length-1 axis);
+//! - no transform here copies data: each returns a new layout over the same
+//!   storage, or an error naming the op and the shapes.
+//!
+//! Strides are `usize` (counted in elements): there is no flip op, so a
+//! negative stride is never needed.
+
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result};
+
+/// Dimensions of a tensor; inline up to rank 4.
+pub type Shape = SmallVec<[usize; 4]>;
+
+/// Shape, strides and starting offset of a view into storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub(crate) shape: Shape,
+    pub(crate) strides: Shape,
+    pub(crate) offset: usize,
+}
+
+/// Row-major (C order) strides for a shape.
+pub fn contiguous_strides(shape: &[usize]) -> Shape {
+    let mut strides: Shape = SmallVec::from_elem(0, shape.len());
+    let mut acc = 1usize;
+    for i in (0..shape.len()).rev() {
+        strides[i] = acc;
+        acc *= shape[i].max(1);
+    }
+    strides
+}
+
+/// The NumPy broadcast of two shapes: align from the right; each pair of
+/// dimensions must be equal or one of them 1.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] naming `op` when a pair differs and neither is 1.
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
+    let n = a.len().max(b.len());
+    let mut out: Shape = SmallVec::from_elem(0, n);
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+                reason: format!(
+                    "dimensions {da} and {db} at axis {i} of the broadcast result cannot broadcast"
+                ),
+            });
+        };
+    }
+    Ok(out)
+}
+
+impl Layout {
+    /// A row-major layout starting at offset 0.
+    pub fn contiguous(shape: &[usize]) -> Self {
+        Layout {
+            shape: shape.into(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
+    }
+
+    /// Dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Strides in elements.
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+
+    /// Offset of the first element in the storage.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether elements are laid out row-major without gaps (so the view is
+    /// `storage[offset..offset + numel]`). Length-1 axes may have any stride.
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1usize;
+        for i in (0..self.shape.len()).rev() {
+            if self.shape[i] == 1 {
+                continue;
+            }
+            if self.strides[i] != expected {
+                return self.numel() == 0;
+            }
+            expected *= self.shape[i];
+        }
+        true
+    }
+
+    /// The largest storage offset this layout reaches, plus one (0 when empty).
+    pub fn storage_extent(&self) -> usize {
+        if self.numel() == 0 {
+            return 0;
+        }
+        self.offset
+            + self
+                .shape
+                .iter()
+                .zip(&self.strides)
+                .map(|(&d, &s)| (d - 1) * s)
+                .sum::<usize>()
+            + 1
+    }
+
+    pub(crate) fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {
+        if axis < self.shape.len() {
+            Ok(())
+        } else {
+            Err(Error::axis(op, axis, &self.shape))
+        }
+    }
+
+    /// Reorders axes: axis `i` of the result is axis `perm[i]` of `self`.
+    pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
+        let n = self.shape.len();
+        let mut seen: SmallVec<[bool; 8]> = SmallVec::from_elem(false, n);
+        if perm.len() != n {
+            return Err(Error::invalid(
+                "permute",
+                format!(
+                    "permutation {perm:?} has {} axes but the shape {:?} has {n}",
+                    perm.len(),
+                    self.shape.as_slice()
+                ),
+            ));
+        }
+        for &p in perm {
+            if p >= n || seen[p] {
+                return Err(Error::invalid(
+                    "permute",
+                    format!(
+                        "{perm:?} is not a permutation of the axes of shape {:?}",
+                        self.shape.as_slice()
+                    ),
+                ));
+            }
+            seen[p] = true;
+        }
+        Ok(Layout {
+            shape: perm.iter().map(|&p| self.shape[p]).collect(),
+            strides: perm.iter().map(|&p| self.strides[p]).collect(),
+            offset: self.offset,
+        })
+    }
+
+    /// Swaps two axes.
+    pub fn transpose(&self, a: usize, b: usize) -> Result<Layout> {
+        self.check_axis("transpose", a)?;
+        self.check_axis("transpose", b)?;
+        let mut l = self.clone();
+        l.shape.swap(a, b);
+        l.strides.swap(a, b);
+        Ok(l)
+    }
+
+    /// Keeps indices `start, start + step, …` below `end` along `axis`.
+    pub fn slice(&self, axis: usize, start: usize, end: usize, step: usize) -> Result<Layout> {
+        self.check_axis("slice", axis)?;
+        let dim = self.shape[axis];
+        if step == 0 {
+            return Err(Error::invalid("slice", "step must be at least 1"));
+        }
+        if start > end || end > dim {
+            return Err(Error::invalid(
+                "slice",
+                format!(
+                    "range {start}..{end} does not fit axis {axis} of length {dim} (shape {:?})",
+                    self.shape.as_slice()
+                ),
+            ));
+        }
+        let len = (end - start).div_ceil(step);
+        let mut l = self.clone();
+        if len > 0 {
+            l.offset += start * self.strides[axis];
+        }
+        l.shape[axis] = len;
+        l.strides[axis] = self.strides[axis] * step;
+        Ok(l)
+    }
+
+    /// Drops `axis`, keeping only position `index` along it.
+    pub fn select(&self, axis: usize, index: usize) -> Result<Layout> {
+        self.check_axis("select", axis)?;
+        if index >= self.shape[axis] {
+            return Err(Error::IndexOutOfRange {
+                op: "select",
+                index,
+                axis,
+                shape: self.shape.to_vec(),
+            });
+        }
+        let mut l = self.clone();
+        l.offset += index * self.strides[axis];
+        l.shape.remove(axis);
+        l.strides.remove(axis);
+        Ok(l)
+    }
+
+    /// Inserts a length-1 axis at position `axis` (which may equal the rank).
+    pub fn unsqueeze(&self, axis: usize) -> Result<Layout> {
+        if axis > self.shape.len() {
+            return Err(Error::axis("unsqueeze", axis, &self.shape));
+        }
+        let mut l = self.clone();
+        let stride = if axis < self.shape.len() {
+            self.strides[axis] * self.shape[axis]
+        } else {
+            1
+        };
+        l.shape.insert(axis, 1);
+        l.strides.insert(axis, stride);
+        Ok(l)
+    }
+
+    /// Removes a length-1 axis.
+    pub fn squeeze(&self, axis: usize) -> Result<Layout> {
+        self.check_axis("squeeze", axis)?;
+        if self.shape[axis] != 1 {
+            return Err(Error::invalid(
+                "squeeze",
+                format!(
+                    "axis {axis} of shape {:?} has length {}, not 1",
+                    self.shape.as_slice(),
+                    self.shape[axis]
+                ),
+            ));
+        }
+        let mut l = self.clone();
+        l.shape.remove(axis);
+        l.strides.remove(axis);
+        Ok(l)
+    }
+
+    /// Broadcasts to `shape` with NumPy rules (new axes on the left, length-1
+    /// axes stretched with stride 0).
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
+        let err = || Error::ShapeMismatch {
+            op: "broadcast_to",
+            lhs: self.shape.to_vec(),
+            rhs: shape.to_vec(),
+            reason: "each dimension must equal the target's or be 1".into(),
+        };
+        if shape.len() < self.shape.len() {
+            return Err(err());
+        }
+        let lead = shape.len() - self.shape.len();
+        let mut strides: Shape = SmallVec::from_elem(0, shape.len());
+        for i in 0..self.shape.len() {
+            let (d, t) = (self.shape[i], shape[lead + i]);
+            strides[lead + i] = if d == t {
+                self.strides[i]
+            } else if d == 1 {
+                0
+            } else {
+                return Err(err());
+            };
+        }
+        Ok(Layout {
+            shape: shape.into(),
+            strides,
+            offset: self.offset,
+        })
+    }
+
+    /// A view with the new shape over the same storage, if the strides allow
+    /// it without copying; `None` when a copy is needed.
+    ///
+    /// The caller checks that element counts match.
+    pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
+        if self.is_contiguous() {
+            return Some(Layout {
+                shape: shape.into(),
+                strides: contiguous_strides(shape),
+                offset: self.offset,
+            });
+        }
+        // Merge runs of old axes that are contiguous with each other, then
+        // split each run into the new axes that cover exactly its extent.
+        let old: Vec<(usize, usize)> = self
+            .shape
+            .iter()
+            .zip(&self.strides)
+            .filter(|(&d, _)| d != 1)
+            .map(|(&d, &s)| (d, s))
+            .collect();
+        let mut strides: Shape = SmallVec::from_elem(0, shape.len());
+        let mut oi = 0;
+        let mut ni = 0;
+        while ni < shape.len() {
+            if shape[ni] == 1 {
+                strides[ni] = 0;
+                ni += 1;
+                continue;
+            }
+            if oi >= old.len() {
+                return None;
+            }
+            // Collect the run of old axes [oi, oj) with contiguous strides whose
+            // product equals the product of new axes [ni, nj).
+            let mut old_prod = old[oi].0;
+            let mut oj = oi + 1;
+            let mut new_prod = shape[ni];
+            let mut nj = ni + 1;
+            while old_prod != new_prod {
+                if old_prod < new_prod {
+                    if oj >= old.len() || old[oj - 1].1 != old[oj].0 * old[oj].1 {
+                        return None;
+                    }
+                    old_prod *= old[oj].0;
+                    oj += 1;
+                } else {
+                    if nj >= shape.len() {
+                        return None;
+                    }
+                    new_prod *= shape[nj];
+                    nj += 1;
+                }
+            }
+            // The run is contiguous with innermost stride old[oj-1].1.
+            let mut acc = old[oj - 1].1;
+            for k in (ni..nj).rev() {
+                strides[k] = acc;
+                acc *= shape[k];
+            }
+            oi = oj;
+            ni = nj;
+        }
+        if oi != old.len() {
+            return None;
+        }
+        Some(Layout {
+            shape: shape.into(),
+            strides,
+            offset: self.offset,
+        })
+    }
+
+    /// Calls `f` with the storage offset of every element, in row-major order
+    /// of the layout's index space.
+    pub fn for_each_offset(&self, mut f: impl FnMut(usize)) {
+        let n = self.numel();
+        if n == 0 {
+            return;
+        }
+        let rank = self.shape.len();
+        if rank == 0 {
+            f(self.offset);
+            return;
+        }
+        let inner = self.shape[rank - 1];
+        let inner_stride = self.strides[rank - 1];
+        let mut idx: SmallVec<[usize; 8]> = SmallVec::from_elem(0, rank);
+        let mut base = self.offset;
+        loop {
+            for i in 0..inner {
+                f(base + i * inner_stride);
+            }
+            // Advance the outer multi-index (odometer).
+            let mut ax = rank - 1;
+            loop {
+                if ax == 0 {
+                    return;
+                }
+                ax -= 1;
+                idx[ax] += 1;
+                base += self.strides[ax];
+                if idx[ax] < self.shape[ax] {
+                    break;
+                }
+                base -= self.strides[ax] * self.shape[ax];
+                idx[ax] = 0;
+            }
+        }
+    }
+
+    /// The storage offset of the element at multi-index `index`.
+    pub(crate) fn offset_of(&self, index: &[usize]) -> usize {
+        self.offset
+            + index
+                .iter()
+                .zip(&self.strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()
+    }
+
+    /// Splits into (outer layout over all axes but the last, inner length,
+    /// inner stride). Rank-0 layouts give inner length 1.
+    pub(crate) fn split_inner(&self) -> (Layout, usize, usize) {
+        match self.shape.len() {
+            0 => (self.clone(), 1, 0),
+            r => {
+                let mut outer = self.clone();
+                let len = outer.shape.remove(r - 1);
+                let stride = outer.strides.remove(r - 1);
+                (outer, len, stride)
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Matrix products: vector, matrix and batched, with broadcast batch axes.
+//! Strided operands (a transposed matrix, a slice) are read in place; the
+//! kernel gets row and column strides rather than a copy.
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result};
+use crate::layout::{broadcast_shapes, Shape};
+use crate::parallel::use_parallel;
+use crate::{Element, Tensor};
+
+/// Portable kernel: `c[m×n] = a[m×k]·b[k×n]` with `c` row-major.
+///
+/// Each output row is an accumulation of rows of `b` scaled by one element
+/// of `a`, which streams `b` in order and vectorises when `b`'s rows are
+/// contiguous (`b_cs == 1`); otherwise `b` is packed once first.
+pub(crate) fn gemm_generic<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [T],
+) {
+    let packed;
+    let (b, b_rs) = if b_cs == 1 || k == 0 || n == 0 {
+        (b, b_rs)
+    } else {
+        let mut p = vec![T::ZERO; k * n];
+        for p_ in 0..k {
+            for j in 0..n {
+                p[p_ * n + j] = b[p_ * b_rs + j * b_cs];
+            }
+        }
+        packed = p;
+        (&packed[..], n)
+    };
+    let row = |i: usize, crow: &mut [T]| {
+        crow.iter_mut().for_each(|x| *x = T::ZERO);
+        for p in 0..k {
+            let aip = a[i * a_rs + p * a_cs];
+            let brow = &b[p * b_rs..p * b_rs + n];
+            for j in 0..n {
+                crow[j] += aip * brow[j];
+            }
+        }
+    };
+    if n == 0 {
+        return;
+    }
+    if use_parallel(m * n * k / 8) {
+        c.par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(i, crow)| row(i, crow));
+    } else {
+        for (i, crow) in c.chunks_mut(n).enumerate() {
+            row(i, crow);
+        }
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Matrix product with NumPy/PyTorch `matmul` semantics:
+    /// - `[k]·[k]` gives a 0-d dot product;
+    /// - `[m, k]·[k]` gives `[m]`, `[k]·[k, n]` gives `[n]`;
+    /// - `[..., m, k]·[..., k, n]` gives `[..., m, n]`, the batch axes
+    ///   broadcasting (`[2, 1, m, k]·[3, k, n]` gives `[2, 3, m, n]`).
+    ///
+    /// Transposed or sliced operands are used in place, without a copy.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let b = Tensor::from_vec(vec![5.0f32, 6.0], &[2])?;
+    /// assert_eq!(a.matmul(&b)?.to_vec(), vec![17.0, 39.0]);
+    /// let err = Tensor::<f32>::zeros(&[2, 3]).matmul(&Tensor::zeros(&[4, 5])).unwrap_err();
+    /// assert_eq!(err.to_string(), "matmul of [2, 3] by [4, 5]: inner dimensions 3 and 4 differ");
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// If either operand is 0-d, the inner dimensions differ, or the batch
+    /// axes do not broadcast.
+    pub fn matmul(&self, other: &Self) -> Result<Self> {
+        let (a_shape, b_shape) = (self.shape(), other.shape());
+        if a_shape.is_empty() || b_shape.is_empty() {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: a_shape.to_vec(),
+                rhs: b_shape.to_vec(),
+                reason: "both operands need at least one axis".into(),
+            });
+        }
+        // Promote vectors to matrices, remembering which axes to drop after.
+        let a = if self.ndim() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if other.ndim() == 1 {
+            other.unsqueeze(1)?
+        } else {
+            other.clone()
+        };
+        let (ar, br) = (a.ndim(), b.ndim());
+        let (m, k) = (a.shape()[ar - 2], a.shape()[ar - 1]);
+        let (k2, n) = (b.shape()[br - 2], b.shape()[br - 1]);
+        if k != k2 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: a_shape.to_vec(),
+                rhs: b_shape.to_vec(),
+                reason: format!("inner dimensions {k} and {k2} differ"),
+            });
+        }
+        let batch = broadcast_shapes("matmul", &a.shape()[..ar - 2], &b.shape()[..br - 2])
+            .map_err(|_| Error::ShapeMismatch {
+                op: "matmul",
+                lhs: a_shape.to_vec(),
+                rhs: b_shape.to_vec(),
+                reason: "batch dimensions do not broadcast".into(),
+            })?;
+        let mut full_a: Shape = batch.clone();
+        full_a.extend_from_slice(&[m, k]);
+        let mut full_b: Shape = batch.clone();
+        full_b.extend_from_slice(&[k, n]);
+        let la = a.layout.broadcast_to(&full_a)?;
+        let lb = b.layout.broadcast_to(&full_b)?;
+        let nb: usize = batch.iter().product();
+        let mut out = vec![T::ZERO; nb * m * n];
+        let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
+        let r = batch.len();
+        let (a_rs, a_cs, b_rs, b_cs) = (
+            la.strides[r],
+            la.strides[r + 1],
+            lb.strides[r],
+            lb.strides[r + 1],
+        );
+        // Offsets of each batch's matrices.
+        let mut bl_a = la.clone();
+        bl_a.shape.truncate(r);
+        bl_a.strides.truncate(r);
+        let mut bl_b = lb.clone();
+        bl_b.shape.truncate(r);
+        bl_b.strides.truncate(r);
+        let mut offs_a = Vec::with_capacity(nb);
+        bl_a.for_each_offset(|o| offs_a.push(o));
+        let mut offs_b = Vec::with_capacity(nb);
+        bl_b.for_each_offset(|o| offs_b.push(o));
+        if m * n > 0 {
+            let one = |bi: usize, c: &mut [T]| {
+                T::gemm(
+                    m,
+                    k,
+                    n,
+                    &sa[offs_a[bi]..],
+                    a_rs,
+                    a_cs,
+                    &sb[offs_b[bi]..],
+                    b_rs,
+                    b_cs,
+                    c,
+                )
+            };
+            if nb > 1 && use_parallel(nb * m * n * k / 8) && m * n * k < (1 << 18) {
+                // Many small matrices: one batch element per task.
+                out.par_chunks_mut(m * n)
+                    .enumerate()
+                    .for_each(|(bi, c)| one(bi, c));
+            } else {
+                for (bi, c) in out.chunks_mut(m * n).enumerate() {
+                    one(bi, c);
+                }
+            }
+        }
+        let mut shape: SmallVec<[usize; 6]> = batch.iter().copied().collect();
+        if self.ndim() > 1 {
+            shape.push(m);
+        }
+        if other.ndim() > 1 {
+            shape.push(n);
+        }
+        Ok(Tensor::from_parts(out, &shape))
+    }
+}

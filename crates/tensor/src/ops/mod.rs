@@ -1,0 +1,10 @@
+//! Kernel families, one module each. Every kernel writes a fresh contiguous
+//! output; none mutates its inputs.
+
+pub(crate) mod binary;
+pub(crate) mod index;
+pub(crate) mod matmul;
+pub(crate) mod movement;
+pub(crate) mod reduce;
+pub(crate) mod strided;
+pub(crate) mod unary;

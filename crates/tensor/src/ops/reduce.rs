@@ -1,0 +1,371 @@
+//! Reductions over one or more axes, softmax and log-sum-exp.
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result};
+use crate::layout::Shape;
+use crate::ops::strided::{coalesce, Rows};
+use crate::parallel::{use_parallel, CHUNK};
+use crate::{Element, Tensor};
+
+/// Checks and sorts a list of axes; an axis may not repeat.
+pub(crate) fn normalize_axes(
+    op: &'static str,
+    axes: &[usize],
+    shape: &[usize],
+) -> Result<SmallVec<[usize; 4]>> {
+    let mut v: SmallVec<[usize; 4]> = SmallVec::from_slice(axes);
+    v.sort_unstable();
+    for w in v.windows(2) {
+        if w[0] == w[1] {
+            return Err(Error::invalid(
+                op,
+                format!("axis {} is listed twice in {axes:?}", w[0]),
+            ));
+        }
+    }
+    if let Some(&a) = v.iter().find(|&&a| a >= shape.len()) {
+        return Err(Error::axis(op, a, shape));
+    }
+    Ok(v)
+}
+
+/// The shape after reducing `axes` (kept as length 1 when `keepdim`).
+pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Shape {
+    let mut out = Shape::new();
+    for (i, &d) in shape.iter().enumerate() {
+        if axes.contains(&i) {
+            if keepdim {
+                out.push(1);
+            }
+        } else {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Folds a contiguous slice with eight independent accumulators (so the
+/// loop vectorises), combined in a fixed order.
+#[inline]
+fn fold_slice<T: Element>(xs: &[T], init: T, f: &impl Fn(T, T) -> T) -> T {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] = f(acc[l], c[l]);
+        }
+    }
+    let mut r = init;
+    for &x in chunks.remainder() {
+        r = f(r, x);
+    }
+    let a = [
+        f(acc[0], acc[4]),
+        f(acc[1], acc[5]),
+        f(acc[2], acc[6]),
+        f(acc[3], acc[7]),
+    ];
+    f(f(f(a[0], a[2]), f(a[1], a[3])), r)
+}
+
+impl<T: Element> Tensor<T> {
+    /// Reduces `axes` with an associative `f` starting from `init` (the
+    /// engine behind sum, max and min). Results do not depend on the number
+    /// of threads.
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn fold_axes(
+        &self,
+        op: &'static str,
+        axes: &[usize],
+        keepdim: bool,
+        init: T,
+        f: impl Fn(T, T) -> T + Sync + Send,
+    ) -> Result<Tensor<T>> {
+        let axes = normalize_axes(op, axes, self.shape())?;
+        let out_shape = reduced_shape(self.shape(), &axes, keepdim);
+        let src = self.storage.as_slice();
+        // Reduce over everything: one contiguous (or copied) slice, chunked.
+        if axes.len() == self.ndim() {
+            let c = self.to_contiguous();
+            let xs = c.as_slice().expect("contiguous");
+            let v = if use_parallel(xs.len()) {
+                let parts: Vec<T> = xs
+                    .par_chunks(CHUNK)
+                    .map(|c| fold_slice(c, init, &f))
+                    .collect();
+                parts.into_iter().fold(init, &f)
+            } else {
+                xs.chunks(CHUNK)
+                    .map(|c| fold_slice(c, init, &f))
+                    .fold(init, &f)
+            };
+            return Ok(Tensor::from_parts(vec![v], &out_shape));
+        }
+        // Put kept axes first and reduced axes last.
+        let kept: SmallVec<[usize; 4]> = (0..self.ndim()).filter(|a| !axes.contains(a)).collect();
+        let perm: SmallVec<[usize; 8]> = kept.iter().chain(axes.iter()).copied().collect();
+        let p = self.layout.permute(&perm)?;
+        let n_out: usize = kept.iter().map(|&a| self.shape()[a]).product();
+        let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        let mut out = vec![init; n_out];
+        if n_out == 0 {
+            return Ok(Tensor::from_parts(out, &out_shape));
+        }
+        // Contiguous input reduced over leading axes (a bias gradient, a
+        // column sum): accumulate whole rows, which streams memory in order.
+        if let Some(xs) = self.as_slice() {
+            if axes.iter().enumerate().all(|(i, &a)| i == a) {
+                if use_parallel(xs.len()) {
+                    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, oc)| {
+                        let s = ci * CHUNK;
+                        for r in 0..n_red {
+                            let row = &xs[r * n_out + s..r * n_out + s + oc.len()];
+                            for (o, &x) in oc.iter_mut().zip(row) {
+                                *o = f(*o, x);
+                            }
+                        }
+                    });
+                } else {
+                    for r in 0..n_red {
+                        for (o, &x) in out.iter_mut().zip(&xs[r * n_out..(r + 1) * n_out]) {
+                            *o = f(*o, x);
+                        }
+                    }
+                }
+                return Ok(Tensor::from_parts(out, &out_shape));
+            }
+        }
+        // General case: for each output element, fold its reduced block.
+        let mut outer = p.clone();
+        outer.shape.truncate(kept.len());
+        outer.strides.truncate(kept.len());
+        let mut inner = p.clone();
+        inner.shape.drain(..kept.len());
+        inner.strides.drain(..kept.len());
+        inner.offset = 0;
+        let [inner] = coalesce([&inner]);
+        let inner_rows = Rows::of(&inner);
+        let mut bases = Vec::with_capacity(n_out);
+        outer.for_each_offset(|o| bases.push(o));
+        let fold_one = |base: usize| -> T {
+            let mut acc = init;
+            for &rb in &inner_rows.bases {
+                let start = base + rb;
+                if inner_rows.stride == 1 {
+                    acc = f(
+                        acc,
+                        fold_slice(&src[start..start + inner_rows.len], init, &f),
+                    );
+                } else {
+                    for i in 0..inner_rows.len {
+                        acc = f(acc, src[start + i * inner_rows.stride]);
+                    }
+                }
+            }
+            acc
+        };
+        if use_parallel(n_out * n_red) {
+            out.par_iter_mut()
+                .zip(bases.par_iter())
+                .for_each(|(o, &b)| *o = fold_one(b));
+        } else {
+            for (o, &b) in out.iter_mut().zip(&bases) {
+                *o = fold_one(b);
+            }
+        }
+        Ok(Tensor::from_parts(out, &out_shape))
+    }
+
+    /// Sum over `axes` (keeping them as length 1 if `keepdim`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// assert_eq!(a.sum(&[0], false)?.to_vec(), vec![5.0, 7.0, 9.0]);
+    /// assert_eq!(a.sum(&[1], true)?.shape(), &[2, 1]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn sum(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        self.fold_axes("sum", axes, keepdim, T::ZERO, |a, b| a + b)
+    }
+
+    /// Sum of all elements, as a 0-d tensor.
+    pub fn sum_all(&self) -> Self {
+        let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
+        self.sum(&all, false).expect("all axes are valid")
+    }
+
+    /// Mean over `axes`.
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn mean(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        let n: usize = normalize_axes("mean", axes, self.shape())?
+            .iter()
+            .map(|&a| self.shape()[a])
+            .product();
+        Ok(self.sum(axes, keepdim)?.div_scalar(n as f64))
+    }
+
+    /// Mean of all elements, as a 0-d tensor (NaN when empty).
+    pub fn mean_all(&self) -> Self {
+        self.sum_all().div_scalar(self.numel() as f64)
+    }
+
+    /// Maximum over `axes` (`-inf` for an empty axis).
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn max(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        self.fold_axes("max", axes, keepdim, T::NEG_INFINITY, T::max_val)
+    }
+
+    /// Minimum over `axes` (`+inf` for an empty axis).
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn min(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        self.fold_axes("min", axes, keepdim, T::INFINITY, T::min_val)
+    }
+
+    /// Largest element.
+    pub fn max_all(&self) -> Self {
+        let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
+        self.max(&all, false).expect("all axes are valid")
+    }
+
+    /// Smallest element.
+    pub fn min_all(&self) -> Self {
+        let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
+        self.min(&all, false).expect("all axes are valid")
+    }
+
+    /// Variance over `axes` with `correction` subtracted from the count
+    /// (0 for the population variance, 1 for the unbiased estimate).
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn var(&self, axes: &[usize], keepdim: bool, correction: usize) -> Result<Self> {
+        let n: usize = normalize_axes("var", axes, self.shape())?
+            .iter()
+            .map(|&a| self.shape()[a])
+            .product();
+        let m = self.mean(axes, true)?;
+        let d = self.sub(&m)?.square();
+        Ok(d.sum(axes, keepdim)?
+            .div_scalar(n.saturating_sub(correction) as f64))
+    }
+
+    fn arg_reduce(
+        &self,
+        op: &'static str,
+        axis: usize,
+        keepdim: bool,
+        better: impl Fn(T, T) -> bool,
+    ) -> Result<Self> {
+        self.layout.check_axis(op, axis)?;
+        let len = self.shape()[axis];
+        if len == 0 {
+            return Err(Error::invalid(
+                op,
+                format!("axis {axis} of shape {:?} is empty", self.shape()),
+            ));
+        }
+        // Move `axis` last, then scan each row.
+        let mut perm: SmallVec<[usize; 8]> = (0..self.ndim()).filter(|&a| a != axis).collect();
+        perm.push(axis);
+        let p = self.permute(&perm)?.to_contiguous();
+        let xs = p.as_slice().expect("contiguous");
+        let out: Vec<T> = xs
+            .chunks(len)
+            .map(|row| {
+                let mut best = 0;
+                for (i, &x) in row.iter().enumerate() {
+                    if better(x, row[best]) {
+                        best = i;
+                    }
+                }
+                T::from_f64(best as f64)
+            })
+            .collect();
+        let shape = reduced_shape(self.shape(), &[axis], keepdim);
+        Ok(Tensor::from_parts(out, &shape))
+    }
+
+    /// Index of the largest element along `axis` (the first one on ties),
+    /// stored as a float.
+    ///
+    /// # Errors
+    /// If the axis is out of range or empty.
+    pub fn argmax(&self, axis: usize, keepdim: bool) -> Result<Self> {
+        self.arg_reduce("argmax", axis, keepdim, |x, best| {
+            x > best || (x.is_nan() && !best.is_nan())
+        })
+    }
+
+    /// Index of the smallest element along `axis` (the first one on ties).
+    ///
+    /// # Errors
+    /// If the axis is out of range or empty.
+    pub fn argmin(&self, axis: usize, keepdim: bool) -> Result<Self> {
+        self.arg_reduce("argmin", axis, keepdim, |x, best| {
+            x < best || (x.is_nan() && !best.is_nan())
+        })
+    }
+
+    /// `log Σ exp(x)` over `axes`, stable for large `|x|` (the maximum is
+    /// subtracted first; an all-`-inf` slice gives `-inf`).
+    ///
+    /// # Errors
+    /// If an axis is out of range or repeated.
+    pub fn logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        let m = self
+            .max(axes, true)?
+            .map(|v| if v.is_finite() { v } else { T::ZERO });
+        let s = self.sub(&m)?.exp().sum(axes, true)?.ln().add(&m)?;
+        if keepdim {
+            Ok(s)
+        } else {
+            let shape = reduced_shape(
+                self.shape(),
+                &normalize_axes("logsumexp", axes, self.shape())?,
+                false,
+            );
+            s.reshape(&shape)
+        }
+    }
+
+    /// Softmax along `axis`: `exp(x - max) / Σ exp(x - max)`.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let p = Tensor::from_vec(vec![1000.0f32, 1000.0], &[2])?.softmax(0)?;
+    /// assert_eq!(p.to_vec(), vec![0.5, 0.5]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// If the axis is out of range.
+    pub fn softmax(&self, axis: usize) -> Result<Self> {
+        self.layout.check_axis("softmax", axis)?;
+        let m = self.max(&[axis], true)?;
+        let e = self.sub(&m)?.exp();
+        e.div(&e.sum(&[axis], true)?)
+    }
+
+    /// `log softmax` along `axis`: `x - logsumexp(x)`.
+    ///
+    /// # Errors
+    /// If the axis is out of range.
+    pub fn log_softmax(&self, axis: usize) -> Result<Self> {
+        self.layout.check_axis("log_softmax", axis)?;
+        self.sub(&self.logsumexp(&[axis], true)?)
+    }
+}

@@ -1,0 +1,43 @@
+//! The buffer behind a tensor, shared between views.
+//!
+//! A one-element buffer is kept inline instead of behind an `Arc`: scalar
+//! tapes (micrograd-style models) create millions of 0-d tensors, and this
+//! makes each of them allocation-free. Larger buffers are an `Arc<Vec<T>>`,
+//! shared by every view and never mutated after creation, which is what makes
+//! `Tensor` cheap to clone and `Send + Sync` without locks.
+
+use std::sync::Arc;
+
+use crate::Element;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Storage<T: Element> {
+    Scalar([T; 1]),
+    Shared(Arc<Vec<T>>),
+}
+
+impl<T: Element> Storage<T> {
+    pub(crate) fn from_vec(v: Vec<T>) -> Self {
+        if v.len() == 1 {
+            Storage::Scalar([v[0]])
+        } else {
+            Storage::Shared(Arc::new(v))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            Storage::Scalar(x) => x,
+            Storage::Shared(v) => v,
+        }
+    }
+
+    /// Whether two storages are the same buffer (views of one another).
+    pub(crate) fn same_buffer(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Storage::Shared(a), Storage::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}

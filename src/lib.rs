@@ -1,0 +1,15 @@
+//! tapegrad: reverse-mode automatic differentiation in Rust.
+//!
+//! This facade re-exports the three member crates:
+//! - [`tensor`]: strided N-d arrays with broadcasting, reductions and matmul;
+//! - [`autograd`]: the tape, gradients of any order, custom ops, gradcheck;
+//! - [`nn`]: layers, losses, optimizers and training.
+
+pub use tapegrad_autograd as autograd;
+pub use tapegrad_nn as nn;
+pub use tapegrad_tensor as tensor;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use tapegrad_tensor::{Element, Tensor};
+}
