@@ -1,1 +1,40 @@
-//! Automatic differentiation (in progress).
+//! Reverse-mode automatic differentiation on an explicit, printable tape.
+//!
+//! Record a computation by applying ops to [`Var`]s (handles to values on a
+//! [`Tape`]), then ask for gradients:
+//!
+//! ```
+//! use tapegrad_autograd::Tape;
+//! use tapegrad_tensor::Tensor;
+//!
+//! let tape = Tape::<f64>::new();
+//! let w = tape.param("w", Tensor::from_vec(vec![0.5, -1.0], &[2])?);
+//! let b = tape.param("b", Tensor::scalar(0.1));
+//! let x = tape.constant(Tensor::from_vec(vec![2.0, 3.0], &[2])?);
+//! // y = relu(w·x + b)
+//! let y = w.mul(x)?.sum_all()?.add(b)?.relu()?;
+//! let grads = tape.backward(y)?;
+//! // w·x + b = 1 - 3 + 0.1 < 0, so relu is flat there: zero gradients.
+//! assert_eq!(grads.get(w).unwrap().to_vec(), vec![0.0, 0.0]);
+//! # Ok::<(), tapegrad_autograd::Error>(())
+//! ```
+//!
+//! - Gradients of any order: [`Tape::grad_graph`] records the gradient on the
+//!   tape so it can be differentiated again.
+//! - Custom ops implement the same [`Op`] trait as the built-in ones.
+//! - [`gradcheck`] compares analytic gradients with finite differences.
+
+mod backward;
+mod error;
+pub mod gradcheck;
+mod op;
+pub mod ops;
+mod tape;
+mod var;
+
+pub use backward::{BackwardStep, BackwardTrace, Gradients};
+pub use error::{Error, Result};
+pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
+pub use op::{BackwardCtx, InputGrads, Op};
+pub use tape::{NodeInfo, NodeKind, Tape};
+pub use var::Var;

@@ -1,0 +1,186 @@
+//! Indexing and selection: index_select, gather_rows, where.
+//!
+//! | op | forward | backward |
+//! | --- | --- | --- |
+//! | index_select(axis, idx) | slices idx\[k\] along axis | g\[k\] added back at idx\[k\] (`index_add`) |
+//! | gather_rows(idx) | x\[r, idx\[r\]\] for each row r | g\[r\] placed at (r, idx\[r\]) (`scatter_rows`) |
+//! | where(cond, a, b) | a where cond ≠ 0, else b | g to a where cond, to b elsewhere |
+//!
+//! Indices and the condition are constants: no gradient flows to them.
+
+use tapegrad_tensor::{Element, Layout, Tensor};
+
+use crate::error::{Error, Result};
+use crate::op::{BackwardCtx, InputGrads, Op};
+use crate::ops::arith::{pair, single};
+
+/// Slices at `indices` along `axis` (repeats allowed).
+#[derive(Debug, Clone)]
+pub struct IndexSelect {
+    /// The indexed axis.
+    pub axis: usize,
+    /// The positions taken, in order.
+    pub indices: Vec<usize>,
+}
+impl<T: Element> Op<T> for IndexSelect {
+    fn name(&self) -> &str {
+        "index_select"
+    }
+    fn params(&self) -> String {
+        format!("axis={}, {} indices", self.axis, self.indices.len())
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d/dx = g's slices added back at their indices".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].index_select(self.axis, &self.indices)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let op = IndexAdd {
+            axis: self.axis,
+            indices: self.indices.clone(),
+            input_shape: cx.inputs[0].shape().to_vec(),
+        };
+        Ok(single(cx.output.tape().apply(op, &[cx.grad_output])?))
+    }
+}
+
+/// Adds slice `k` of its input at position `indices[k]` of a zero tensor of
+/// `input_shape` (the adjoint of [`IndexSelect`]).
+#[derive(Debug, Clone)]
+pub struct IndexAdd {
+    /// The indexed axis.
+    pub axis: usize,
+    /// Where each slice goes.
+    pub indices: Vec<usize>,
+    /// Shape of the result.
+    pub input_shape: Vec<usize>,
+}
+impl<T: Element> Op<T> for IndexAdd {
+    fn name(&self) -> &str {
+        "index_add"
+    }
+    fn params(&self) -> String {
+        format!("axis={}, into {:?}", self.axis, self.input_shape)
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let full = Layout::contiguous(&self.input_shape);
+        let mut out = vec![T::ZERO; full.numel()];
+        for (k, &i) in self.indices.iter().enumerate() {
+            let dst = full.slice(self.axis, i, i + 1, 1)?;
+            let src = x[0].narrow(self.axis, k, 1)?.to_vec();
+            let mut n = 0;
+            dst.for_each_offset(|o| {
+                out[o] += src[n];
+                n += 1;
+            });
+        }
+        Ok(Tensor::from_vec(out, &self.input_shape)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        Ok(single(
+            cx.grad_output.index_select(self.axis, &self.indices)?,
+        ))
+    }
+}
+
+/// For `[n, c]` input, element `indices[r]` of each row `r`, giving `[n]`.
+#[derive(Debug, Clone)]
+pub struct GatherRows {
+    /// One column index per row.
+    pub indices: Vec<usize>,
+}
+impl<T: Element> Op<T> for GatherRows {
+    fn name(&self) -> &str {
+        "gather_rows"
+    }
+    fn params(&self) -> String {
+        format!("{} indices", self.indices.len())
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d/dx[r, idx[r]] = g[r], 0 elsewhere".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].gather_rows(&self.indices)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let op = ScatterRows {
+            indices: self.indices.clone(),
+            cols: cx.inputs[0].shape()[1],
+        };
+        Ok(single(cx.output.tape().apply(op, &[cx.grad_output])?))
+    }
+}
+
+/// Places `g[r]` at `(r, indices[r])` of an `[n, cols]` zero tensor (the
+/// adjoint of [`GatherRows`]).
+#[derive(Debug, Clone)]
+pub struct ScatterRows {
+    /// One column index per row.
+    pub indices: Vec<usize>,
+    /// Number of columns of the result.
+    pub cols: usize,
+}
+impl<T: Element> Op<T> for ScatterRows {
+    fn name(&self) -> &str {
+        "scatter_rows"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let n = self.indices.len();
+        if x[0].shape() != [n] {
+            return Err(Error::InvalidArgument {
+                op: "scatter_rows".into(),
+                msg: format!("expected a [{n}] gradient, got {:?}", x[0].shape()),
+            });
+        }
+        let g = x[0].to_vec();
+        let mut out = vec![T::ZERO; n * self.cols];
+        for (r, &c) in self.indices.iter().enumerate() {
+            out[r * self.cols + c] = g[r];
+        }
+        Ok(Tensor::from_vec(out, &[n, self.cols])?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        Ok(single(cx.grad_output.gather_rows(&self.indices)?))
+    }
+}
+
+/// `a` where the constant condition is non-zero, `b` elsewhere.
+#[derive(Debug, Clone)]
+pub struct Where<T: Element> {
+    /// The condition (any non-zero value counts as true).
+    pub cond: Tensor<T>,
+}
+impl<T: Element> Op<T> for Where<T> {
+    fn name(&self) -> &str {
+        "where"
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d/da = g where cond, d/db = g elsewhere".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(self.cond.where_cond(x[0], x[1])?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        let tape = g.tape();
+        let zero = tape.constant(Tensor::scalar(T::ZERO));
+        let ga = if cx.needs_grad[0] {
+            let op = Where {
+                cond: self.cond.clone(),
+            };
+            Some(tape.apply(op, &[g, zero])?.sum_to(&a.shape())?)
+        } else {
+            None
+        };
+        let gb = if cx.needs_grad[1] {
+            let op = Where {
+                cond: self.cond.clone(),
+            };
+            Some(tape.apply(op, &[zero, g])?.sum_to(&b.shape())?)
+        } else {
+            None
+        };
+        Ok(pair(ga, gb))
+    }
+}

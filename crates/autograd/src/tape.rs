@@ -1,0 +1,348 @@
+//! The tape: an arena of recorded nodes in the order they were computed.
+//!
+//! Recording order is a topological order, so the backward pass is a plain
+//! reverse loop over the arena; no graph search is needed and printing is
+//! deterministic. Values are handles ([`Var`]) that borrow the tape, which
+//! lets the compiler reject a value used after [`Tape::clear`] and keeps
+//! each handle two words and `Copy`.
+
+use std::cell::{Cell, RefCell};
+
+use smallvec::SmallVec;
+use tapegrad_tensor::{Element, Tensor};
+
+use crate::error::{Error, Result};
+use crate::op::Op;
+use crate::var::Var;
+
+/// How a node entered the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A leaf that needs a gradient (an input or a parameter).
+    Leaf,
+    /// A model parameter (a leaf that needs a gradient, marked for printing).
+    Param,
+    /// A value that needs no gradient.
+    Constant,
+    /// The result of an op.
+    Op,
+}
+
+/// One recorded value: how it was made, from what, and its value.
+pub struct Node<T: Element> {
+    pub(crate) op: Option<Box<dyn Op<T>>>,
+    pub(crate) inputs: SmallVec<[usize; 2]>,
+    pub(crate) value: Tensor<T>,
+    pub(crate) requires_grad: bool,
+    pub(crate) kind: NodeKind,
+    pub(crate) label: Option<Box<str>>,
+}
+
+impl<T: Element> std::fmt::Debug for Node<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("op", &self.op.as_ref().map(|o| o.name().to_string()))
+            .field("inputs", &self.inputs)
+            .field("shape", &self.value.shape())
+            .field("requires_grad", &self.requires_grad)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// A read-only snapshot of one node, for printers and tools.
+#[derive(Clone, Debug)]
+pub struct NodeInfo<T: Element> {
+    /// Tape position.
+    pub id: usize,
+    /// Op name (`"leaf"`, `"param"` or `"const"` for nodes without an op).
+    pub op: String,
+    /// The op's extra parameters (see [`Op::params`]).
+    pub params: String,
+    /// The op's derivative rule, if it declares one.
+    pub formula: Option<String>,
+    /// Tape positions of the inputs.
+    pub inputs: Vec<usize>,
+    /// The value (a cheap shared handle).
+    pub value: Tensor<T>,
+    /// Whether a gradient flows to this node.
+    pub requires_grad: bool,
+    /// How the node entered the tape.
+    pub kind: NodeKind,
+    /// A user-given name, if any.
+    pub label: Option<String>,
+}
+
+/// The record of a computation, for reverse-mode differentiation.
+///
+/// ```
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_tensor::Tensor;
+/// let tape = Tape::<f64>::new();
+/// let x = tape.leaf(Tensor::scalar(3.0));
+/// let y = x.mul(x)?.add_scalar(1.0)?; // y = x² + 1
+/// let grads = tape.backward(y)?;
+/// assert_eq!(grads.get(x).unwrap().item()?, 6.0); // dy/dx = 2x
+/// # Ok::<(), tapegrad_autograd::Error>(())
+/// ```
+///
+/// A tape is `Send`: each thread can build and differentiate its own.
+pub struct Tape<T: Element = f32> {
+    pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    grad_enabled: Cell<bool>,
+    anomaly: Cell<bool>,
+}
+
+impl<T: Element> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Element> std::fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tape")
+            .field("len", &self.len())
+            .field("grad_enabled", &self.grad_enabled.get())
+            .field("anomaly", &self.anomaly.get())
+            .finish()
+    }
+}
+
+impl<T: Element> Tape<T> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape {
+            nodes: RefCell::new(Vec::new()),
+            grad_enabled: Cell::new(true),
+            anomaly: Cell::new(false),
+        }
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every node (and the values it saved). Taking `&mut self` means
+    /// no [`Var`] of this tape can still be alive.
+    pub fn clear(&mut self) {
+        self.nodes.get_mut().clear();
+    }
+
+    fn push(&self, node: Node<T>) -> usize {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(node);
+        nodes.len() - 1
+    }
+
+    fn push_leaf(&self, value: Tensor<T>, kind: NodeKind, label: Option<&str>) -> Var<'_, T> {
+        let id = self.push(Node {
+            op: None,
+            inputs: SmallVec::new(),
+            value,
+            requires_grad: kind != NodeKind::Constant,
+            kind,
+            label: label.map(Into::into),
+        });
+        Var::new(self, id)
+    }
+
+    /// Records a leaf that needs a gradient (an input to differentiate
+    /// with respect to).
+    pub fn leaf(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.push_leaf(value, NodeKind::Leaf, None)
+    }
+
+    /// Records a named leaf that needs a gradient (the name shows in printed
+    /// tapes and graphs).
+    pub fn leaf_named(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
+        self.push_leaf(value, NodeKind::Leaf, Some(name))
+    }
+
+    /// Records a model parameter: a named leaf that needs a gradient.
+    pub fn param(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
+        self.push_leaf(value, NodeKind::Param, Some(name))
+    }
+
+    /// Records a value that needs no gradient (data, labels, masks).
+    pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.push_leaf(value, NodeKind::Constant, None)
+    }
+
+    /// Records a named value that needs no gradient.
+    pub fn constant_named(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
+        self.push_leaf(value, NodeKind::Constant, Some(name))
+    }
+
+    /// Whether new ops are recorded for differentiation (false inside
+    /// [`no_grad`](Self::no_grad)).
+    pub fn is_grad_enabled(&self) -> bool {
+        self.grad_enabled.get()
+    }
+
+    /// Runs `f` with gradient recording off: values computed inside need no
+    /// gradient and the ops they came from are not differentiated through.
+    ///
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// let w = tape.leaf(Tensor::scalar(2.0));
+    /// let y = tape.no_grad(|| w.mul_scalar(3.0))?;
+    /// assert!(!y.requires_grad());
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        let was = self.grad_enabled.replace(false);
+        let r = f();
+        self.grad_enabled.set(was);
+        r
+    }
+
+    pub(crate) fn set_grad_enabled(&self, on: bool) -> bool {
+        self.grad_enabled.replace(on)
+    }
+
+    /// Turns anomaly detection on or off. When on, the first op whose
+    /// forward result or backward gradient holds a NaN or an infinity fails
+    /// with [`Error::Anomaly`], naming the op, its tape position and input
+    /// shapes. It costs one scan of every value.
+    pub fn set_anomaly_detection(&self, on: bool) {
+        self.anomaly.set(on);
+    }
+
+    /// Whether anomaly detection is on.
+    pub fn anomaly_detection(&self) -> bool {
+        self.anomaly.get()
+    }
+
+    /// Applies `op` to `inputs`, recording the result. This is the one entry
+    /// point every op goes through, built-in or custom.
+    ///
+    /// # Errors
+    /// If an input belongs to another tape, the forward computation fails
+    /// (the error carries the tape position), or anomaly mode finds a
+    /// non-finite result.
+    pub fn apply<'t, O: Op<T>>(&'t self, op: O, inputs: &[Var<'t, T>]) -> Result<Var<'t, T>> {
+        self.apply_boxed(Box::new(op), inputs)
+    }
+
+    /// [`apply`](Self::apply) for an op that is already boxed.
+    ///
+    /// # Errors
+    /// As for [`apply`](Self::apply).
+    pub fn apply_boxed<'t>(
+        &'t self,
+        op: Box<dyn Op<T>>,
+        inputs: &[Var<'t, T>],
+    ) -> Result<Var<'t, T>> {
+        let mut values: SmallVec<[Tensor<T>; 3]> = SmallVec::new();
+        let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
+        let mut any_grad = false;
+        {
+            let nodes = self.nodes.borrow();
+            for v in inputs {
+                if !std::ptr::eq(v.tape(), self) {
+                    return Err(Error::ForeignVar {
+                        op: op.name().to_string(),
+                    });
+                }
+                let n = &nodes[v.id()];
+                values.push(n.value.clone());
+                any_grad |= n.requires_grad;
+                ids.push(v.id());
+            }
+        }
+        let refs: SmallVec<[&Tensor<T>; 3]> = values.iter().collect();
+        let node = self.len();
+        let value = op.forward(&refs).map_err(|e| match e {
+            Error::Tensor(source) => Error::Op {
+                node,
+                op: op.name().to_string(),
+                source,
+            },
+            other => other,
+        })?;
+        if self.anomaly.get() && !all_finite(&value) {
+            return Err(Error::Anomaly {
+                op: op.name().to_string(),
+                node,
+                phase: "forward",
+                input_shapes: values.iter().map(|v| v.shape().to_vec()).collect(),
+            });
+        }
+        let requires_grad = any_grad && self.grad_enabled.get();
+        let id = self.push(Node {
+            op: Some(op),
+            inputs: ids,
+            value,
+            requires_grad,
+            kind: NodeKind::Op,
+            label: None,
+        });
+        Ok(Var::new(self, id))
+    }
+
+    /// A snapshot of node `id` (op name, inputs, value, flags).
+    ///
+    /// # Panics
+    /// If `id` is not below [`len`](Self::len).
+    #[track_caller]
+    pub fn node(&self, id: usize) -> NodeInfo<T> {
+        let nodes = self.nodes.borrow();
+        let n = &nodes[id];
+        NodeInfo {
+            id,
+            op: match (&n.op, n.kind) {
+                (Some(op), _) => op.name().to_string(),
+                (None, NodeKind::Param) => "param".into(),
+                (None, NodeKind::Constant) => "const".into(),
+                (None, _) => "leaf".into(),
+            },
+            params: n.op.as_ref().map(|o| o.params()).unwrap_or_default(),
+            formula: n.op.as_ref().and_then(|o| o.formula()),
+            inputs: n.inputs.to_vec(),
+            value: n.value.clone(),
+            requires_grad: n.requires_grad,
+            kind: n.kind,
+            label: n.label.as_deref().map(str::to_string),
+        }
+    }
+
+    /// Snapshots of every node, in recording order.
+    pub fn nodes(&self) -> Vec<NodeInfo<T>> {
+        (0..self.len()).map(|i| self.node(i)).collect()
+    }
+
+    pub(crate) fn value_of(&self, id: usize) -> Tensor<T> {
+        self.nodes.borrow()[id].value.clone()
+    }
+
+    pub(crate) fn requires_grad_of(&self, id: usize) -> bool {
+        self.nodes.borrow()[id].requires_grad
+    }
+
+    pub(crate) fn set_label(&self, id: usize, label: &str) {
+        self.nodes.borrow_mut()[id].label = Some(label.into());
+    }
+
+    pub(crate) fn truncate(&self, len: usize) {
+        // Drop the removed nodes outside the borrow (their drops are plain
+        // memory frees, but keep the borrow short anyway).
+        let tail = self.nodes.borrow_mut().split_off(len);
+        drop(tail);
+    }
+}
+
+pub(crate) fn all_finite<T: Element>(t: &Tensor<T>) -> bool {
+    match t.as_slice() {
+        Some(s) => s.iter().all(|x| x.is_finite()),
+        None => t.to_vec().iter().all(|x| x.is_finite()),
+    }
+}
