@@ -22,6 +22,7 @@ use crate::var::Var;
 #[derive(Clone, Debug)]
 pub struct Gradients<T: Element> {
     grads: Vec<Option<Tensor<T>>>,
+    tape_id: u64,
 }
 
 impl<T: Element> Gradients<T> {
@@ -41,6 +42,11 @@ impl<T: Element> Gradients<T> {
         self.get(v)
             .cloned()
             .unwrap_or_else(|| Tensor::zeros(&v.shape()))
+    }
+
+    /// The [`Tape::id`] of the tape these gradients came from.
+    pub fn tape_id(&self) -> u64 {
+        self.tape_id
     }
 
     /// Number of tape positions covered (the root's position plus one).
@@ -150,6 +156,7 @@ impl<T: Element> Tape<T> {
             let grads = self.run(&[(root.id(), seed)], false, trace)?;
             Ok(Gradients {
                 grads: grads.into_iter().map(|g| g.map(|v| v.value())).collect(),
+                tape_id: self.id(),
             })
         })();
         self.truncate(start_len);

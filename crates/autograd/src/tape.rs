@@ -89,6 +89,7 @@ pub struct NodeInfo<T: Element> {
 /// A tape is `Send`: each thread can build and differentiate its own.
 pub struct Tape<T: Element = f32> {
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    id: u64,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
 }
@@ -114,6 +115,7 @@ impl<T: Element> Tape<T> {
     pub fn new() -> Self {
         Tape {
             nodes: RefCell::new(Vec::new()),
+            id: next_tape_id(),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
         }
@@ -133,6 +135,14 @@ impl<T: Element> Tape<T> {
     /// no [`Var`] of this tape can still be alive.
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.id = next_tape_id();
+    }
+
+    /// A number identifying this tape (and this recording: [`clear`](Self::clear)
+    /// gives a new one). Unique within the process; layers use it to know
+    /// whether their parameters are already on this tape.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     fn push(&self, node: Node<T>) -> usize {
@@ -338,6 +348,12 @@ impl<T: Element> Tape<T> {
         let tail = self.nodes.borrow_mut().split_off(len);
         drop(tail);
     }
+}
+
+fn next_tape_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 pub(crate) fn all_finite<T: Element>(t: &Tensor<T>) -> bool {
