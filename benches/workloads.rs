@@ -13,14 +13,17 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tapegrad::autograd::{Result, Tape, Var};
+use tapegrad::autograd::{Tape, Var};
 use tapegrad::tensor::Tensor;
+
+#[path = "common/mlp.rs"]
+mod mlp;
+use mlp::{mlp_init, train_step};
 
 const MATMUL_SIZES: [usize; 3] = [128, 512, 1024];
 const W4_ITERS: usize = 3334;
 const W4_X0: f32 = 0.5;
 const W5_LEN: usize = 1_000_000;
-const LR: f64 = 0.01;
 
 /// The scalar-tape leaf values: the LCG of `bench_common.py`.
 fn w4_values() -> (Vec<f32>, Vec<f32>) {
@@ -99,63 +102,6 @@ fn elementwise(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// Parameters `[W0, b0, W1, b1, ...]`, W as `[in, out]`, uniform in
-/// ±1/sqrt(fan_in), as in the PyTorch script.
-fn mlp_init(sizes: &[usize], seed: u64) -> Vec<Tensor<f32>> {
-    let mut ps = Vec::new();
-    for (i, w) in sizes.windows(2).enumerate() {
-        let k = 1.0 / (w[0] as f64).sqrt();
-        ps.push(Tensor::uniform_seeded(
-            &[w[0], w[1]],
-            -k,
-            k,
-            seed + 2 * i as u64,
-        ));
-        ps.push(Tensor::uniform_seeded(
-            &[w[1]],
-            -k,
-            k,
-            seed + 2 * i as u64 + 1,
-        ));
-    }
-    ps
-}
-
-fn mlp_forward<'t>(
-    ps: &[Var<'t, f32>],
-    x: Var<'t, f32>,
-    act: fn(Var<'t, f32>) -> Result<Var<'t, f32>>,
-) -> Result<Var<'t, f32>> {
-    let n = ps.len() / 2;
-    let mut h = x;
-    for i in 0..n {
-        h = h.matmul(ps[2 * i])?.add(ps[2 * i + 1])?;
-        if i + 1 < n {
-            h = act(h)?;
-        }
-    }
-    Ok(h)
-}
-
-/// One step: forward, MSE loss, backward, plain SGD on every parameter.
-fn train_step(
-    ps: &mut [Tensor<f32>],
-    x: &Tensor<f32>,
-    y: &Tensor<f32>,
-    act: for<'t> fn(Var<'t, f32>) -> Result<Var<'t, f32>>,
-) -> Result<()> {
-    let tape = Tape::<f32>::new();
-    let vars: Vec<Var<'_, f32>> = ps.iter().map(|p| tape.leaf(p.clone())).collect();
-    let out = mlp_forward(&vars, tape.constant(x.clone()), act)?;
-    let loss = out.sub(tape.constant(y.clone()))?.square()?.mean_all()?;
-    let grads = tape.backward(loss)?;
-    for (p, v) in ps.iter_mut().zip(&vars) {
-        let g = grads.get(*v).expect("every parameter gets a gradient");
-        *p = p.sub(&g.mul_scalar(LR))?;
-    }
-    Ok(())
 }
 
 fn mlp_step(c: &mut Criterion) {
