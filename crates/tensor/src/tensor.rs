@@ -244,10 +244,7 @@ impl<T: Element> Tensor<T> {
         if let Some(s) = self.as_slice() {
             return s.to_vec();
         }
-        let data = self.storage.as_slice();
-        let mut out = Vec::with_capacity(self.numel());
-        self.layout.for_each_offset(|o| out.push(data[o]));
-        out
+        self.map_to_vec(&|x| x)
     }
 
     /// The value of a one-element tensor (any rank).
