@@ -220,8 +220,10 @@ impl<T: Element> Tensor<T> {
 
     /// The elements as a slice, if the tensor is contiguous.
     pub fn as_slice(&self) -> Option<&[T]> {
-        if self.is_contiguous() {
-            let n = self.numel();
+        let n = self.numel();
+        if n == 0 {
+            Some(&[])
+        } else if self.is_contiguous() {
             let o = self.layout.offset;
             Some(&self.storage.as_slice()[o..o + n])
         } else {

@@ -164,9 +164,60 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Mask of `self > c` for a scalar `c`.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![-1.0f32, 0.0, 2.0], &[3])?;
+    /// assert_eq!(a.gt_scalar(0.0).to_vec(), vec![0.0, 0.0, 1.0]);
+    /// assert_eq!(a.le_scalar(0.0).to_vec(), vec![1.0, 1.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn gt_scalar(&self, c: f64) -> Self {
         let c = T::from_f64(c);
         self.map(move |x| mask(x > c))
+    }
+    /// Mask of `self >= c`.
+    pub fn ge_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x >= c))
+    }
+    /// Mask of `self < c`.
+    pub fn lt_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x < c))
+    }
+    /// Mask of `self <= c`.
+    pub fn le_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x <= c))
+    }
+    /// Mask of `self == c`.
+    pub fn eq_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x == c))
+    }
+    /// Mask of `self != c`.
+    pub fn ne_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x != c))
+    }
+    /// `max(x, c)` elementwise (NaN in `self` stays NaN).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![-1.0f32, 0.5, 2.0], &[3])?;
+    /// assert_eq!(a.maximum_scalar(0.0).to_vec(), vec![0.0, 0.5, 2.0]);
+    /// assert_eq!(a.minimum_scalar(1.0).to_vec(), vec![-1.0, 0.5, 1.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn maximum_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| x.max_val(c))
+    }
+    /// `min(x, c)` elementwise (NaN in `self` stays NaN).
+    pub fn minimum_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| x.min_val(c))
     }
 
     /// Picks `on_true` where `self` (the condition) is non-zero and
