@@ -135,7 +135,9 @@ impl<T: Element> Tensor<T> {
         let n_out: usize = kept.iter().map(|&a| self.shape()[a]).product();
         let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
         let mut out = vec![init; n_out];
-        if n_out == 0 {
+        // Nothing to read (an empty reduced axis gives `init` everywhere):
+        // return before computing offsets into a possibly empty buffer.
+        if n_out == 0 || n_red == 0 {
             return Ok(Tensor::from_parts(out, &out_shape));
         }
         // Contiguous input reduced over leading axes (a bias gradient, a
