@@ -222,7 +222,9 @@ impl<T: Element> Tensor<T> {
         bl_a.for_each_offset(|o| offs_a.push(o));
         let mut offs_b = Vec::with_capacity(nb);
         bl_b.for_each_offset(|o| offs_b.push(o));
-        if m * n > 0 {
+        // With k = 0 the product is all zeros and the operands are empty
+        // (their buffers may be too), so the kernel is not called.
+        if m * n > 0 && k > 0 {
             let one = |bi: usize, c: &mut [T]| {
                 T::gemm(
                     m,
