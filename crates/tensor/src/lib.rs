@@ -26,6 +26,7 @@ pub mod fastmath;
 mod layout;
 mod ops;
 pub mod parallel;
+mod pool;
 mod simd;
 mod storage;
 mod tensor;

@@ -36,7 +36,7 @@ impl<T: Element> Tensor<T> {
             broadcast_shapes(op, self.shape(), other.shape())?
         };
         let n: usize = shape.iter().product();
-        let mut out = vec![T::ZERO; n];
+        let mut out = crate::pool::zeroed::<T>(n);
         if let (Some(a), Some(b), true) = (
             self.as_slice(),
             other.as_slice(),
@@ -246,7 +246,7 @@ impl<T: Element> Tensor<T> {
             on_true.storage.as_slice(),
             on_false.storage.as_slice(),
         );
-        let mut out = vec![T::ZERO; shape.iter().product()];
+        let mut out = crate::pool::zeroed::<T>(shape.iter().product());
         fill_segments(&mut out, rc.len, |r, c, seg| {
             let (oc, ot, of) = (
                 rc.bases[r] + c * rc.stride,

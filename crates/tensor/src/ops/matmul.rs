@@ -202,7 +202,7 @@ impl<T: Element> Tensor<T> {
         let la = a.layout.broadcast_to(&full_a)?;
         let lb = b.layout.broadcast_to(&full_b)?;
         let nb: usize = batch.iter().product();
-        let mut out = vec![T::ZERO; nb * m * n];
+        let mut out = crate::pool::zeroed::<T>(nb * m * n);
         let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
         let r = batch.len();
         let (a_rs, a_cs, b_rs, b_cs) = (

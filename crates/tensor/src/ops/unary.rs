@@ -23,7 +23,7 @@ impl<T: Element> Tensor<T> {
     /// `f` applied to every element, in row-major order, as a `Vec`.
     pub(crate) fn map_to_vec(&self, f: &(impl Fn(T) -> T + Sync + Send)) -> Vec<T> {
         let n = self.numel();
-        let mut out = vec![T::ZERO; n];
+        let mut out = crate::pool::zeroed::<T>(n);
         if let Some(a) = self.as_slice() {
             fill_chunks(&mut out, |start, chunk| {
                 simd::map(&a[start..start + chunk.len()], chunk, f);
