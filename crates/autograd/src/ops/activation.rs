@@ -355,7 +355,10 @@ mod tests {
     fn sigmoid_gradcheck() {
         check(|_, v| v[0].sigmoid(), &[rnd(&[4], 1)]);
         check(|_, v| v[0].sigmoid(), &[rnd(&[2, 3], 2).mul_scalar(4.0)]);
-        check(|_, v| v[0].broadcast_to(&[2, 3])?.sigmoid(), &[rnd(&[3], 3)]);
+        check(
+            |_, v| v[0].broadcast_to(&[2, 3])?.sigmoid(),
+            &[rnd(&[3], 3)],
+        );
         check2(|_, v| v[0].sigmoid(), &[rnd(&[2, 3], 4).mul_scalar(3.0)]);
     }
 
@@ -488,12 +491,22 @@ mod tests {
     #[test]
     fn maximum_minimum_gradcheck() {
         // Random inputs have no ties.
-        for (a, b) in [(vec![4], vec![4]), (vec![2, 3], vec![3]), (vec![2, 1], vec![1, 3])] {
+        for (a, b) in [
+            (vec![4], vec![4]),
+            (vec![2, 3], vec![3]),
+            (vec![2, 1], vec![1, 3]),
+        ] {
             check(|_, v| v[0].maximum(v[1]), &[rnd(&a, 1), rnd(&b, 2)]);
             check(|_, v| v[0].minimum(v[1]), &[rnd(&a, 3), rnd(&b, 4)]);
         }
-        check2(|_, v| v[0].maximum(v[1])?.square(), &[rnd(&[2, 3], 5), rnd(&[3], 6)]);
-        check2(|_, v| v[0].minimum(v[1])?.square(), &[rnd(&[2, 3], 7), rnd(&[3], 8)]);
+        check2(
+            |_, v| v[0].maximum(v[1])?.square(),
+            &[rnd(&[2, 3], 5), rnd(&[3], 6)],
+        );
+        check2(
+            |_, v| v[0].minimum(v[1])?.square(),
+            &[rnd(&[2, 3], 7), rnd(&[3], 8)],
+        );
     }
 
     #[test]
