@@ -215,7 +215,11 @@ mod tests {
         // s_i = Σ_j x_ij; with seed w = [1, 10], L = Σ_i w_i s_i, so
         // ∂L/∂x_ij = w_i: each row gets its own seed.
         let x = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
-        let (y, g) = vjp(|_, v| v[0].sum(&[1], false), &[x.clone()], Some(&[1., 10.]));
+        let (y, g) = vjp(
+            |_, v| v[0].sum(&[1], false),
+            std::slice::from_ref(&x),
+            Some(&[1., 10.]),
+        );
         assert_eq!(y, [6., 15.]);
         assert_eq!(g[0], [1., 1., 1., 10., 10., 10.]);
         // keepdim: the same numbers, shape [2, 1].
@@ -236,7 +240,7 @@ mod tests {
     fn mean_var_by_hand() {
         // mean: ∂/∂x_i = 1/n = 0.25.
         let x = t(&[1., 2., 3., 4.], &[4]);
-        let (y, g) = grads_of_sum(|_, v| v[0].mean_all(), &[x.clone()]);
+        let (y, g) = grads_of_sum(|_, v| v[0].mean_all(), std::slice::from_ref(&x));
         assert_eq!((y, g[0].clone()), (vec![2.5], vec![0.25; 4]));
         // population variance, mean m = 2.5: v = Σ(x − m)²/n = 1.25 and
         // ∂v/∂x_i = 2(x_i − m)/n (the mean's own term sums to zero) =
@@ -317,7 +321,7 @@ mod tests {
         // max over axis 1 of [[1, 5], [4, 2]]: the gradient goes to the
         // argmax of each row.
         let x = t(&[1., 5., 4., 2.], &[2, 2]);
-        let (y, g) = grads_of_sum(|_, v| v[0].max(&[1], false), &[x.clone()]);
+        let (y, g) = grads_of_sum(|_, v| v[0].max(&[1], false), std::slice::from_ref(&x));
         assert_eq!((y, g[0].clone()), (vec![5., 4.], vec![0., 1., 1., 0.]));
         let (y, g) = grads_of_sum(|_, v| v[0].min(&[0], false), &[x]);
         assert_eq!((y, g[0].clone()), (vec![1., 2.], vec![1., 0., 0., 1.]));
