@@ -343,7 +343,7 @@ impl<T: Element> Tape<T> {
                 // backward of the op whose rule ran, at its tape position.
                 let as_backward = |e: Error| match e {
                     Error::Anomaly { .. } => Error::Anomaly {
-                        op: name.clone(),
+                        op: op_name(),
                         node: i,
                         phase: "backward",
                         input_shapes: input_ids

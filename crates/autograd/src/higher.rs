@@ -56,7 +56,7 @@ where
         let gi = g.select(0, i)?;
         match &tape.grad(&[gi], &[xv])?[0] {
             Some(row) => h.extend(row.to_vec()),
-            None => h.extend(std::iter::repeat(T::ZERO).take(n)),
+            None => h.extend(std::iter::repeat_n(T::ZERO, n)),
         }
     }
     Ok(Tensor::from_vec(h, &[n, n])?)
