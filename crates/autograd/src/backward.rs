@@ -28,7 +28,12 @@ pub struct Gradients<T: Element> {
 impl<T: Element> Gradients<T> {
     /// The gradient of the root with respect to `v`, or `None` if the root
     /// does not depend on `v` (or `v` needs no gradient).
+    /// A `v` from another tape (or an earlier recording of this one) has
+    /// none either: its tape position would name an unrelated node.
     pub fn get(&self, v: Var<'_, T>) -> Option<&Tensor<T>> {
+        if v.tape().id() != self.tape_id {
+            return None;
+        }
         self.get_id(v.id())
     }
 
@@ -332,7 +337,23 @@ impl<T: Element> Tape<T> {
                         .unwrap_or_default()
                 };
                 self.nodes.borrow_mut()[i].op = Some(op);
-                let in_grads = res?;
+                // A non-finite value inside the rule is caught by anomaly
+                // mode as the *forward* of some helper op the rule recorded
+                // (a `div` past the end of the tape, say). Report it as the
+                // backward of the op whose rule ran, at its tape position.
+                let as_backward = |e: Error| match e {
+                    Error::Anomaly { .. } => Error::Anomaly {
+                        op: op_name(),
+                        node: i,
+                        phase: "backward",
+                        input_shapes: input_ids
+                            .iter()
+                            .map(|&j| self.nodes.borrow()[j].value.shape().to_vec())
+                            .collect(),
+                    },
+                    other => other,
+                };
+                let in_grads = res.map_err(as_backward)?;
                 if in_grads.len() != input_ids.len() {
                     return Err(Error::GradCount {
                         op: op_name(),
@@ -366,7 +387,7 @@ impl<T: Element> Tape<T> {
                                     .collect(),
                             });
                         }
-                        accumulate(&mut grads[j], gj)?;
+                        accumulate(&mut grads[j], gj).map_err(as_backward)?;
                     }
                     if trace.is_some() {
                         sent.push((j, gj.map(|v| v.value())));

@@ -23,10 +23,12 @@
 //!   tape so it can be differentiated again.
 //! - Custom ops implement the same [`Op`] trait as the built-in ones.
 //! - [`gradcheck`] compares analytic gradients with finite differences.
+//! - [`hessian`] and [`hvp`] give second derivatives of a scalar function.
 
 mod backward;
 mod error;
 pub mod gradcheck;
+mod higher;
 mod op;
 pub mod ops;
 mod tape;
@@ -35,6 +37,7 @@ mod var;
 pub use backward::{BackwardStep, BackwardTrace, Gradients};
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
+pub use higher::{hessian, hvp};
 pub use op::{BackwardCtx, InputGrads, Op};
 pub use tape::{NodeInfo, NodeKind, Tape};
 pub use var::Var;

@@ -297,3 +297,238 @@ impl<T: Element> Op<T> for Minimum {
         select_backward(cx, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{SigmoidBackward, TanhBackward};
+    use crate::ops::testutil::*;
+
+    #[test]
+    fn tanh_gradcheck() {
+        check(|_, v| v[0].tanh(), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].tanh(), &[rnd(&[2, 3], 2).mul_scalar(3.0)]);
+        check(|_, v| v[0].broadcast_to(&[2, 3])?.tanh(), &[rnd(&[3], 3)]);
+        check2(|_, v| v[0].tanh(), &[rnd(&[2, 3], 4).mul_scalar(2.0)]);
+    }
+
+    #[test]
+    fn tanh_by_hand() {
+        // d tanh x/dx = 1 − tanh²x: 1 at x = 0; at x = atanh(0.5),
+        // tanh x = 0.5 so the derivative is 1 − 0.25 = 0.75.
+        let (y, g) = grads_of_sum(|_, v| v[0].tanh(), &[t(&[0., 0.5f64.atanh()], &[2])]);
+        assert_close(&y, &[0., 0.5]);
+        assert_close(&g[0], &[1., 0.75]);
+    }
+
+    #[test]
+    fn tanh_backward_gradcheck() {
+        // The fused rule h = g·(1 − y²) as an op of its own, with g
+        // broadcast against y.
+        check(
+            |tape, v| tape.apply(TanhBackward, &[v[0], v[1]]),
+            &[rnd(&[2, 3], 1), rnd(&[2, 3], 2)],
+        );
+        check(
+            |tape, v| tape.apply(TanhBackward, &[v[0], v[1]]),
+            &[rnd(&[3], 3), rnd(&[2, 3], 4)],
+        );
+        // ∂²h/∂g∂y = −2y: not zero.
+        check2(
+            |tape, v| tape.apply(TanhBackward, &[v[0], v[1]]),
+            &[rnd(&[2, 3], 5), rnd(&[2, 3], 6)],
+        );
+    }
+
+    #[test]
+    fn tanh_backward_by_hand() {
+        // h = g·(1 − y²) at g = 2, y = 0.5: h = 1.5;
+        // ∂h/∂g = 1 − y² = 0.75; ∂h/∂y = −2·g·y = −2.
+        let (y, g) = grads_of_sum(
+            |tape, v| tape.apply(TanhBackward, &[v[0], v[1]]),
+            &[t(&[2.], &[1]), t(&[0.5], &[1])],
+        );
+        assert_eq!(y, [1.5]);
+        assert_eq!(g, [vec![0.75], vec![-2.]]);
+    }
+
+    #[test]
+    fn sigmoid_gradcheck() {
+        check(|_, v| v[0].sigmoid(), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].sigmoid(), &[rnd(&[2, 3], 2).mul_scalar(4.0)]);
+        check(
+            |_, v| v[0].broadcast_to(&[2, 3])?.sigmoid(),
+            &[rnd(&[3], 3)],
+        );
+        check2(|_, v| v[0].sigmoid(), &[rnd(&[2, 3], 4).mul_scalar(3.0)]);
+    }
+
+    #[test]
+    fn sigmoid_by_hand() {
+        // σ'(x) = σ(x)(1 − σ(x)): 0.25 at x = 0; at x = ln 3, σ = 3/4 so
+        // σ' = 3/4 · 1/4 = 3/16.
+        let (y, g) = grads_of_sum(|_, v| v[0].sigmoid(), &[t(&[0., 3f64.ln()], &[2])]);
+        assert_close(&y, &[0.5, 0.75]);
+        assert_close(&g[0], &[0.25, 3. / 16.]);
+    }
+
+    #[test]
+    fn sigmoid_at_plus_minus_100() {
+        // No overflow: σ(100) rounds to 1 with gradient ≈ e⁻¹⁰⁰ (0 after
+        // rounding), σ(−100) = e⁻¹⁰⁰/(1 + e⁻¹⁰⁰) ≈ 3.7e−44 with the same gradient.
+        let (y, g) = grads_of_sum(|_, v| v[0].sigmoid(), &[t(&[100., -100.], &[2])]);
+        assert!(y.iter().chain(&g[0]).all(|x| x.is_finite()));
+        assert_eq!(y[0], 1.0);
+        assert!(g[0][0] >= 0.0 && g[0][0] < 1e-40);
+        let e = (-100f64).exp();
+        assert!((y[1] - e).abs() < 1e-50 && (g[0][1] - e).abs() < 1e-50);
+    }
+
+    #[test]
+    fn sigmoid_backward_gradcheck() {
+        check(
+            |tape, v| tape.apply(SigmoidBackward, &[v[0], v[1]]),
+            &[rnd(&[2, 3], 1), rnd(&[2, 3], 2)],
+        );
+        check(
+            |tape, v| tape.apply(SigmoidBackward, &[v[0], v[1]]),
+            &[rnd(&[2, 3], 3), rnd(&[3], 4)],
+        );
+        check2(
+            |tape, v| tape.apply(SigmoidBackward, &[v[0], v[1]]),
+            &[rnd(&[2, 3], 5), rnd(&[2, 3], 6)],
+        );
+    }
+
+    #[test]
+    fn sigmoid_backward_by_hand() {
+        // h = g·y·(1 − y) at g = 2, y = 0.25: h = 0.375;
+        // ∂h/∂g = y(1 − y) = 0.1875; ∂h/∂y = g(1 − 2y) = 1.
+        let (y, g) = grads_of_sum(
+            |tape, v| tape.apply(SigmoidBackward, &[v[0], v[1]]),
+            &[t(&[2.], &[1]), t(&[0.25], &[1])],
+        );
+        assert_eq!(y, [0.375]);
+        assert_eq!(g, [vec![0.1875], vec![1.]]);
+    }
+
+    #[test]
+    fn relu_gradcheck() {
+        check(|_, v| v[0].relu(), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].relu(), &[rnd(&[2, 3], 2)]);
+        check(|_, v| v[0].broadcast_to(&[2, 3])?.relu(), &[rnd(&[3], 3)]);
+        // relu'' = 0 away from 0; relu(x)² has second derivative 2·[x > 0].
+        check2(|_, v| v[0].relu()?.square(), &[rnd(&[2, 3], 4)]);
+    }
+
+    #[test]
+    fn relu_by_hand_and_at_zero() {
+        // relu'(x) = 1 for x > 0, 0 for x < 0, and 0 at exactly x = 0 (our
+        // documented choice, as in PyTorch).
+        let (y, g) = grads_of_sum(|_, v| v[0].relu(), &[t(&[-1., 0., 2.], &[3])]);
+        assert_eq!(y, [0., 0., 2.]);
+        assert_eq!(g[0], [0., 0., 1.]);
+    }
+
+    #[test]
+    fn abs_gradcheck() {
+        check(|_, v| v[0].abs(), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].abs(), &[rnd(&[2, 3], 2)]);
+        check2(|_, v| v[0].abs()?.mul(v[0]), &[rnd(&[2, 3], 3)]);
+    }
+
+    #[test]
+    fn abs_by_hand_and_at_zero() {
+        // |x|' = sign x: −1, 1, and 0 at exactly x = 0 (documented choice).
+        let (y, g) = grads_of_sum(|_, v| v[0].abs(), &[t(&[-2., 0., 3.], &[3])]);
+        assert_eq!(y, [2., 0., 3.]);
+        assert_eq!(g[0], [-1., 0., 1.]);
+    }
+
+    #[test]
+    fn clamp_gradcheck() {
+        check(|_, v| v[0].clamp(-0.5, 0.5), &[rnd(&[6], 1)]);
+        check(|_, v| v[0].clamp(-0.3, 0.8), &[rnd(&[2, 3], 2)]);
+        check2(|_, v| v[0].clamp(-0.5, 0.5)?.square(), &[rnd(&[2, 3], 3)]);
+    }
+
+    #[test]
+    fn clamp_by_hand_and_at_bounds() {
+        // clamp'(x) = 1 inside [lo, hi], 0 outside; at the bounds
+        // themselves it is 1 (documented choice: the bounds count as inside).
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].clamp(-0.5, 0.5),
+            &[t(&[-1., -0.5, 0., 0.5, 1.], &[5])],
+        );
+        assert_eq!(y, [-0.5, -0.5, 0., 0.5, 0.5]);
+        assert_eq!(g[0], [0., 1., 1., 1., 0.]);
+    }
+
+    #[test]
+    fn softplus_gradcheck() {
+        check(|_, v| v[0].softplus(), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].softplus(), &[rnd(&[2, 3], 2).mul_scalar(5.0)]);
+        check2(|_, v| v[0].softplus(), &[rnd(&[2, 3], 3).mul_scalar(3.0)]);
+    }
+
+    #[test]
+    fn softplus_by_hand() {
+        // softplus(0) = ln 2, softplus'(x) = σ(x): 0.5 at 0, 0.75 at ln 3.
+        let (y, g) = grads_of_sum(|_, v| v[0].softplus(), &[t(&[0., 3f64.ln()], &[2])]);
+        assert_close(&y, &[2f64.ln(), 4f64.ln()]);
+        assert_close(&g[0], &[0.5, 0.75]);
+    }
+
+    #[test]
+    fn softplus_at_plus_minus_100() {
+        // softplus(100) = 100 + ln(1 + e⁻¹⁰⁰) rounds to 100, gradient 1;
+        // softplus(−100) = ln(1 + e⁻¹⁰⁰) ≈ e⁻¹⁰⁰, gradient σ(−100) ≈ e⁻¹⁰⁰.
+        let (y, g) = grads_of_sum(|_, v| v[0].softplus(), &[t(&[100., -100.], &[2])]);
+        let e = (-100f64).exp();
+        assert_eq!((y[0], g[0][0]), (100., 1.));
+        assert!((y[1] - e).abs() < 1e-50 && (g[0][1] - e).abs() < 1e-50);
+    }
+
+    #[test]
+    fn maximum_minimum_gradcheck() {
+        // Random inputs have no ties.
+        for (a, b) in [
+            (vec![4], vec![4]),
+            (vec![2, 3], vec![3]),
+            (vec![2, 1], vec![1, 3]),
+        ] {
+            check(|_, v| v[0].maximum(v[1]), &[rnd(&a, 1), rnd(&b, 2)]);
+            check(|_, v| v[0].minimum(v[1]), &[rnd(&a, 3), rnd(&b, 4)]);
+        }
+        check2(
+            |_, v| v[0].maximum(v[1])?.square(),
+            &[rnd(&[2, 3], 5), rnd(&[3], 6)],
+        );
+        check2(
+            |_, v| v[0].minimum(v[1])?.square(),
+            &[rnd(&[2, 3], 7), rnd(&[3], 8)],
+        );
+    }
+
+    #[test]
+    fn maximum_minimum_by_hand_with_ties() {
+        // max(a, b) sends the gradient to the larger input; on a tie
+        // (a = b = 2) each gets half.
+        let inputs = [t(&[1., 2., 3.], &[3]), t(&[3., 2., 1.], &[3])];
+        let (y, g) = grads_of_sum(|_, v| v[0].maximum(v[1]), &inputs);
+        assert_eq!(y, [3., 2., 3.]);
+        assert_eq!(g, [vec![0., 0.5, 1.], vec![1., 0.5, 0.]]);
+        let (y, g) = grads_of_sum(|_, v| v[0].minimum(v[1]), &inputs);
+        assert_eq!(y, [1., 2., 1.]);
+        assert_eq!(g, [vec![1., 0.5, 0.], vec![0., 0.5, 1.]]);
+        // max(x, x) = x: the two halves add back up to 1.
+        let (_, g) = grads_of_sum(|_, v| v[0].maximum(v[0]), &[t(&[1., -1.], &[2])]);
+        assert_eq!(g[0], [1., 1.]);
+        // Broadcast b = [2] against a = [1, 2, 3]: b gets 1 (from a₀ < 2),
+        // ½ (the tie) and 0: 1.5 in total.
+        let (_, g) = grads_of_sum(
+            |_, v| v[0].maximum(v[1]),
+            &[t(&[1., 2., 3.], &[3]), t(&[2.], &[1])],
+        );
+        assert_eq!(g, [vec![0., 0.5, 1.], vec![1.5]]);
+    }
+}

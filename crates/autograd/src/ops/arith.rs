@@ -244,3 +244,167 @@ impl<T: Element> Op<T> for MulScalar {
         Ok(single(cx.grad_output.mul_scalar(self.0)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testutil::*;
+
+    #[test]
+    fn add_gradcheck() {
+        check(|_, v| v[0].add(v[1]), &[rnd(&[4], 1), rnd(&[4], 2)]);
+        check(|_, v| v[0].add(v[1]), &[rnd(&[2, 3], 3), rnd(&[3], 4)]);
+        check(|_, v| v[0].add(v[1]), &[rnd(&[2, 1], 5), rnd(&[1, 3], 6)]);
+        // add is linear; squaring its result makes the second derivative
+        // non-zero and runs the backward of add's own backward (sum_to).
+        check2(
+            |_, v| v[0].add(v[1])?.square(),
+            &[rnd(&[2, 3], 7), rnd(&[3], 8)],
+        );
+    }
+
+    #[test]
+    fn add_by_hand() {
+        // L = Σ_ij (a_ij + b_j), a: [2, 2], b: [2] broadcast over the rows.
+        // ∂L/∂a_ij = 1; ∂L/∂b_j = Σ_i 1 = 2 (b_j is read by both rows).
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].add(v[1]),
+            &[t(&[1., 2., 3., 4.], &[2, 2]), t(&[10., 20.], &[2])],
+        );
+        assert_eq!(y, [11., 22., 13., 24.]);
+        assert_eq!(g[0], [1., 1., 1., 1.]);
+        assert_eq!(g[1], [2., 2.]);
+    }
+
+    #[test]
+    fn sub_gradcheck() {
+        check(|_, v| v[0].sub(v[1]), &[rnd(&[4], 1), rnd(&[4], 2)]);
+        check(|_, v| v[0].sub(v[1]), &[rnd(&[3], 3), rnd(&[2, 3], 4)]);
+        check(|_, v| v[0].sub(v[1]), &[rnd(&[2, 1], 5), rnd(&[1, 3], 6)]);
+        check2(
+            |_, v| v[0].sub(v[1])?.square(),
+            &[rnd(&[2, 3], 7), rnd(&[2, 1], 8)],
+        );
+    }
+
+    #[test]
+    fn sub_by_hand() {
+        // L = Σ_ij (a_ij − b_j): ∂L/∂a_ij = 1, ∂L/∂b_j = −(number of rows) = −3.
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].sub(v[1]),
+            &[t(&[5., 6., 7., 8., 9., 10.], &[3, 2]), t(&[1., 2.], &[2])],
+        );
+        assert_eq!(y, [4., 4., 6., 6., 8., 8.]);
+        assert_eq!(g[0], [1.; 6]);
+        assert_eq!(g[1], [-3., -3.]);
+    }
+
+    #[test]
+    fn mul_gradcheck() {
+        check(|_, v| v[0].mul(v[1]), &[rnd(&[4], 1), rnd(&[4], 2)]);
+        check(|_, v| v[0].mul(v[1]), &[rnd(&[2, 3], 3), rnd(&[2, 1], 4)]);
+        check(|_, v| v[0].mul(v[1]), &[rnd(&[], 5), rnd(&[2, 2], 6)]);
+        // ∂²(a·b)/∂a∂b = 1: not zero.
+        check2(|_, v| v[0].mul(v[1]), &[rnd(&[2, 3], 7), rnd(&[3], 8)]);
+    }
+
+    #[test]
+    fn mul_by_hand() {
+        // L = Σ_i a_i · b with a = [2, 3] and a scalar-like b = [4] broadcast.
+        // ∂L/∂a_i = b = 4; ∂L/∂b = Σ_i a_i = 5.
+        let (y, g) = grads_of_sum(|_, v| v[0].mul(v[1]), &[t(&[2., 3.], &[2]), t(&[4.], &[1])]);
+        assert_eq!(y, [8., 12.]);
+        assert_eq!(g[0], [4., 4.]);
+        assert_eq!(g[1], [5.]);
+    }
+
+    #[test]
+    fn div_gradcheck() {
+        check(|_, v| v[0].div(v[1]), &[rnd(&[4], 1), pos(&[4], 2)]);
+        check(|_, v| v[0].div(v[1]), &[rnd(&[2, 3], 3), pos(&[3], 4)]);
+        check(|_, v| v[0].div(v[1]), &[rnd(&[2, 1], 5), pos(&[1, 3], 6)]);
+        // ∂²(a/b)/∂b² = 2a/b³: not zero.
+        check2(|_, v| v[0].div(v[1]), &[rnd(&[2, 3], 7), pos(&[3], 8)]);
+    }
+
+    #[test]
+    fn div_by_hand() {
+        // L = Σ_i a_i / b with a = [1, 3], b = [2] broadcast.
+        // ∂L/∂a_i = 1/b = 0.5; ∂L/∂b = −Σ a_i / b² = −4/4 = −1.
+        let (y, g) = grads_of_sum(|_, v| v[0].div(v[1]), &[t(&[1., 3.], &[2]), t(&[2.], &[1])]);
+        assert_eq!(y, [0.5, 1.5]);
+        assert_eq!(g[0], [0.5, 0.5]);
+        assert_eq!(g[1], [-1.]);
+    }
+
+    #[test]
+    fn pow_gradcheck() {
+        check(|_, v| v[0].pow(v[1]), &[pos(&[4], 1), rnd(&[4], 2)]);
+        check(|_, v| v[0].pow(v[1]), &[pos(&[2, 3], 3), rnd(&[3], 4)]);
+        check(|_, v| v[0].pow(v[1]), &[pos(&[2, 1], 5), rnd(&[1, 3], 6)]);
+        check2(|_, v| v[0].pow(v[1]), &[pos(&[2, 3], 7), rnd(&[3], 8)]);
+    }
+
+    #[test]
+    fn pow_by_hand() {
+        // y = a^b at a = 2, b = 3: y = 8.
+        // ∂y/∂a = b·a^(b−1) = 3·4 = 12; ∂y/∂b = a^b·ln a = 8·ln 2.
+        let (y, g) = grads_of_sum(|_, v| v[0].pow(v[1]), &[t(&[2.], &[]), t(&[3.], &[])]);
+        assert_eq!(y, [8.]);
+        assert_close(&g[0], &[12.]);
+        assert_close(&g[1], &[8. * 2f64.ln()]);
+    }
+
+    #[test]
+    fn pow_negative_base() {
+        // a = −2, b = 2: y = 4, ∂y/∂a = 2·(−2) = −4 (an integer exponent is
+        // fine for a negative base); ∂y/∂b = a^b·ln a is NaN (ln of a
+        // negative number), as in PyTorch.
+        let (y, g) = grads_of_sum(|_, v| v[0].pow(v[1]), &[t(&[-2.], &[]), t(&[2.], &[])]);
+        assert_eq!(y, [4.]);
+        assert_eq!(g[0], [-4.]);
+        assert!(g[1][0].is_nan());
+    }
+
+    #[test]
+    fn neg_gradcheck() {
+        check(|_, v| v[0].neg(), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].neg(), &[rnd(&[2, 3], 2)]);
+        // −x·x = −x²: second derivative −2, through neg's backward.
+        check2(|_, v| v[0].neg()?.mul(v[0]), &[rnd(&[2, 3], 3)]);
+    }
+
+    #[test]
+    fn neg_by_hand() {
+        // d(−x)/dx = −1 for every element.
+        let (y, g) = grads_of_sum(|_, v| v[0].neg(), &[t(&[1., -2.], &[2])]);
+        assert_eq!(y, [-1., 2.]);
+        assert_eq!(g[0], [-1., -1.]);
+    }
+
+    #[test]
+    fn scalar_ops_gradcheck() {
+        for shape in [&[4][..], &[2, 3]] {
+            check(|_, v| v[0].add_scalar(1.5), &[rnd(shape, 1)]);
+            check(|_, v| v[0].sub_scalar(1.5), &[rnd(shape, 2)]);
+            check(|_, v| v[0].mul_scalar(-2.5), &[rnd(shape, 3)]);
+            check(|_, v| v[0].div_scalar(4.0), &[rnd(shape, 4)]);
+            check(|_, v| v[0].rsub_scalar(1.0), &[rnd(shape, 5)]);
+        }
+        check2(|_, v| v[0].add_scalar(1.5)?.square(), &[rnd(&[3], 6)]);
+        check2(|_, v| v[0].mul_scalar(-2.5)?.mul(v[0]), &[rnd(&[3], 7)]);
+    }
+
+    #[test]
+    fn scalar_ops_by_hand() {
+        // d(x + c)/dx = 1, d(c·x)/dx = c, d(x/c)/dx = 1/c, d(c − x)/dx = −1.
+        let x = [t(&[2., -1.], &[2])];
+        let (y, g) = grads_of_sum(|_, v| v[0].add_scalar(3.0), &x);
+        assert_eq!((y, g[0].clone()), (vec![5., 2.], vec![1., 1.]));
+        let (y, g) = grads_of_sum(|_, v| v[0].mul_scalar(3.0), &x);
+        assert_eq!((y, g[0].clone()), (vec![6., -3.], vec![3., 3.]));
+        let (y, g) = grads_of_sum(|_, v| v[0].div_scalar(4.0), &x);
+        assert_eq!((y, g[0].clone()), (vec![0.5, -0.25], vec![0.25, 0.25]));
+        let (y, g) = grads_of_sum(|_, v| v[0].rsub_scalar(1.0), &x);
+        assert_eq!((y, g[0].clone()), (vec![-1., 2.], vec![-1., -1.]));
+    }
+}

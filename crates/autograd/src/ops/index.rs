@@ -184,3 +184,133 @@ impl<T: Element> Op<T> for Where<T> {
         Ok(pair(ga, gb))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{IndexAdd, ScatterRows};
+    use crate::ops::testutil::*;
+    use tapegrad_tensor::Tensor;
+
+    #[test]
+    fn index_select_gradcheck() {
+        check(|_, v| v[0].index_select(0, &[2, 0, 2]), &[rnd(&[3], 1)]);
+        check(|_, v| v[0].index_select(1, &[1, 1, 0]), &[rnd(&[2, 3], 2)]);
+        check2(
+            |_, v| v[0].index_select(0, &[1, 0, 1])?.square(),
+            &[rnd(&[2, 3], 3)],
+        );
+    }
+
+    #[test]
+    fn index_select_by_hand() {
+        // y = (x₂, x₀, x₂): x₂ is taken twice, so it gets both seeds.
+        let (y, g) = vjp(
+            |_, v| v[0].index_select(0, &[2, 0, 2]),
+            &[t(&[1., 2., 3.], &[3])],
+            Some(&[1., 10., 100.]),
+        );
+        assert_eq!(y, [3., 1., 3.]);
+        assert_eq!(g[0], [10., 0., 101.]);
+    }
+
+    #[test]
+    fn index_add_gradcheck_and_by_hand() {
+        let op = || IndexAdd {
+            axis: 0,
+            indices: vec![2, 0, 2],
+            input_shape: vec![3],
+        };
+        check(|tape, v| tape.apply(op(), &[v[0]]), &[rnd(&[3], 1)]);
+        check2(
+            |tape, v| tape.apply(op(), &[v[0]])?.square(),
+            &[rnd(&[3], 2)],
+        );
+        // h = (g₁, 0, g₀ + g₂); its adjoint reads the seed back at 2, 0, 2.
+        let (y, g) = vjp(
+            |tape, v| tape.apply(op(), &[v[0]]),
+            &[t(&[1., 2., 3.], &[3])],
+            Some(&[1., 10., 100.]),
+        );
+        assert_eq!(y, [2., 0., 4.]);
+        assert_eq!(g[0], [100., 1., 100.]);
+    }
+
+    #[test]
+    fn gather_rows_gradcheck() {
+        check(|_, v| v[0].gather_rows(&[2, 0]), &[rnd(&[2, 3], 1)]);
+        check(|_, v| v[0].gather_rows(&[1, 1, 0, 1]), &[rnd(&[4, 2], 2)]);
+        check2(
+            |_, v| v[0].gather_rows(&[2, 0])?.square(),
+            &[rnd(&[2, 3], 3)],
+        );
+    }
+
+    #[test]
+    fn gather_rows_by_hand() {
+        // y_r = x[r, idx_r]: the seed lands at (0, 2) and (1, 0).
+        let (y, g) = vjp(
+            |_, v| v[0].gather_rows(&[2, 0]),
+            &[t(&[1., 2., 3., 4., 5., 6.], &[2, 3])],
+            Some(&[7., 8.]),
+        );
+        assert_eq!(y, [3., 4.]);
+        assert_eq!(g[0], [0., 0., 7., 8., 0., 0.]);
+    }
+
+    #[test]
+    fn scatter_rows_gradcheck_and_by_hand() {
+        let op = || ScatterRows {
+            indices: vec![1, 0],
+            cols: 2,
+        };
+        check(|tape, v| tape.apply(op(), &[v[0]]), &[rnd(&[2], 1)]);
+        check2(
+            |tape, v| tape.apply(op(), &[v[0]])?.square(),
+            &[rnd(&[2], 2)],
+        );
+        // h = [[0, g₀], [g₁, 0]]; the adjoint gathers (0, 1) and (1, 0).
+        let (y, g) = vjp(
+            |tape, v| tape.apply(op(), &[v[0]]),
+            &[t(&[5., 6.], &[2])],
+            Some(&[1., 2., 3., 4.]),
+        );
+        assert_eq!(y, [0., 5., 6., 0.]);
+        assert_eq!(g[0], [2., 3.]);
+    }
+
+    #[test]
+    fn where_gradcheck() {
+        let c = t(&[1., 0., 1., 0., 0., 1.], &[2, 3]);
+        check(
+            |_, v| v[0].where_cond(&c, v[1]),
+            &[rnd(&[2, 3], 1), rnd(&[2, 3], 2)],
+        );
+        check(
+            |_, v| v[0].where_cond(&c, v[1]),
+            &[rnd(&[3], 3), rnd(&[2, 1], 4)],
+        );
+        // A condition that broadcasts against the values.
+        let c1 = t(&[0., 1., 1.], &[3]);
+        check(
+            |_, v| v[0].where_cond(&c1, v[1]),
+            &[rnd(&[2, 3], 5), rnd(&[2, 3], 6)],
+        );
+        check2(
+            |_, v| v[0].where_cond(&c, v[1])?.square(),
+            &[rnd(&[2, 3], 7), rnd(&[3], 8)],
+        );
+    }
+
+    #[test]
+    fn where_by_hand() {
+        // y = a where c else b, b = [10] broadcast: a gets the gradient where
+        // c ≠ 0; b gets the sum of the rest (two positions): 2.
+        let c = Tensor::from_vec(vec![1., 0., 1., 0.], &[4]).unwrap();
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].where_cond(&c, v[1]),
+            &[t(&[1., 2., 3., 4.], &[4]), t(&[10.], &[1])],
+        );
+        assert_eq!(y, [1., 10., 3., 10.]);
+        assert_eq!(g, [vec![1., 0., 1., 0.], vec![2.]]);
+    }
+}

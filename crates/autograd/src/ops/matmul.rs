@@ -39,3 +39,53 @@ impl<T: Element> Op<T> for Matmul {
         Ok(pair(ga, gb))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testutil::*;
+    use crate::{Result, Tape, Var};
+
+    fn mm<'t>(_: &'t Tape<f64>, v: &[Var<'t, f64>]) -> Result<Var<'t, f64>> {
+        v[0].matmul(v[1])
+    }
+
+    #[test]
+    fn matmul_gradcheck() {
+        check(mm, &[rnd(&[2, 3], 1), rnd(&[3, 4], 2)]);
+        // Batched, and with the batch axis broadcast from a plain matrix.
+        check(mm, &[rnd(&[2, 2, 3], 3), rnd(&[2, 3, 2], 4)]);
+        check(mm, &[rnd(&[2, 3], 5), rnd(&[2, 3, 2], 6)]);
+        check(mm, &[rnd(&[2, 1, 2, 3], 7), rnd(&[3, 3, 1], 8)]);
+        // Vector forms: matrix·vector, vector·matrix, dot product.
+        check(mm, &[rnd(&[2, 3], 9), rnd(&[3], 10)]);
+        check(mm, &[rnd(&[3], 11), rnd(&[3, 2], 12)]);
+        check(mm, &[rnd(&[3], 13), rnd(&[3], 14)]);
+        // Bilinear: ∂²/∂A∂B is not zero.
+        check2(mm, &[rnd(&[2, 3], 15), rnd(&[3, 2], 16)]);
+        check2(mm, &[rnd(&[2, 2, 3], 17), rnd(&[3, 2], 18)]);
+    }
+
+    #[test]
+    fn matmul_by_hand() {
+        // L = Σ_ij (AB)_ij. ∂L/∂A_ik = Σ_j B_kj (row sums of B: 11, 15);
+        // ∂L/∂B_kj = Σ_i A_ik (column sums of A: 4, 6).
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].matmul(v[1]),
+            &[t(&[1., 2., 3., 4.], &[2, 2]), t(&[5., 6., 7., 8.], &[2, 2])],
+        );
+        assert_eq!(y, [19., 22., 43., 50.]);
+        assert_eq!(g, [vec![11., 15., 11., 15.], vec![4., 4., 6., 6.]]);
+    }
+
+    #[test]
+    fn matmul_broadcast_batch_by_hand() {
+        // A: [2, 1, 2] (two batches), B: [2, 1] shared by both: ∂L/∂B sums
+        // the two batches' Aᵀ·1 = A₀ + A₁ = (1 + 3, 2 + 4).
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].matmul(v[1]),
+            &[t(&[1., 2., 3., 4.], &[2, 1, 2]), t(&[10., 100.], &[2, 1])],
+        );
+        assert_eq!(y, [210., 430.]);
+        assert_eq!(g, [vec![10., 100., 10., 100.], vec![4., 6.]]);
+    }
+}

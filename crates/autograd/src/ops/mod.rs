@@ -26,3 +26,6 @@ pub mod matmul;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+
+#[cfg(test)]
+pub(crate) mod testutil;

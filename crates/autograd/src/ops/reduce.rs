@@ -191,3 +191,150 @@ impl<T: Element> Op<T> for Extreme {
         Ok(single(g.mul(tape.constant(weights))?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testutil::*;
+
+    #[test]
+    fn sum_gradcheck() {
+        check(|_, v| v[0].sum(&[1], false), &[rnd(&[2, 3], 1)]);
+        check(|_, v| v[0].sum(&[0, 2], true), &[rnd(&[2, 3, 2], 2)]);
+        check(|_, v| v[0].sum_all(), &[rnd(&[4], 3)]);
+        check(
+            |_, v| v[0].broadcast_to(&[2, 3])?.sum(&[0], false),
+            &[rnd(&[3], 4)],
+        );
+        // sum is linear: square it so the backward of its backward
+        // (broadcast_to) is differentiated.
+        check2(|_, v| v[0].sum(&[1], false)?.square(), &[rnd(&[2, 3], 5)]);
+    }
+
+    #[test]
+    fn sum_by_hand() {
+        // s_i = Σ_j x_ij; with seed w = [1, 10], L = Σ_i w_i s_i, so
+        // ∂L/∂x_ij = w_i: each row gets its own seed.
+        let x = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let (y, g) = vjp(
+            |_, v| v[0].sum(&[1], false),
+            std::slice::from_ref(&x),
+            Some(&[1., 10.]),
+        );
+        assert_eq!(y, [6., 15.]);
+        assert_eq!(g[0], [1., 1., 1., 10., 10., 10.]);
+        // keepdim: the same numbers, shape [2, 1].
+        let (y, g) = vjp(|_, v| v[0].sum(&[1], true), &[x], Some(&[1., 10.]));
+        assert_eq!(y, [6., 15.]);
+        assert_eq!(g[0], [1., 1., 1., 10., 10., 10.]);
+    }
+
+    #[test]
+    fn mean_var_gradcheck() {
+        check(|_, v| v[0].mean(&[0], false), &[rnd(&[3, 2], 1)]);
+        check(|_, v| v[0].mean_all(), &[rnd(&[2, 3], 2)]);
+        check(|_, v| v[0].var(&[1], true, 1), &[rnd(&[2, 4], 3)]);
+        check2(|_, v| v[0].var(&[1], false, 0), &[rnd(&[2, 4], 4)]);
+    }
+
+    #[test]
+    fn mean_var_by_hand() {
+        // mean: ∂/∂x_i = 1/n = 0.25.
+        let x = t(&[1., 2., 3., 4.], &[4]);
+        let (y, g) = grads_of_sum(|_, v| v[0].mean_all(), std::slice::from_ref(&x));
+        assert_eq!((y, g[0].clone()), (vec![2.5], vec![0.25; 4]));
+        // population variance, mean m = 2.5: v = Σ(x − m)²/n = 1.25 and
+        // ∂v/∂x_i = 2(x_i − m)/n (the mean's own term sums to zero) =
+        // [−0.75, −0.25, 0.25, 0.75].
+        let (y, g) = grads_of_sum(|_, v| v[0].var(&[0], false, 0), &[x]);
+        assert_eq!(y, [1.25]);
+        assert_close(&g[0], &[-0.75, -0.25, 0.25, 0.75]);
+    }
+
+    #[test]
+    fn sum_to_gradcheck() {
+        check(|_, v| v[0].sum_to(&[1, 3]), &[rnd(&[2, 3], 1)]);
+        check(|_, v| v[0].sum_to(&[3]), &[rnd(&[2, 3], 2)]);
+        check(|_, v| v[0].sum_to(&[2, 1]), &[rnd(&[2, 3], 3)]);
+        check2(|_, v| v[0].sum_to(&[3])?.square(), &[rnd(&[2, 3], 4)]);
+    }
+
+    #[test]
+    fn sum_to_by_hand() {
+        // sum_to [2, 3] → [3] sums the rows: y_j = x_0j + x_1j, so with seed
+        // w the gradient is w_j in both rows.
+        let (y, g) = vjp(
+            |_, v| v[0].sum_to(&[3]),
+            &[t(&[1., 2., 3., 4., 5., 6.], &[2, 3])],
+            Some(&[1., 2., 3.]),
+        );
+        assert_eq!(y, [5., 7., 9.]);
+        assert_eq!(g[0], [1., 2., 3., 1., 2., 3.]);
+    }
+
+    #[test]
+    fn sum_to_rejects_non_broadcast_shape() {
+        let tape = crate::Tape::<f64>::new();
+        let x = tape.leaf(rnd(&[2, 3], 1));
+        let e = x.sum_to(&[2]).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot sum [2, 3] down to [2]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn broadcast_to_gradcheck() {
+        check(|_, v| v[0].broadcast_to(&[2, 3]), &[rnd(&[3], 1)]);
+        check(|_, v| v[0].broadcast_to(&[2, 3]), &[rnd(&[2, 1], 2)]);
+        check(|_, v| v[0].broadcast_to(&[2, 2, 3]), &[rnd(&[1, 3], 3)]);
+        check2(
+            |_, v| v[0].broadcast_to(&[2, 3])?.square(),
+            &[rnd(&[2, 1], 4)],
+        );
+    }
+
+    #[test]
+    fn broadcast_to_by_hand() {
+        // x: [2, 1] copied into 3 columns: ∂L/∂x_i = Σ_j w_ij.
+        let (y, g) = vjp(
+            |_, v| v[0].broadcast_to(&[2, 3]),
+            &[t(&[1., 2.], &[2, 1])],
+            Some(&[1., 2., 3., 4., 5., 6.]),
+        );
+        assert_eq!(y, [1., 1., 1., 2., 2., 2.]);
+        assert_eq!(g[0], [6., 15.]);
+    }
+
+    #[test]
+    fn max_min_gradcheck() {
+        check(|_, v| v[0].max(&[1], false), &[rnd(&[2, 3], 1)]);
+        check(|_, v| v[0].max(&[0, 2], true), &[rnd(&[2, 3, 2], 2)]);
+        check(|_, v| v[0].min(&[0], false), &[rnd(&[3, 2], 3)]);
+        check(|_, v| v[0].min(&[0, 1], false), &[rnd(&[2, 3], 4)]);
+        // The rule is piecewise linear; max(x)² has a non-zero second derivative.
+        check2(|_, v| v[0].max(&[1], false)?.square(), &[rnd(&[2, 3], 5)]);
+        check2(|_, v| v[0].min(&[1], true)?.square(), &[rnd(&[2, 3], 6)]);
+    }
+
+    #[test]
+    fn max_min_by_hand() {
+        // max over axis 1 of [[1, 5], [4, 2]]: the gradient goes to the
+        // argmax of each row.
+        let x = t(&[1., 5., 4., 2.], &[2, 2]);
+        let (y, g) = grads_of_sum(|_, v| v[0].max(&[1], false), std::slice::from_ref(&x));
+        assert_eq!((y, g[0].clone()), (vec![5., 4.], vec![0., 1., 1., 0.]));
+        let (y, g) = grads_of_sum(|_, v| v[0].min(&[0], false), &[x]);
+        assert_eq!((y, g[0].clone()), (vec![1., 2.], vec![1., 0., 0., 1.]));
+    }
+
+    #[test]
+    fn max_min_ties_split_evenly() {
+        // Two elements attain the max 3: each gets 1/2. Three attain the
+        // min 0: each gets 1/3.
+        let (y, g) = grads_of_sum(|_, v| v[0].max(&[0], false), &[t(&[1., 3., 3., 2.], &[4])]);
+        assert_eq!((y, g[0].clone()), (vec![3.], vec![0., 0.5, 0.5, 0.]));
+        let (y, g) = grads_of_sum(|_, v| v[0].min(&[0], false), &[t(&[0., 0., 1., 0.], &[4])]);
+        assert_eq!(y, [0.]);
+        assert_close(&g[0], &[1. / 3., 1. / 3., 0., 1. / 3.]);
+    }
+}

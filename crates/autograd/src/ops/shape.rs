@@ -187,3 +187,154 @@ impl<T: Element> Op<T> for Concat {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Slice, SliceBackward};
+    use crate::ops::testutil::*;
+    use crate::Var;
+
+    #[test]
+    fn reshape_gradcheck() {
+        check(|_, v| v[0].reshape(&[3, 2]), &[rnd(&[2, 3], 1)]);
+        check(|_, v| v[0].reshape(&[2, 2, 2]), &[rnd(&[8], 2)]);
+        // A non-contiguous input (a transpose) must be copied, not viewed.
+        check(|_, v| v[0].t()?.reshape(&[6]), &[rnd(&[2, 3], 3)]);
+        check2(|_, v| v[0].reshape(&[3, 2])?.square(), &[rnd(&[2, 3], 4)]);
+    }
+
+    #[test]
+    fn reshape_by_hand() {
+        // Reshape keeps the row-major order, so the seed comes back in the
+        // same flat order, in the input's shape.
+        let (y, g) = vjp(
+            |_, v| v[0].reshape(&[3, 2]),
+            &[t(&[1., 2., 3., 4., 5., 6.], &[2, 3])],
+            Some(&[10., 20., 30., 40., 50., 60.]),
+        );
+        assert_eq!(y, [1., 2., 3., 4., 5., 6.]);
+        assert_eq!(g[0], [10., 20., 30., 40., 50., 60.]);
+    }
+
+    #[test]
+    fn permute_gradcheck() {
+        check(|_, v| v[0].permute(&[1, 0]), &[rnd(&[2, 3], 1)]);
+        check(|_, v| v[0].permute(&[2, 0, 1]), &[rnd(&[2, 3, 4], 2)]);
+        check(|_, v| v[0].transpose(0, 2), &[rnd(&[2, 1, 3], 3)]);
+        check2(
+            |_, v| v[0].permute(&[2, 0, 1])?.square(),
+            &[rnd(&[2, 3, 2], 4)],
+        );
+    }
+
+    #[test]
+    fn permute_by_hand() {
+        // y = xᵀ, y_ji = x_ij, so ∂L/∂x_ij = w_ji: the seed transposed back.
+        let (y, g) = vjp(
+            |_, v| v[0].permute(&[1, 0]),
+            &[t(&[1., 2., 3., 4., 5., 6.], &[2, 3])],
+            Some(&[1., 2., 3., 4., 5., 6.]),
+        );
+        assert_eq!(y, [1., 4., 2., 5., 3., 6.]);
+        assert_eq!(g[0], [1., 3., 5., 2., 4., 6.]);
+    }
+
+    #[test]
+    fn slice_gradcheck() {
+        check(|_, v| v[0].slice(0, 1, 5, 2), &[rnd(&[6], 1)]);
+        check(|_, v| v[0].slice(1, 0, 3, 2), &[rnd(&[2, 4], 2)]);
+        check(|_, v| v[0].narrow(0, 1, 2), &[rnd(&[3, 2], 3)]);
+        check(|_, v| v[0].select(1, 2), &[rnd(&[2, 3], 4)]);
+        check2(|_, v| v[0].slice(1, 1, 4, 2)?.square(), &[rnd(&[2, 4], 5)]);
+    }
+
+    #[test]
+    fn slice_by_hand() {
+        // y = x[1..5 step 2] = (x₁, x₃): the seed goes back to positions 1
+        // and 3, zeros elsewhere.
+        let (y, g) = vjp(
+            |_, v| v[0].slice(0, 1, 5, 2),
+            &[t(&[0., 1., 2., 3., 4.], &[5])],
+            Some(&[10., 20.]),
+        );
+        assert_eq!(y, [1., 3.]);
+        assert_eq!(g[0], [0., 10., 0., 20., 0.]);
+    }
+
+    fn slice_back<'t>(v: Var<'t, f64>) -> crate::Result<Var<'t, f64>> {
+        let op = SliceBackward {
+            slice: Slice {
+                axis: 1,
+                start: 0,
+                end: 4,
+                step: 2,
+            },
+            input_shape: vec![2, 4],
+        };
+        v.tape().apply(op, &[v])
+    }
+
+    #[test]
+    fn slice_backward_gradcheck() {
+        check(|_, v| slice_back(v[0]), &[rnd(&[2, 2], 1)]);
+        check2(|_, v| slice_back(v[0])?.square(), &[rnd(&[2, 2], 2)]);
+    }
+
+    #[test]
+    fn slice_backward_by_hand() {
+        // h scatters g into columns 0 and 2 of a [2, 4] zero tensor; its
+        // own gradient picks those columns out of the seed again.
+        let (y, g) = vjp(
+            |_, v| slice_back(v[0]),
+            &[t(&[1., 2., 3., 4.], &[2, 2])],
+            Some(&[1., 2., 3., 4., 5., 6., 7., 8.]),
+        );
+        assert_eq!(y, [1., 0., 2., 0., 3., 0., 4., 0.]);
+        assert_eq!(g[0], [1., 3., 5., 7.]);
+    }
+
+    #[test]
+    fn concat_stack_gradcheck() {
+        check(
+            |_, v| Var::concat(&[v[0], v[1], v[2]], 1),
+            &[rnd(&[2, 1], 1), rnd(&[2, 3], 2), rnd(&[2, 2], 3)],
+        );
+        check(
+            |_, v| Var::concat(&[v[0], v[1]], 0),
+            &[rnd(&[1, 3], 4), rnd(&[2, 3], 5)],
+        );
+        check(
+            |_, v| Var::stack(&[v[0], v[1]], 1),
+            &[rnd(&[2, 3], 6), rnd(&[2, 3], 7)],
+        );
+        check2(
+            |_, v| Var::concat(&[v[0], v[1]], 0)?.square(),
+            &[rnd(&[2], 8), rnd(&[3], 9)],
+        );
+    }
+
+    #[test]
+    fn concat_by_hand() {
+        // y = [a, b, a] along axis 0: a receives two pieces of the seed
+        // (positions 0–1 and 3–4), b the middle one.
+        let (y, g) = vjp(
+            |_, v| Var::concat(&[v[0], v[1], v[0]], 0),
+            &[t(&[1., 2.], &[2]), t(&[3.], &[1])],
+            Some(&[1., 2., 3., 4., 5.]),
+        );
+        assert_eq!(y, [1., 2., 3., 1., 2.]);
+        assert_eq!(g, [vec![5., 7.], vec![3.]]);
+    }
+
+    #[test]
+    fn squeeze_unsqueeze_by_hand() {
+        // Pure reshapes: the gradient is the seed in the input's shape.
+        let (y, g) = vjp(
+            |_, v| v[0].unsqueeze(0)?.squeeze(2),
+            &[t(&[1., 2.], &[2, 1])],
+            Some(&[3., 4.]),
+        );
+        assert_eq!(y, [1., 2.]);
+        assert_eq!(g[0], [3., 4.]);
+    }
+}

@@ -101,3 +101,117 @@ impl<T: Element> Op<T> for LogSumExp {
         Ok(single(g.mul(x.sub(y)?.exp()?)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testutil::*;
+
+    #[test]
+    fn softmax_gradcheck() {
+        check(|_, v| v[0].softmax(0), &[rnd(&[4], 1)]);
+        check(|_, v| v[0].softmax(1), &[rnd(&[2, 3], 2).mul_scalar(3.0)]);
+        check(|_, v| v[0].softmax(1), &[rnd(&[2, 3, 2], 3)]);
+        check(
+            |_, v| v[0].broadcast_to(&[2, 3])?.softmax(0),
+            &[rnd(&[1, 3], 4)],
+        );
+        check2(|_, v| v[0].softmax(1), &[rnd(&[2, 3], 5)]);
+    }
+
+    #[test]
+    fn softmax_by_hand() {
+        // x = (0, 0): y = (½, ½). With seed (1, 0), L = y₀ and
+        // ∂y₀/∂x_j = y₀(δ₀ⱼ − y_j) = (¼, −¼).
+        let (y, g) = vjp(
+            |_, v| v[0].softmax(0),
+            &[t(&[0., 0.], &[2])],
+            Some(&[1., 0.]),
+        );
+        assert_eq!(y, [0.5, 0.5]);
+        assert_eq!(g[0], [0.25, -0.25]);
+    }
+
+    #[test]
+    fn log_softmax_gradcheck() {
+        check(|_, v| v[0].log_softmax(0), &[rnd(&[4], 1)]);
+        check(
+            |_, v| v[0].log_softmax(1),
+            &[rnd(&[2, 3], 2).mul_scalar(3.0)],
+        );
+        check(|_, v| v[0].log_softmax(0), &[rnd(&[3, 2], 3)]);
+        check2(|_, v| v[0].log_softmax(1), &[rnd(&[2, 3], 4)]);
+    }
+
+    #[test]
+    fn log_softmax_by_hand() {
+        // x = (0, 0): y = (−ln 2, −ln 2). L = y₀: ∂y₀/∂x_j = δ₀ⱼ − softmax_j
+        // = (½, −½).
+        let (y, g) = vjp(
+            |_, v| v[0].log_softmax(0),
+            &[t(&[0., 0.], &[2])],
+            Some(&[1., 0.]),
+        );
+        assert_close(&y, &[-(2f64.ln()), -(2f64.ln())]);
+        assert_eq!(g[0], [0.5, -0.5]);
+    }
+
+    #[test]
+    fn log_softmax_at_plus_minus_100() {
+        // x = (100, −100): y = (−ln(1 + e⁻²⁰⁰), −200 − …) ≈ (0, −200); with
+        // seed (1, 0) the gradient is (1 − p₀, −p₁) ≈ (e⁻²⁰⁰, −e⁻²⁰⁰), finite.
+        let (y, g) = vjp(
+            |_, v| v[0].log_softmax(0),
+            &[t(&[100., -100.], &[2])],
+            Some(&[1., 0.]),
+        );
+        assert_eq!(y, [0., -200.]);
+        assert!(g[0].iter().all(|x| x.is_finite()));
+        assert!(g[0][0].abs() < 1e-80 && g[0][1].abs() < 1e-80, "{:?}", g[0]);
+    }
+
+    #[test]
+    fn logsumexp_gradcheck() {
+        check(|_, v| v[0].logsumexp(&[0], false), &[rnd(&[4], 1)]);
+        check(
+            |_, v| v[0].logsumexp(&[1], true),
+            &[rnd(&[2, 3], 2).mul_scalar(3.0)],
+        );
+        check(|_, v| v[0].logsumexp(&[0, 2], false), &[rnd(&[2, 3, 2], 3)]);
+        check2(|_, v| v[0].logsumexp(&[1], false), &[rnd(&[2, 3], 4)]);
+    }
+
+    #[test]
+    fn logsumexp_by_hand() {
+        // y = ln(eˣ⁰ + eˣ¹); ∂y/∂x = softmax x. At x = (0, ln 3):
+        // y = ln 4 and the gradient is (1/4, 3/4).
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].logsumexp(&[0], false),
+            &[t(&[0., 3f64.ln()], &[2])],
+        );
+        assert_close(&y, &[4f64.ln()]);
+        assert_close(&g[0], &[0.25, 0.75]);
+    }
+
+    #[test]
+    fn logsumexp_at_plus_minus_100() {
+        // (100, −100): y = 100 + ln(1 + e⁻²⁰⁰) = 100, gradient (1, e⁻²⁰⁰).
+        // (100, 100): y = 100 + ln 2, gradient (½, ½).
+        // (−100, −100): y = −100 + ln 2, gradient (½, ½) — no underflow to 0/0.
+        fn lse<'t>(
+            _: &'t crate::Tape<f64>,
+            v: &[crate::Var<'t, f64>],
+        ) -> crate::Result<crate::Var<'t, f64>> {
+            v[0].logsumexp(&[0], false)
+        }
+        let (y, g) = grads_of_sum(lse, &[t(&[100., -100.], &[2])]);
+        assert_eq!(y, [100.]);
+        assert_eq!(g[0][0], 1.);
+        assert!(g[0][1].is_finite() && g[0][1] < 1e-80);
+        let (y, g) = grads_of_sum(lse, &[t(&[100., 100.], &[2])]);
+        assert_close(&y, &[100. + 2f64.ln()]);
+        assert_close(&g[0], &[0.5, 0.5]);
+        let (y, g) = grads_of_sum(lse, &[t(&[-100., -100.], &[2])]);
+        assert_close(&y, &[-100. + 2f64.ln()]);
+        assert_close(&g[0], &[0.5, 0.5]);
+    }
+}
