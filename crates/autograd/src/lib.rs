@@ -29,6 +29,7 @@ mod error;
 pub mod gradcheck;
 mod op;
 pub mod ops;
+pub mod print;
 mod tape;
 mod var;
 
