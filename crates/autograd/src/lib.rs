@@ -25,6 +25,7 @@
 //! - [`gradcheck`] compares analytic gradients with finite differences.
 
 mod backward;
+pub mod draw;
 mod error;
 pub mod gradcheck;
 mod op;
@@ -34,6 +35,7 @@ mod tape;
 mod var;
 
 pub use backward::{BackwardStep, BackwardTrace, Gradients};
+pub use draw::DrawOptions;
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
 pub use op::{BackwardCtx, InputGrads, Op};
