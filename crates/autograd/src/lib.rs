@@ -27,6 +27,7 @@
 mod backward;
 pub mod draw;
 mod error;
+pub mod explain;
 pub mod gradcheck;
 mod op;
 pub mod ops;
