@@ -175,7 +175,7 @@ macro_rules! impl_element {
                 b_cs: usize,
                 c: &mut [Self],
             ) {
-                crate::ops::matmul::gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c)
+                crate::ops::matmul::gemm_dispatch(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c)
             }
         }
     };
