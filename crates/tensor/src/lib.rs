@@ -22,9 +22,12 @@
 mod display;
 mod element;
 mod error;
+pub mod fastmath;
 mod layout;
 mod ops;
 pub mod parallel;
+mod pool;
+mod simd;
 mod storage;
 mod tensor;
 

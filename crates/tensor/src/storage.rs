@@ -13,7 +13,18 @@ use crate::Element;
 #[derive(Clone, Debug)]
 pub(crate) enum Storage<T: Element> {
     Scalar([T; 1]),
-    Shared(Arc<Vec<T>>),
+    Shared(Arc<Buffer<T>>),
+}
+
+/// A heap buffer that, when its last view is gone, offers itself to the
+/// [pool](crate::pool) of reusable buffers.
+#[derive(Debug)]
+pub(crate) struct Buffer<T: Element>(Vec<T>);
+
+impl<T: Element> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        crate::pool::give(std::mem::take(&mut self.0));
+    }
 }
 
 impl<T: Element> Storage<T> {
@@ -21,7 +32,7 @@ impl<T: Element> Storage<T> {
         if v.len() == 1 {
             Storage::Scalar([v[0]])
         } else {
-            Storage::Shared(Arc::new(v))
+            Storage::Shared(Arc::new(Buffer(v)))
         }
     }
 
@@ -29,7 +40,7 @@ impl<T: Element> Storage<T> {
     pub(crate) fn as_slice(&self) -> &[T] {
         match self {
             Storage::Scalar(x) => x,
-            Storage::Shared(v) => v,
+            Storage::Shared(v) => &v.0,
         }
     }
 

@@ -202,7 +202,7 @@ impl<T: Element> Tensor<T> {
         let la = a.layout.broadcast_to(&full_a)?;
         let lb = b.layout.broadcast_to(&full_b)?;
         let nb: usize = batch.iter().product();
-        let mut out = vec![T::ZERO; nb * m * n];
+        let mut out = crate::pool::zeroed::<T>(nb * m * n);
         let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
         let r = batch.len();
         let (a_rs, a_cs, b_rs, b_cs) = (
@@ -222,7 +222,9 @@ impl<T: Element> Tensor<T> {
         bl_a.for_each_offset(|o| offs_a.push(o));
         let mut offs_b = Vec::with_capacity(nb);
         bl_b.for_each_offset(|o| offs_b.push(o));
-        if m * n > 0 {
+        // With k = 0 the product is all zeros and the operands are empty
+        // (their buffers may be too), so the kernel is not called.
+        if m * n > 0 && k > 0 {
             let one = |bi: usize, c: &mut [T]| {
                 T::gemm(
                     m,
