@@ -23,6 +23,11 @@
 //!   tape so it can be differentiated again.
 //! - Custom ops implement the same [`Op`] trait as the built-in ones.
 //! - [`gradcheck`] compares analytic gradients with finite differences.
+//! - For teaching: `print!("{tape}")` shows the tape as a numbered table,
+//!   [`Tape::format_trace`] narrates each chain-rule step of a backward
+//!   pass, [`draw`] renders the graph as SVG or DOT, and [`explain`]
+//!   attributes a model's output to its inputs (saliency, integrated
+//!   gradients). `docs/tutorial.md` in the repository walks through them.
 
 mod backward;
 pub mod draw;

@@ -195,7 +195,7 @@ fn columns(rows: &[Vec<String>]) -> String {
             line.push_str(cell);
             if c + 1 < r.len() {
                 let pad = width[c] - cell.chars().count();
-                line.extend(std::iter::repeat(' ').take(pad));
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push_str(line.trim_end());
