@@ -22,19 +22,28 @@
 //! - Gradients of any order: [`Tape::grad_graph`] records the gradient on the
 //!   tape so it can be differentiated again.
 //! - Custom ops implement the same [`Op`] trait as the built-in ones.
-//! - [`gradcheck`] compares analytic gradients with finite differences.
+//! - [`gradcheck()`] compares analytic gradients with finite differences.
 //! - [`hessian`] and [`hvp`] give second derivatives of a scalar function.
+//! - For teaching: `print!("{tape}")` shows the tape as a numbered table,
+//!   [`Tape::format_trace`] narrates each chain-rule step of a backward
+//!   pass, [`draw`] renders the graph as SVG or DOT, and [`explain`]
+//!   attributes a model's output to its inputs (saliency, integrated
+//!   gradients). `docs/tutorial.md` in the repository walks through them.
 
 mod backward;
+pub mod draw;
 mod error;
+pub mod explain;
 pub mod gradcheck;
 mod higher;
 mod op;
 pub mod ops;
+pub mod print;
 mod tape;
 mod var;
 
 pub use backward::{BackwardStep, BackwardTrace, Gradients};
+pub use draw::DrawOptions;
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
 pub use higher::{hessian, hvp};
