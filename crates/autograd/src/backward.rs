@@ -319,13 +319,23 @@ impl<T: Element> Tape<T> {
                     needs_grad: needs.clone(),
                 };
                 let res = op.backward(&cx);
-                let name = op.name().to_string();
-                let formula = if trace.is_some() { op.formula() } else { None };
+                let (name, formula) = if trace.is_some() {
+                    (op.name().to_string(), op.formula())
+                } else {
+                    (String::new(), None)
+                };
+                let op_name = || {
+                    self.nodes.borrow()[i]
+                        .op
+                        .as_ref()
+                        .map(|o| o.name().to_string())
+                        .unwrap_or_default()
+                };
                 self.nodes.borrow_mut()[i].op = Some(op);
                 let in_grads = res?;
                 if in_grads.len() != input_ids.len() {
                     return Err(Error::GradCount {
-                        op: name,
+                        op: op_name(),
                         node: i,
                         expected: input_ids.len(),
                         got: in_grads.len(),
@@ -335,10 +345,10 @@ impl<T: Element> Tape<T> {
                 for (k, (&j, gj)) in input_ids.iter().zip(in_grads).enumerate() {
                     let gj = if needs[k] { gj } else { None };
                     if let Some(gj) = gj {
-                        let (expected, got) = (self.nodes.borrow()[j].value.dims(), gj.shape());
-                        if expected != got {
+                        if !self.has_shape(gj.id(), self.nodes.borrow()[j].value.shape()) {
+                            let (expected, got) = (self.shape_of(j), gj.shape());
                             return Err(Error::GradShape {
-                                op: name,
+                                op: op_name(),
                                 node: i,
                                 input: k,
                                 expected: expected.to_vec(),
@@ -347,7 +357,7 @@ impl<T: Element> Tape<T> {
                         }
                         if self.anomaly_detection() && !all_finite(&gj.value()) {
                             return Err(Error::Anomaly {
-                                op: name,
+                                op: op_name(),
                                 node: i,
                                 phase: "backward",
                                 input_shapes: input_ids

@@ -252,41 +252,41 @@ impl<T: Element> Tape<T> {
         op: Box<dyn Op<T>>,
         inputs: &[Var<'t, T>],
     ) -> Result<Var<'t, T>> {
-        let mut values: SmallVec<[Tensor<T>; 3]> = SmallVec::new();
         let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
-        let mut any_grad = false;
-        {
-            let nodes = self.nodes.borrow();
-            for v in inputs {
-                if !std::ptr::eq(v.tape(), self) {
-                    return Err(Error::ForeignVar {
-                        op: op.name().to_string(),
-                    });
-                }
-                let n = &nodes[v.id()];
-                values.push(n.value.clone());
-                any_grad |= n.requires_grad;
-                ids.push(v.id());
+        for v in inputs {
+            if !std::ptr::eq(v.tape(), self) {
+                return Err(Error::ForeignVar {
+                    op: op.name().to_string(),
+                });
             }
+            ids.push(v.id());
         }
-        let refs: SmallVec<[&Tensor<T>; 3]> = values.iter().collect();
-        let node = self.len();
-        let value = op.forward(&refs).map_err(|e| match e {
-            Error::Tensor(source) => Error::Op {
-                node,
-                op: op.name().to_string(),
-                source,
-            },
-            other => other,
-        })?;
-        if self.anomaly.get() && !all_finite(&value) {
-            return Err(Error::Anomaly {
-                op: op.name().to_string(),
-                node,
-                phase: "forward",
-                input_shapes: values.iter().map(|v| v.shape().to_vec()).collect(),
-            });
-        }
+        // The forward pass reads the inputs in place: `Op::forward` sees only
+        // tensors, never the tape, so holding the shared borrow is safe.
+        let (value, any_grad, node) = {
+            let nodes = self.nodes.borrow();
+            let refs: SmallVec<[&Tensor<T>; 3]> = ids.iter().map(|&i| &nodes[i].value).collect();
+            let any_grad = ids.iter().any(|&i| nodes[i].requires_grad);
+            let node = nodes.len();
+            let value = op.forward(&refs).map_err(|e| match e {
+                Error::Tensor(source) => Error::Op {
+                    node,
+                    op: op.name().to_string(),
+                    source,
+                },
+                other => other,
+            })?;
+            if self.anomaly.get() && !all_finite(&value) {
+                return Err(Error::Anomaly {
+                    op: op.name().to_string(),
+                    node,
+                    phase: "forward",
+                    input_shapes: refs.iter().map(|v| v.shape().to_vec()).collect(),
+                });
+            }
+            (value, any_grad, node)
+        };
+        debug_assert_eq!(node, self.len());
         let requires_grad = any_grad && self.grad_enabled.get();
         let id = self.push(Node {
             op: Some(op),
@@ -332,6 +332,14 @@ impl<T: Element> Tape<T> {
 
     pub(crate) fn value_of(&self, id: usize) -> Tensor<T> {
         self.nodes.borrow()[id].value.clone()
+    }
+
+    pub(crate) fn shape_of(&self, id: usize) -> tapegrad_tensor::Shape {
+        self.nodes.borrow()[id].value.dims()
+    }
+
+    pub(crate) fn has_shape(&self, id: usize, shape: &[usize]) -> bool {
+        self.nodes.borrow()[id].value.shape() == shape
     }
 
     pub(crate) fn requires_grad_of(&self, id: usize) -> bool {

@@ -52,7 +52,7 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// The shape.
     pub fn shape(&self) -> Shape {
-        self.value().dims()
+        self.tape.shape_of(self.id)
     }
 
     /// The value of a one-element result.
@@ -376,7 +376,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If `shape` does not broadcast to `self`'s shape.
     pub fn sum_to(self, shape: &[usize]) -> Result<Var<'t, T>> {
-        if self.shape().as_slice() == shape {
+        if self.tape.has_shape(self.id, shape) {
             return Ok(self);
         }
         self.un(reduce::SumTo {
@@ -388,7 +388,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If the shapes do not broadcast.
     pub fn broadcast_to(self, shape: &[usize]) -> Result<Var<'t, T>> {
-        if self.shape().as_slice() == shape {
+        if self.tape.has_shape(self.id, shape) {
             return Ok(self);
         }
         self.un(reduce::BroadcastTo {
@@ -466,7 +466,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If the element counts differ.
     pub fn reshape(self, shape: &[usize]) -> Result<Var<'t, T>> {
-        if self.shape().as_slice() == shape {
+        if self.tape.has_shape(self.id, shape) {
             return Ok(self);
         }
         self.un(shape::Reshape {

@@ -490,7 +490,7 @@ impl Trainer {
                     has_acc = true;
                 }
                 bar.inc(1);
-                if step % 8 == 0 || step == 1 {
+                if step.is_multiple_of(8) || step == 1 {
                     let acc = if has_acc {
                         format!(" acc {:.3}", correct as f64 / seen as f64)
                     } else {
@@ -537,7 +537,7 @@ impl Trainer {
                 break;
             }
             if let (Some(patience), Some(vl)) = (self.patience, val_loss) {
-                let improved = best.as_ref().map_or(true, |(b, _, _)| vl < *b);
+                let improved = best.as_ref().is_none_or(|(b, _, _)| vl < *b);
                 if improved {
                     best = Some((vl, epoch, model.state_dict()));
                 } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= patience) {

@@ -4,6 +4,8 @@
 //! - every offset `offset + Σ idx[i]·strides[i]` with `idx[i] < shape[i]`
 //!   lies inside the storage the layout was made for;
 //! - a zero stride only comes from broadcasting (or a length-1 axis);
+//! - a layout with no elements has offset 0 (views of an empty tensor never
+//!   point past the end of its possibly empty buffer);
 //! - no transform here copies data: each returns a new layout over the same
 //!   storage, or an error naming the op and the shapes.
 //!
@@ -134,6 +136,14 @@ impl Layout {
             + 1
     }
 
+    /// Resets the offset of an empty layout to 0 (see the module invariants).
+    fn normalize_empty(mut self) -> Layout {
+        if self.numel() == 0 {
+            self.offset = 0;
+        }
+        self
+    }
+
     pub(crate) fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {
         if axis < self.shape.len() {
             Ok(())
@@ -203,12 +213,10 @@ impl Layout {
         }
         let len = (end - start).div_ceil(step);
         let mut l = self.clone();
-        if len > 0 {
-            l.offset += start * self.strides[axis];
-        }
+        l.offset += start * self.strides[axis];
         l.shape[axis] = len;
         l.strides[axis] = self.strides[axis] * step;
-        Ok(l)
+        Ok(l.normalize_empty())
     }
 
     /// Drops `axis`, keeping only position `index` along it.
@@ -226,7 +234,7 @@ impl Layout {
         l.offset += index * self.strides[axis];
         l.shape.remove(axis);
         l.strides.remove(axis);
-        Ok(l)
+        Ok(l.normalize_empty())
     }
 
     /// Inserts a length-1 axis at position `axis` (which may equal the rank).
@@ -292,7 +300,8 @@ impl Layout {
             shape: shape.into(),
             strides,
             offset: self.offset,
-        })
+        }
+        .normalize_empty())
     }
 
     /// A view with the new shape over the same storage, if the strides allow

@@ -22,9 +22,11 @@
 mod display;
 mod element;
 mod error;
+pub mod fastmath;
 mod layout;
 mod ops;
 pub mod parallel;
+mod simd;
 mod storage;
 mod tensor;
 

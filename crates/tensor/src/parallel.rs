@@ -32,22 +32,56 @@ pub(crate) fn fill_chunks<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + 
     }
 }
 
-/// Fills `out` in parallel chunks of whole rows of length `row` (at least
-/// one row per chunk), serially when small.
-pub(crate) fn fill_rows<T: Send>(
+/// Fills `out`, seen as rows of length `row`, by calling `f(r, c, seg)` on
+/// pieces `seg = out[r·row + c ..][..seg.len()]` that each lie inside one
+/// row. The pieces come from cutting `out` at fixed [`CHUNK`] boundaries, so
+/// a single long row (a tensor plus a 0-d scalar, say) is split across
+/// threads as well as many short ones are; below [`PAR_THRESHOLD`] it all
+/// runs on the calling thread.
+pub(crate) fn fill_segments<T: Send>(
     out: &mut [T],
     row: usize,
-    f: impl Fn(usize, &mut [T]) + Sync + Send,
+    f: impl Fn(usize, usize, &mut [T]) + Sync + Send,
 ) {
     if row == 0 || out.is_empty() {
         return;
     }
+    let walk = |start: usize, chunk: &mut [T]| {
+        let mut pos = 0;
+        while pos < chunk.len() {
+            let g = start + pos;
+            let (r, c) = (g / row, g % row);
+            let len = (row - c).min(chunk.len() - pos);
+            f(r, c, &mut chunk[pos..pos + len]);
+            pos += len;
+        }
+    };
     if use_parallel(out.len()) {
-        let rows_per_chunk = CHUNK.div_ceil(row).max(1);
-        out.par_chunks_mut(rows_per_chunk * row)
+        out.par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(i, c)| f(i * rows_per_chunk, c));
+            .for_each(|(i, c)| walk(i * CHUNK, c));
     } else {
-        f(0, out);
+        walk(0, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cover_every_element_once_and_stay_inside_rows() {
+        for (n, row) in [(10, 3), (1 << 17, 1 << 17), (1 << 17, 5), (70_000, 40_000)] {
+            let mut out = vec![(usize::MAX, usize::MAX); n];
+            fill_segments(&mut out, row, |r, c, seg| {
+                assert!(c + seg.len() <= row);
+                for (i, o) in seg.iter_mut().enumerate() {
+                    *o = (r, c + i);
+                }
+            });
+            for (g, &(r, c)) in out.iter().enumerate() {
+                assert_eq!((r, c), (g / row, g % row));
+            }
+        }
     }
 }

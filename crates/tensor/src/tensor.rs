@@ -220,8 +220,10 @@ impl<T: Element> Tensor<T> {
 
     /// The elements as a slice, if the tensor is contiguous.
     pub fn as_slice(&self) -> Option<&[T]> {
-        if self.is_contiguous() {
-            let n = self.numel();
+        let n = self.numel();
+        if n == 0 {
+            Some(&[])
+        } else if self.is_contiguous() {
             let o = self.layout.offset;
             Some(&self.storage.as_slice()[o..o + n])
         } else {
@@ -244,10 +246,7 @@ impl<T: Element> Tensor<T> {
         if let Some(s) = self.as_slice() {
             return s.to_vec();
         }
-        let data = self.storage.as_slice();
-        let mut out = Vec::with_capacity(self.numel());
-        self.layout.for_each_offset(|o| out.push(data[o]));
-        out
+        self.map_to_vec(&|x| x)
     }
 
     /// The value of a one-element tensor (any rank).

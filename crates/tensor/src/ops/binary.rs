@@ -3,7 +3,8 @@
 use crate::error::Result;
 use crate::layout::broadcast_shapes;
 use crate::ops::strided::{coalesce, Rows};
-use crate::parallel::{fill_chunks, fill_rows};
+use crate::parallel::{fill_chunks, fill_segments};
+use crate::simd;
 use crate::{Element, Tensor};
 
 impl<T: Element> Tensor<T> {
@@ -42,10 +43,7 @@ impl<T: Element> Tensor<T> {
             self.shape() == other.shape(),
         ) {
             fill_chunks(&mut out, |s, chunk| {
-                let (a, b) = (&a[s..s + chunk.len()], &b[s..s + chunk.len()]);
-                for i in 0..chunk.len() {
-                    chunk[i] = f(a[i], b[i]);
-                }
+                simd::zip(&a[s..], &b[s..], chunk, &f);
             });
             return Ok(Tensor::from_parts(out, &shape));
         }
@@ -54,34 +52,18 @@ impl<T: Element> Tensor<T> {
         let [la, lb] = coalesce([&la, &lb]);
         let (ra, rb) = (Rows::of(&la), Rows::of(&lb));
         let (sa, sb) = (self.storage.as_slice(), other.storage.as_slice());
-        let len = ra.len;
-        fill_rows(&mut out, len, |first_row, chunk| {
-            for (r, orow) in chunk.chunks_mut(len).enumerate() {
-                let (oa, ob) = (ra.bases[first_row + r], rb.bases[first_row + r]);
-                // Specialised inner loops for the common cases so they vectorise.
-                match (ra.stride, rb.stride) {
-                    (1, 1) => {
-                        let (a, b) = (&sa[oa..oa + len], &sb[ob..ob + len]);
-                        for i in 0..len {
-                            orow[i] = f(a[i], b[i]);
-                        }
-                    }
-                    (1, 0) => {
-                        let (a, y) = (&sa[oa..oa + len], sb[ob]);
-                        for i in 0..len {
-                            orow[i] = f(a[i], y);
-                        }
-                    }
-                    (0, 1) => {
-                        let (x, b) = (sa[oa], &sb[ob..ob + len]);
-                        for i in 0..len {
-                            orow[i] = f(x, b[i]);
-                        }
-                    }
-                    (da, db) => {
-                        for (i, o) in orow.iter_mut().enumerate() {
-                            *o = f(sa[oa + i * da], sb[ob + i * db]);
-                        }
+        fill_segments(&mut out, ra.len, |r, c, seg| {
+            let (oa, ob) = (ra.bases[r] + c * ra.stride, rb.bases[r] + c * rb.stride);
+            let len = seg.len();
+            // Vectorised loops for the common cases: both operands running
+            // along the row, or one of them fixed (broadcast) over it.
+            match (ra.stride, rb.stride) {
+                (1, 1) => simd::zip(&sa[oa..oa + len], &sb[ob..ob + len], seg, &f),
+                (1, 0) => simd::zip_rhs(&sa[oa..oa + len], sb[ob], seg, &f),
+                (0, 1) => simd::zip_lhs(sa[oa], &sb[ob..ob + len], seg, &f),
+                (da, db) => {
+                    for (i, o) in seg.iter_mut().enumerate() {
+                        *o = f(sa[oa + i * da], sb[ob + i * db]);
                     }
                 }
             }
@@ -182,9 +164,60 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Mask of `self > c` for a scalar `c`.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![-1.0f32, 0.0, 2.0], &[3])?;
+    /// assert_eq!(a.gt_scalar(0.0).to_vec(), vec![0.0, 0.0, 1.0]);
+    /// assert_eq!(a.le_scalar(0.0).to_vec(), vec![1.0, 1.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn gt_scalar(&self, c: f64) -> Self {
         let c = T::from_f64(c);
         self.map(move |x| mask(x > c))
+    }
+    /// Mask of `self >= c`.
+    pub fn ge_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x >= c))
+    }
+    /// Mask of `self < c`.
+    pub fn lt_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x < c))
+    }
+    /// Mask of `self <= c`.
+    pub fn le_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x <= c))
+    }
+    /// Mask of `self == c`.
+    pub fn eq_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x == c))
+    }
+    /// Mask of `self != c`.
+    pub fn ne_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| mask(x != c))
+    }
+    /// `max(x, c)` elementwise (NaN in `self` stays NaN).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![-1.0f32, 0.5, 2.0], &[3])?;
+    /// assert_eq!(a.maximum_scalar(0.0).to_vec(), vec![0.0, 0.5, 2.0]);
+    /// assert_eq!(a.minimum_scalar(1.0).to_vec(), vec![-1.0, 0.5, 1.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn maximum_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| x.max_val(c))
+    }
+    /// `min(x, c)` elementwise (NaN in `self` stays NaN).
+    pub fn minimum_scalar(&self, c: f64) -> Self {
+        let c = T::from_f64(c);
+        self.map(move |x| x.min_val(c))
     }
 
     /// Picks `on_true` where `self` (the condition) is non-zero and
@@ -214,21 +247,18 @@ impl<T: Element> Tensor<T> {
             on_false.storage.as_slice(),
         );
         let mut out = vec![T::ZERO; shape.iter().product()];
-        let len = rc.len;
-        fill_rows(&mut out, len, |first, chunk| {
-            for (r, orow) in chunk.chunks_mut(len).enumerate() {
-                let (oc, ot, of) = (
-                    rc.bases[first + r],
-                    rt.bases[first + r],
-                    rf.bases[first + r],
-                );
-                for (i, o) in orow.iter_mut().enumerate() {
-                    *o = if sc[oc + i * rc.stride] != T::ZERO {
-                        st[ot + i * rt.stride]
-                    } else {
-                        sf[of + i * rf.stride]
-                    };
-                }
+        fill_segments(&mut out, rc.len, |r, c, seg| {
+            let (oc, ot, of) = (
+                rc.bases[r] + c * rc.stride,
+                rt.bases[r] + c * rt.stride,
+                rf.bases[r] + c * rf.stride,
+            );
+            for (i, o) in seg.iter_mut().enumerate() {
+                *o = if sc[oc + i * rc.stride] != T::ZERO {
+                    st[ot + i * rt.stride]
+                } else {
+                    sf[of + i * rf.stride]
+                };
             }
         });
         Ok(Tensor::from_parts(out, &shape))

@@ -161,4 +161,69 @@ impl<T: Element> Tensor<T> {
         }
         Ok(Tensor::from_parts(out, &[labels.len(), classes]))
     }
+
+    /// PyTorch's `gather`: `out[i][j][k] = self[index[i][j][k]][j][k]` for
+    /// `axis = 0` (and likewise for other axes). `index` holds whole numbers
+    /// (as floats, like [`argmax`](Self::argmax) returns them), has the same
+    /// rank as `self`, and may be shorter than `self` on every axis but
+    /// `axis`. The result has `index`'s shape.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// let idx = Tensor::from_vec(vec![2.0f32, 0.0], &[2, 1])?;
+    /// assert_eq!(x.gather(1, &idx)?.to_vec(), vec![3.0, 4.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// If the axis is out of range, the ranks differ, `index` is longer than
+    /// `self` on another axis, or an index is negative, fractional or out of
+    /// range along `axis`.
+    pub fn gather(&self, axis: usize, index: &Tensor<T>) -> Result<Tensor<T>> {
+        const OP: &str = "gather";
+        self.layout.check_axis(OP, axis)?;
+        let fits = index.ndim() == self.ndim()
+            && (0..self.ndim()).all(|d| d == axis || index.shape()[d] <= self.shape()[d]);
+        if !fits {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: self.shape().to_vec(),
+                rhs: index.shape().to_vec(),
+                reason: format!(
+                    "the index needs the same rank and may be no longer on any axis but {axis}"
+                ),
+            });
+        }
+        let len = self.shape()[axis];
+        let src = self.storage.as_slice();
+        let mut out = Vec::with_capacity(index.numel());
+        let mut pos: Vec<usize> = vec![0; index.ndim()];
+        for v in index.to_vec() {
+            let i = v.to_f64();
+            if !(i >= 0.0 && i.fract() == 0.0 && i < len as f64) {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "index {v} at {pos:?} of the index tensor {:?} is not a whole number \
+                         below {len} (axis {axis} of shape {:?})",
+                        index.shape(),
+                        self.shape()
+                    ),
+                ));
+            }
+            let mut at = pos.clone();
+            at[axis] = i as usize;
+            out.push(src[self.layout.offset_of(&at)]);
+            // Advance the multi-index over `index`'s shape (row-major).
+            for d in (0..pos.len()).rev() {
+                pos[d] += 1;
+                if pos[d] < index.shape()[d] {
+                    break;
+                }
+                pos[d] = 0;
+            }
+        }
+        Ok(Tensor::from_parts(out, index.shape()))
+    }
 }

@@ -10,6 +10,76 @@ use crate::layout::{broadcast_shapes, Shape};
 use crate::parallel::use_parallel;
 use crate::{Element, Tensor};
 
+/// Below this many multiply-adds the simple kernel wins: the GEMM crate's
+/// packing and dispatch cost more than the product itself (small MLPs).
+const SMALL_GEMM: usize = 16 * 1024;
+
+/// Chooses the kernel for `c[m×n] = a[m×k]·b[k×n]` (see [`gemm_generic`]
+/// for the argument convention).
+pub(crate) fn gemm_dispatch<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [T],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
+        return;
+    }
+    if m * n * k < SMALL_GEMM {
+        return gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
+    }
+    // Every element the kernel reads or writes must lie inside the slices:
+    // this is the whole safety argument for the call below, so check it
+    // always (it costs nothing next to the product).
+    let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
+    let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
+    assert!(a_extent < a.len() && b_extent < b.len() && c.len() >= m * n);
+    let par = if crate::parallel::use_parallel(m * n * k / 64) {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `a`, `b` and `c` are live slices for the duration of the call;
+    // the assert above shows every strided index the kernel forms
+    // (`i*rs + j*cs` for i < rows, j < cols) is in bounds of its slice; `c`
+    // is written row-major (row stride n, column stride 1) within its first
+    // m·n elements and does not alias `a` or `b` (it is a `&mut`).
+    // `read_dst = false` makes the kernel ignore c's old contents.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
 /// Portable kernel: `c[m×n] = a[m×k]·b[k×n]` with `c` row-major.
 ///
 /// Each output row is an accumulation of rows of `b` scaled by one element
@@ -152,7 +222,9 @@ impl<T: Element> Tensor<T> {
         bl_a.for_each_offset(|o| offs_a.push(o));
         let mut offs_b = Vec::with_capacity(nb);
         bl_b.for_each_offset(|o| offs_b.push(o));
-        if m * n > 0 {
+        // With k = 0 the product is all zeros and the operands are empty
+        // (their buffers may be too), so the kernel is not called.
+        if m * n > 0 && k > 0 {
             let one = |bi: usize, c: &mut [T]| {
                 T::gemm(
                     m,

@@ -58,7 +58,7 @@ impl<T: Element> Tensor<T> {
             return Err(bad());
         }
         let dims: Vec<usize> = if unknown == 1 {
-            if known == 0 || self.numel() % known as usize != 0 {
+            if known == 0 || !self.numel().is_multiple_of(known as usize) {
                 return Err(bad());
             }
             let inferred = self.numel() / known as usize;

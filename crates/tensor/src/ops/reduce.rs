@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::layout::Shape;
 use crate::ops::strided::{coalesce, Rows};
 use crate::parallel::{use_parallel, CHUNK};
+use crate::simd;
 use crate::{Element, Tensor};
 
 /// Checks and sorts a list of axes; an axis may not repeat.
@@ -46,28 +47,63 @@ pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> S
     out
 }
 
-/// Folds a contiguous slice with eight independent accumulators (so the
-/// loop vectorises), combined in a fixed order.
-#[inline]
-fn fold_slice<T: Element>(xs: &[T], init: T, f: &impl Fn(T, T) -> T) -> T {
-    let mut acc = [init; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            acc[l] = f(acc[l], c[l]);
+/// Folds every element of `t` (any layout) in a fixed order that depends
+/// only on the layout, never on the thread count.
+///
+/// Reducing over all axes does not care about element order, so the axes
+/// are first sorted by decreasing stride (broadcast axes outermost): a
+/// transposed or permuted contiguous tensor then reads its buffer in memory
+/// order as one slice, and other views read their longest runs. Slices are
+/// cut at fixed [`CHUNK`] boundaries and rows folded one by one; the partial
+/// results are combined left to right.
+fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync + Send)) -> T {
+    let l = t.layout();
+    let mut order: SmallVec<[usize; 8]> = (0..t.ndim()).collect();
+    let key = |a: usize| match l.strides[a] {
+        0 => usize::MAX,
+        s => s,
+    };
+    order.sort_by_key(|&a| std::cmp::Reverse(key(a)));
+    let p = l.permute(&order).expect("a permutation of the axes");
+    let [c] = coalesce([&p]);
+    let src = t.storage.as_slice();
+    let fold_slice = |xs: &[T]| -> T {
+        if use_parallel(xs.len()) {
+            let parts: Vec<T> = xs
+                .par_chunks(CHUNK)
+                .map(|c| simd::fold(c, init, f))
+                .collect();
+            parts.into_iter().fold(init, f)
+        } else {
+            xs.chunks(CHUNK)
+                .map(|c| simd::fold(c, init, f))
+                .fold(init, f)
         }
+    };
+    if c.numel() == 0 {
+        return init;
     }
-    let mut r = init;
-    for &x in chunks.remainder() {
-        r = f(r, x);
+    if c.shape.len() <= 1 && c.strides.first().is_none_or(|&s| s == 1) {
+        return fold_slice(&src[c.offset..c.offset + c.numel()]);
     }
-    let a = [
-        f(acc[0], acc[4]),
-        f(acc[1], acc[5]),
-        f(acc[2], acc[6]),
-        f(acc[3], acc[7]),
-    ];
-    f(f(f(a[0], a[2]), f(a[1], a[3])), r)
+    let rows = Rows::of(&c);
+    let fold_row = |&base: &usize| -> T {
+        if rows.stride == 1 {
+            fold_slice(&src[base..base + rows.len])
+        } else {
+            let mut acc = init;
+            for i in 0..rows.len {
+                acc = f(acc, src[base + i * rows.stride]);
+            }
+            acc
+        }
+    };
+    if use_parallel(c.numel()) && rows.bases.len() > 1 {
+        let parts: Vec<T> = rows.bases.par_iter().map(fold_row).collect();
+        parts.into_iter().fold(init, f)
+    } else {
+        rows.bases.iter().map(fold_row).fold(init, f)
+    }
 }
 
 impl<T: Element> Tensor<T> {
@@ -88,21 +124,8 @@ impl<T: Element> Tensor<T> {
         let axes = normalize_axes(op, axes, self.shape())?;
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
         let src = self.storage.as_slice();
-        // Reduce over everything: one contiguous (or copied) slice, chunked.
         if axes.len() == self.ndim() {
-            let c = self.to_contiguous();
-            let xs = c.as_slice().expect("contiguous");
-            let v = if use_parallel(xs.len()) {
-                let parts: Vec<T> = xs
-                    .par_chunks(CHUNK)
-                    .map(|c| fold_slice(c, init, &f))
-                    .collect();
-                parts.into_iter().fold(init, &f)
-            } else {
-                xs.chunks(CHUNK)
-                    .map(|c| fold_slice(c, init, &f))
-                    .fold(init, &f)
-            };
+            let v = fold_all(self, init, &f);
             return Ok(Tensor::from_parts(vec![v], &out_shape));
         }
         // Put kept axes first and reduced axes last.
@@ -112,7 +135,9 @@ impl<T: Element> Tensor<T> {
         let n_out: usize = kept.iter().map(|&a| self.shape()[a]).product();
         let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
         let mut out = vec![init; n_out];
-        if n_out == 0 {
+        // Nothing to read (an empty reduced axis gives `init` everywhere):
+        // return before computing offsets into a possibly empty buffer.
+        if n_out == 0 || n_red == 0 {
             return Ok(Tensor::from_parts(out, &out_shape));
         }
         // Contiguous input reduced over leading axes (a bias gradient, a
@@ -123,17 +148,12 @@ impl<T: Element> Tensor<T> {
                     out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, oc)| {
                         let s = ci * CHUNK;
                         for r in 0..n_red {
-                            let row = &xs[r * n_out + s..r * n_out + s + oc.len()];
-                            for (o, &x) in oc.iter_mut().zip(row) {
-                                *o = f(*o, x);
-                            }
+                            simd::accumulate(oc, &xs[r * n_out + s..], &f);
                         }
                     });
                 } else {
                     for r in 0..n_red {
-                        for (o, &x) in out.iter_mut().zip(&xs[r * n_out..(r + 1) * n_out]) {
-                            *o = f(*o, x);
-                        }
+                        simd::accumulate(&mut out, &xs[r * n_out..], &f);
                     }
                 }
                 return Ok(Tensor::from_parts(out, &out_shape));
@@ -158,7 +178,7 @@ impl<T: Element> Tensor<T> {
                 if inner_rows.stride == 1 {
                     acc = f(
                         acc,
-                        fold_slice(&src[start..start + inner_rows.len], init, &f),
+                        simd::fold(&src[start..start + inner_rows.len], init, &f),
                     );
                 } else {
                     for i in 0..inner_rows.len {

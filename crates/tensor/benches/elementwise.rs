@@ -1,0 +1,81 @@
+//! Elementwise maps, binary ops and reductions on 1M `f32` elements.
+//!
+//! Run with `cargo bench -p tapegrad-tensor --bench elementwise`; compare
+//! against PyTorch with 2 threads (`torch.set_num_threads(2)`).
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use tapegrad_tensor::Tensor;
+
+const N: usize = 1 << 20;
+
+fn inputs() -> (Tensor<f32>, Tensor<f32>) {
+    (
+        Tensor::uniform_seeded(&[1024, 1024], -3.0, 3.0, 1),
+        Tensor::uniform_seeded(&[1024, 1024], -3.0, 3.0, 2),
+    )
+}
+
+fn unary(c: &mut Criterion) {
+    let (a, _) = inputs();
+    let mut g = c.benchmark_group("unary_1m_f32");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("tanh", |b| b.iter(|| black_box(&a).tanh()));
+    g.bench_function("exp", |b| b.iter(|| black_box(&a).exp()));
+    g.bench_function("sigmoid", |b| b.iter(|| black_box(&a).sigmoid()));
+    g.bench_function("relu", |b| b.iter(|| black_box(&a).relu()));
+    g.bench_function("mul_scalar", |b| b.iter(|| black_box(&a).mul_scalar(2.0)));
+    g.finish();
+}
+
+fn binary(c: &mut Criterion) {
+    let (a, b_) = inputs();
+    let row = Tensor::<f32>::uniform_seeded(&[1024], -1.0, 1.0, 3);
+    let s = Tensor::<f32>::scalar(2.0);
+    let mut g = c.benchmark_group("binary_1m_f32");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("add", |b| b.iter(|| black_box(&a).add(&b_).unwrap()));
+    g.bench_function("mul", |b| b.iter(|| black_box(&a).mul(&b_).unwrap()));
+    g.bench_function("add_row_broadcast", |b| {
+        b.iter(|| black_box(&a).add(&row).unwrap())
+    });
+    g.bench_function("mul_0d", |b| b.iter(|| black_box(&a).mul(&s).unwrap()));
+    g.bench_function("tanh_a_mul_b_add_c", |b| {
+        b.iter(|| black_box(&a).mul(&b_).unwrap().add(&a).unwrap().tanh())
+    });
+    g.finish();
+}
+
+fn reduce(c: &mut Criterion) {
+    let (a, _) = inputs();
+    let at = a.t().unwrap();
+    let mut g = c.benchmark_group("reduce_1m_f32");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("sum_all", |b| b.iter(|| black_box(&a).sum_all()));
+    g.bench_function("max_all", |b| b.iter(|| black_box(&a).max_all()));
+    g.bench_function("sum_axis0", |b| {
+        b.iter(|| black_box(&a).sum(&[0], false).unwrap())
+    });
+    g.bench_function("sum_axis1", |b| {
+        b.iter(|| black_box(&a).sum(&[1], false).unwrap())
+    });
+    g.bench_function("sum_all_transposed", |b| {
+        b.iter(|| black_box(&at).sum_all())
+    });
+    g.bench_function("softmax_axis1", |b| {
+        b.iter(|| black_box(&a).softmax(1).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_millis(300))
+        .measurement_time(std::time::Duration::from_secs(1));
+    targets = unary, binary, reduce
+}
+criterion_main!(benches);
