@@ -11,5 +11,11 @@ pub use tapegrad_tensor as tensor;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use tapegrad_autograd::{Tape, Var};
+    pub use tapegrad_nn::data::{Dataset, Target};
+    pub use tapegrad_nn::{
+        loss, Activation, Adam, Dropout, Init, Linear, LrSchedule, Mlp, Module, Objective,
+        Optimizer, Param, Sequential, Sgd, Trainer,
+    };
     pub use tapegrad_tensor::{Element, Tensor};
 }

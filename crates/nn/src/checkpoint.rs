@@ -1,0 +1,234 @@
+//! Checkpoints in the safetensors format, readable by PyTorch.
+//!
+//! A file is an 8-byte little-endian header length, a JSON header
+//! `{name: {dtype, shape, data_offsets}}`, then the raw little-endian data.
+//! A model saves under its [`Module::parameters`] names, which for
+//! [`Mlp`](crate::Mlp) and [`Sequential`](crate::Sequential) are exactly
+//! `torch.nn.Sequential`'s `state_dict` keys, with weights `[out, in]`:
+//! in PyTorch, `model.load_state_dict(safetensors.torch.load_file(path))`
+//! works, and the other way round with [`load`].
+//!
+//! Parsing uses the `safetensors` crate (the format's reference
+//! implementation, which validates offsets, overlaps and header size);
+//! this module adds the model-level checks and the atomic write.
+//!
+//! ```
+//! use tapegrad_nn::{checkpoint, Mlp, Module};
+//! let dir = std::env::temp_dir().join(format!("tapegrad-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("mlp.safetensors");
+//! let a = Mlp::<f32>::builder(&[4, 8, 3]).seed(1).build()?;
+//! checkpoint::save(&a, &path)?;
+//! let mut b = Mlp::<f32>::builder(&[4, 8, 3]).seed(2).build()?;
+//! checkpoint::load(&mut b, &path)?;
+//! assert_eq!(a.state_dict(), b.state_dict());
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), tapegrad_nn::Error>(())
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
+use tapegrad_tensor::{Element, Tensor};
+
+use crate::error::{CheckpointError, Error, Result};
+use crate::module::{check_state_dict, Module};
+
+struct Raw {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &Raw {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn dtype_of<T: Element>() -> Dtype {
+    if T::DTYPE == "f64" {
+        Dtype::F64
+    } else {
+        Dtype::F32
+    }
+}
+
+fn to_bytes<T: Element>(t: &Tensor<T>) -> Vec<u8> {
+    let v = t.to_vec();
+    if T::DTYPE == "f64" {
+        v.iter().flat_map(|x| x.to_f64().to_le_bytes()).collect()
+    } else {
+        v.iter()
+            .flat_map(|x| (x.to_f64() as f32).to_le_bytes())
+            .collect()
+    }
+}
+
+fn from_bytes<T: Element>(b: &[u8]) -> Vec<T> {
+    if T::DTYPE == "f64" {
+        b.chunks_exact(8)
+            .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+            .collect()
+    } else {
+        b.chunks_exact(4)
+            .map(|c| T::from_f64(f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64))
+            .collect()
+    }
+}
+
+fn ck(path: &Path, kind: CheckpointError) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// Saves named tensors to `path` atomically: the bytes go to a temporary
+/// file in the same folder, which is synced and then renamed over `path`,
+/// so a crash mid-save leaves the previous file intact.
+///
+/// # Errors
+/// [`Error::Io`] if the folder is not writable.
+pub fn save_tensors<T: Element>(
+    tensors: &IndexMap<String, Tensor<T>>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let raws: Vec<(String, Raw)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                Raw {
+                    dtype: dtype_of::<T>(),
+                    shape: t.shape().to_vec(),
+                    bytes: to_bytes(t),
+                },
+            )
+        })
+        .collect();
+    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), &meta)
+        .map_err(|e| ck(path, CheckpointError::Corrupt { msg: e.to_string() }))?;
+    write_atomic(path, &bytes)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Saves a model's parameters (its [`Module::state_dict`]).
+///
+/// # Errors
+/// As [`save_tensors`].
+pub fn save<T: Element, M: Module<T> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
+    save_tensors(&model.state_dict(), path)
+}
+
+/// Reads every tensor of a safetensors file, in file order. Every tensor
+/// must have the element type `T` (`F32` for `f32`, `F64` for `f64`).
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Checkpoint`] if it is
+/// truncated, corrupt, or holds a tensor of another dtype (named).
+pub fn load_tensors<T: Element>(path: impl AsRef<Path>) -> Result<IndexMap<String, Tensor<T>>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_tensors(&bytes, path)
+}
+
+fn parse_tensors<T: Element>(bytes: &[u8], path: &Path) -> Result<IndexMap<String, Tensor<T>>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ck(path, classify(e, bytes.len())))?;
+    let mut named = st.tensors();
+    // Keep the file's data order (stable, and what PyTorch wrote).
+    named.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
+    let mut out = IndexMap::new();
+    for (name, view) in named {
+        if view.dtype() != dtype_of::<T>() {
+            return Err(ck(
+                path,
+                CheckpointError::Dtype {
+                    name,
+                    expected: format!("{:?}", dtype_of::<T>()),
+                    got: format!("{:?}", view.dtype()),
+                },
+            ));
+        }
+        let t = Tensor::from_vec(from_bytes::<T>(view.data()), view.shape())?;
+        out.insert(name, t);
+    }
+    Ok(out)
+}
+
+fn classify(e: SafeTensorError, len: usize) -> CheckpointError {
+    match e {
+        SafeTensorError::HeaderTooSmall => CheckpointError::Truncated {
+            what: format!("{len} bytes is too short for the 8-byte header length"),
+        },
+        SafeTensorError::InvalidHeaderLength => CheckpointError::Truncated {
+            what: format!("the header length points past the end of the {len}-byte file"),
+        },
+        SafeTensorError::MetadataIncompleteBuffer => CheckpointError::Truncated {
+            what: format!("the tensor data ends before the header says (file is {len} bytes)"),
+        },
+        other => CheckpointError::Corrupt {
+            msg: format!("{other:?}"),
+        },
+    }
+}
+
+/// Loads a checkpoint into `model`. Everything is checked before anything
+/// is assigned: the file must parse, hold exactly the model's parameter
+/// names with the model's shapes and dtype. On any error the model is
+/// unchanged.
+///
+/// # Errors
+/// [`Error::Io`], or [`Error::Checkpoint`] naming the missing, unexpected,
+/// mis-shaped or mis-typed tensor, or saying the file is truncated or
+/// corrupt.
+pub fn load<T: Element, M: Module<T> + ?Sized>(
+    model: &mut M,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let state = load_tensors::<T>(path)?;
+    check_state_dict(&model.parameters(), &state).map_err(|k| ck(path, k))?;
+    for (n, p) in model.parameters_mut() {
+        p.set_value(state[&n].clone());
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The [`Module`] trait: a forward pass on the tape plus named parameters.
+
+use indexmap::IndexMap;
+use tapegrad_autograd::{Result as TapeResult, Tape, Var};
+use tapegrad_tensor::{Element, Tensor};
+
+use crate::error::{CheckpointError, Error, Result};
+use crate::param::Param;
+
+/// A layer or a whole model.
+///
+/// Parameters are listed in a stable order with the names PyTorch's
+/// `state_dict` would use (`0.weight`, `0.bias`, `2.weight`, ...), so
+/// checkpoints interoperate. Models are `Send + Sync`: one can be shared by
+/// threads that each record on their own tape.
+///
+/// ```
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::{Linear, Module};
+/// use tapegrad_tensor::Tensor;
+/// let layer = Linear::<f32>::new(3, 2, 0);
+/// let names: Vec<String> = layer.parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["weight", "bias"]);
+/// let tape = Tape::new();
+/// let y = layer.forward(&tape, tape.constant(Tensor::ones(&[4, 3])))?;
+/// assert_eq!(y.shape().as_slice(), &[4, 2]);
+/// # Ok::<(), tapegrad_autograd::Error>(())
+/// ```
+pub trait Module<T: Element = f32>: Send + Sync {
+    /// Applies the module to `x`, recording on `tape`.
+    ///
+    /// # Errors
+    /// If `x` has the wrong shape (the error names the op and shapes).
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>>;
+
+    /// The parameters with their full names, in a stable order.
+    fn parameters(&self) -> Vec<(String, &Param<T>)> {
+        Vec::new()
+    }
+
+    /// Mutable access to the parameters, same names and order as
+    /// [`parameters`](Self::parameters) (for optimisers and loading).
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Param<T>)> {
+        Vec::new()
+    }
+
+    /// Switches training mode (dropout active) on or off.
+    fn train(&mut self, _on: bool) {}
+
+    /// Whether the module is in training mode. Modules without a mode
+    /// report `true`.
+    fn is_training(&self) -> bool {
+        true
+    }
+
+    /// A one-line description, like PyTorch's module repr.
+    fn describe(&self) -> String;
+
+    /// Switches to evaluation mode (`train(false)`).
+    fn eval(&mut self) {
+        self.train(false);
+    }
+
+    /// Total number of trainable scalars.
+    fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(|(_, p)| p.numel()).sum()
+    }
+
+    /// The parameter values by name (cheap: tensors share storage).
+    fn state_dict(&self) -> IndexMap<String, Tensor<T>> {
+        self.parameters()
+            .into_iter()
+            .map(|(n, p)| (n, p.value().clone()))
+            .collect()
+    }
+
+    /// Replaces every parameter's value from `state`. Everything is checked
+    /// first (each name present, no extra names, shapes equal), so on error
+    /// the model is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] (with an empty path) naming the first missing,
+    /// unexpected or mis-shaped tensor.
+    fn load_state_dict(&mut self, state: &IndexMap<String, Tensor<T>>) -> Result<()> {
+        check_state_dict(&self.parameters(), state).map_err(|kind| Error::Checkpoint {
+            path: "<state dict>".into(),
+            kind,
+        })?;
+        for (n, p) in self.parameters_mut() {
+            p.set_value(state[&n].clone());
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `state` has exactly the parameters' names and shapes.
+pub(crate) fn check_state_dict<T: Element>(
+    params: &[(String, &Param<T>)],
+    state: &IndexMap<String, Tensor<T>>,
+) -> std::result::Result<(), CheckpointError> {
+    for (n, p) in params {
+        let t = state
+            .get(n)
+            .ok_or_else(|| CheckpointError::Missing { name: n.clone() })?;
+        if t.shape() != p.shape() {
+            return Err(CheckpointError::Shape {
+                name: n.clone(),
+                expected: p.shape().to_vec(),
+                got: t.shape().to_vec(),
+            });
+        }
+    }
+    for n in state.keys() {
+        if !params.iter().any(|(m, _)| m == n) {
+            return Err(CheckpointError::Unexpected { name: n.clone() });
+        }
+    }
+    Ok(())
+}
+
+impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
+        (**self).forward(tape, x)
+    }
+    fn parameters(&self) -> Vec<(String, &Param<T>)> {
+        (**self).parameters()
+    }
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Param<T>)> {
+        (**self).parameters_mut()
+    }
+    fn train(&mut self, on: bool) {
+        (**self).train(on)
+    }
+    fn is_training(&self) -> bool {
+        (**self).is_training()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

@@ -1,0 +1,78 @@
+//! Line charts of training curves, written as SVG with `plotters`.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Draws one or more named series (y values at x = 1, 2, ...) as an SVG
+/// line chart at `path`.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be written; an invalid-argument error if
+/// no series has a finite value.
+pub fn line_chart_svg(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    series: &[(&str, &[f64])],
+) -> Result<()> {
+    let path = path.as_ref();
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|(_, s)| s.iter().copied())
+            .filter(|v| v.is_finite())
+    };
+    let (lo, hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if !lo.is_finite() {
+        return Err(Error::invalid("line_chart_svg", "nothing finite to plot"));
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    let n = series
+        .iter()
+        .map(|(_, s)| s.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1f64..n as f64, (lo - pad).max(0.0_f64.min(lo))..hi + pad)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("loss")
+            .draw()?;
+        let colors = [&BLUE, &RED, &GREEN, &MAGENTA, &BLACK];
+        for (k, (name, ys)) in series.iter().enumerate() {
+            let c = colors[k % colors.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    ys.iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(i, &v)| ((i + 1) as f64, v)),
+                    c,
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))
+}

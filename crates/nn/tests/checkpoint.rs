@@ -1,0 +1,231 @@
+//! Checkpoints: round trip, PyTorch interop (a fixture written by PyTorch),
+//! and every failure mode, each leaving the model unchanged.
+
+use std::path::{Path, PathBuf};
+
+use tapegrad_autograd::Tape;
+use tapegrad_nn::{checkpoint, Activation, CheckpointError, Error, Mlp, Module};
+use tapegrad_tensor::{Element, Tensor};
+
+fn tmp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tapegrad-ckpt-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn mlp<T: Element>(seed: u64) -> Mlp<T> {
+    Mlp::builder(&[4, 8, 3])
+        .activation(Activation::Tanh)
+        .seed(seed)
+        .build()
+        .unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn check_torch_fixture<T: Element>(stem: &str, tol: f64) {
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture(&format!("{stem}_expected.json"))).unwrap(),
+    )
+    .unwrap();
+    let flat = |key: &str| -> Vec<T> {
+        expected[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter())
+            .map(|v| T::from_f64(v.as_f64().unwrap()))
+            .collect()
+    };
+    let x = Tensor::from_vec(flat("x"), &[5, 4]).unwrap();
+    let y = flat("y");
+    let mut model = mlp::<T>(123);
+    checkpoint::load(&mut model, fixture(&format!("{stem}.safetensors"))).unwrap();
+    let tape = Tape::new();
+    let out = model
+        .forward(&tape, tape.constant(x))
+        .unwrap()
+        .value()
+        .to_vec();
+    assert_eq!(out.len(), y.len());
+    for (a, b) in out.iter().zip(&y) {
+        assert!((a.to_f64() - b.to_f64()).abs() < tol, "{a} vs {b} ({stem})");
+    }
+}
+
+#[test]
+fn loads_pytorch_checkpoint_f32() {
+    // Sequential(Linear(4,8), Tanh(), Linear(8,3)) written by PyTorch
+    // (tests/fixtures/make_torch_fixture.py).
+    check_torch_fixture::<f32>("torch_mlp", 1e-5);
+}
+
+#[test]
+fn loads_pytorch_checkpoint_f64() {
+    check_torch_fixture::<f64>("torch_mlp_f64", 1e-12);
+}
+
+#[test]
+fn round_trip_is_exact_and_names_match_torch() {
+    let dir = tmp_dir("rt");
+    let path = dir.join("m.safetensors");
+    let a = mlp::<f32>(1);
+    checkpoint::save(&a, &path).unwrap();
+    let names: Vec<String> = checkpoint::load_tensors::<f32>(&path)
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    let mut b = mlp::<f32>(2);
+    assert_ne!(a.state_dict(), b.state_dict());
+    checkpoint::load(&mut b, &path).unwrap();
+    assert_eq!(a.state_dict(), b.state_dict());
+    assert_eq!(b.state_dict()["0.weight"].shape(), &[8, 4]);
+    // Saving again over an existing file replaces it atomically and leaves
+    // no temporary file behind.
+    checkpoint::save(&b, &path).unwrap();
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Loads `bytes` into a fresh model and returns the error, checking the
+/// model is unchanged.
+fn load_err(bytes: &[u8], tag: &str) -> CheckpointError {
+    let dir = tmp_dir(tag);
+    let path = dir.join("bad.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    let mut m = mlp::<f32>(5);
+    let before = m.state_dict();
+    let err = checkpoint::load(&mut m, &path).unwrap_err();
+    assert_eq!(m.state_dict(), before, "a failed load changed the model");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("bad.safetensors"),
+        "error does not name the file: {msg}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    match err {
+        Error::Checkpoint { kind, .. } => kind,
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+fn saved_bytes<T: Element>(state: &indexmap::IndexMap<String, Tensor<T>>, tag: &str) -> Vec<u8> {
+    let dir = tmp_dir(tag);
+    let path = dir.join("x.safetensors");
+    checkpoint::save_tensors(state, &path).unwrap();
+    let b = std::fs::read(&path).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    b
+}
+
+#[test]
+fn missing_tensor() {
+    let mut s = mlp::<f32>(1).state_dict();
+    s.shift_remove("2.bias");
+    let k = load_err(&saved_bytes(&s, "m1"), "m2");
+    assert_eq!(
+        k,
+        CheckpointError::Missing {
+            name: "2.bias".into()
+        }
+    );
+    assert!(k.to_string().contains("\"2.bias\" is missing"));
+}
+
+#[test]
+fn unexpected_tensor() {
+    let mut s = mlp::<f32>(1).state_dict();
+    s.insert("4.weight".into(), Tensor::zeros(&[2, 3]));
+    let k = load_err(&saved_bytes(&s, "u1"), "u2");
+    assert_eq!(
+        k,
+        CheckpointError::Unexpected {
+            name: "4.weight".into()
+        }
+    );
+}
+
+#[test]
+fn mis_shaped_tensor() {
+    let mut s = mlp::<f32>(1).state_dict();
+    s.insert("0.weight".into(), Tensor::zeros(&[4, 8])); // transposed
+    let k = load_err(&saved_bytes(&s, "s1"), "s2");
+    assert_eq!(
+        k,
+        CheckpointError::Shape {
+            name: "0.weight".into(),
+            expected: vec![8, 4],
+            got: vec![4, 8]
+        }
+    );
+}
+
+#[test]
+fn wrong_dtype() {
+    let s = mlp::<f64>(1).state_dict();
+    let k = load_err(&saved_bytes(&s, "d1"), "d2");
+    assert!(
+        matches!(&k, CheckpointError::Dtype { expected, got, .. } if expected == "F32" && got == "F64"),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn truncated_file() {
+    let bytes = saved_bytes(&mlp::<f32>(1).state_dict(), "t1");
+    // Cut in the data, in the header, and inside the length prefix.
+    for cut in [bytes.len() - 10, 20, 5] {
+        let k = load_err(&bytes[..cut], "t2");
+        assert!(
+            matches!(k, CheckpointError::Truncated { .. }),
+            "cut {cut}: {k:?}"
+        );
+    }
+}
+
+#[test]
+fn corrupt_header() {
+    let mut bytes = saved_bytes(&mlp::<f32>(1).state_dict(), "c1");
+    bytes[9] = b'#'; // inside the JSON header
+    let k = load_err(&bytes, "c2");
+    assert!(matches!(k, CheckpointError::Corrupt { .. }), "{k:?}");
+    let k = load_err(b"this is not a checkpoint at all", "c3");
+    assert!(
+        matches!(
+            k,
+            CheckpointError::Corrupt { .. } | CheckpointError::Truncated { .. }
+        ),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let mut m = mlp::<f32>(1);
+    let err = checkpoint::load(&mut m, "/nonexistent/dir/m.safetensors").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }));
+    assert!(err.to_string().contains("/nonexistent/dir/m.safetensors"));
+}
+
+#[test]
+fn failed_save_keeps_the_previous_checkpoint() {
+    // Saving into a folder that does not exist fails without touching
+    // anything; a good save then a failing one leaves the good file.
+    let dir = tmp_dir("keep");
+    let path = dir.join("m.safetensors");
+    let a = mlp::<f32>(1);
+    checkpoint::save(&a, &path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    assert!(checkpoint::save(&a, dir.join("no/such/dir/m.safetensors")).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    std::fs::remove_dir_all(&dir).ok();
+}
