@@ -4,6 +4,9 @@
 //! - [`tensor`]: strided N-d arrays with broadcasting, reductions and matmul;
 //! - [`autograd`]: the tape, gradients of any order, custom ops, gradcheck;
 //! - [`nn`]: layers, losses, optimizers and training.
+//!
+//! The README follows (its code blocks are doctests).
+#![doc = include_str!("../README.md")]
 
 pub use tapegrad_autograd as autograd;
 pub use tapegrad_nn as nn;
