@@ -5,6 +5,9 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::layout::Shape;
+use std::mem::MaybeUninit;
+
+use crate::buffer::vec_filled_by;
 use crate::ops::strided::{coalesce, Rows};
 use crate::parallel::{use_parallel, CHUNK};
 use crate::simd;
@@ -57,16 +60,6 @@ pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> S
 /// cut at fixed [`CHUNK`] boundaries and rows folded one by one; the partial
 /// results are combined left to right.
 fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync + Send)) -> T {
-    let l = t.layout();
-    let mut order: SmallVec<[usize; 8]> = (0..t.ndim()).collect();
-    let key = |a: usize| match l.strides[a] {
-        0 => usize::MAX,
-        s => s,
-    };
-    order.sort_by_key(|&a| std::cmp::Reverse(key(a)));
-    let p = l.permute(&order).expect("a permutation of the axes");
-    let [c] = coalesce([&p]);
-    let src = t.storage.as_slice();
     let fold_slice = |xs: &[T]| -> T {
         if use_parallel(xs.len()) {
             let parts: Vec<T> = xs
@@ -80,6 +73,20 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
                 .fold(init, f)
         }
     };
+    // Contiguous: the sorted, coalesced layout below would be this slice.
+    if let Some(xs) = t.as_slice() {
+        return fold_slice(xs);
+    }
+    let l = t.layout();
+    let mut order: SmallVec<[usize; 8]> = (0..t.ndim()).collect();
+    let key = |a: usize| match l.strides[a] {
+        0 => usize::MAX,
+        s => s,
+    };
+    order.sort_by_key(|&a| std::cmp::Reverse(key(a)));
+    let p = l.permute(&order).expect("a permutation of the axes");
+    let [c] = coalesce([&p]);
+    let src = t.storage.as_slice();
     if c.numel() == 0 {
         return init;
     }
@@ -124,6 +131,10 @@ impl<T: Element> Tensor<T> {
         let axes = normalize_axes(op, axes, self.shape())?;
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
         let src = self.storage.as_slice();
+        if self.numel() == 1 {
+            // Scalar tapes: one element, whatever the axes.
+            return Ok(Tensor::scalar_shaped(f(init, self.first()), &out_shape));
+        }
         if axes.len() == self.ndim() {
             let v = fold_all(self, init, &f);
             return Ok(Tensor::from_parts(vec![v], &out_shape));
@@ -134,6 +145,37 @@ impl<T: Element> Tensor<T> {
         let p = self.layout.permute(&perm)?;
         let n_out: usize = kept.iter().map(|&a| self.shape()[a]).product();
         let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        // Contiguous input reduced over trailing axes (a row sum): fold each
+        // output's block as one slice, in the same order as the general case.
+        if let (Some(xs), true) = (
+            self.as_slice(),
+            axes.iter()
+                .enumerate()
+                .all(|(i, &a)| a == self.ndim() - axes.len() + i),
+        ) {
+            if n_out > 0 && n_red > 0 {
+                let fold_row = |i: usize| f(init, simd::fold(&xs[i * n_red..][..n_red], init, &f));
+                let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
+                    for (j, o) in chunk.iter_mut().enumerate() {
+                        *o = MaybeUninit::new(fold_row(start + j));
+                    }
+                };
+                // SAFETY: `fill_chunks` passes disjoint chunks covering all
+                // of `out`, and `fill` writes every element of each.
+                let out = if use_parallel(n_out * n_red) {
+                    unsafe {
+                        vec_filled_by(n_out, |out| {
+                            out.par_chunks_mut((CHUNK / n_red).max(1))
+                                .enumerate()
+                                .for_each(|(ci, c)| fill(ci * (CHUNK / n_red).max(1), c))
+                        })
+                    }
+                } else {
+                    unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
+                };
+                return Ok(Tensor::from_parts(out, &out_shape));
+            }
+        }
         let mut out = vec![init; n_out];
         // Nothing to read (an empty reduced axis gives `init` everywhere):
         // return before computing offsets into a possibly empty buffer.
