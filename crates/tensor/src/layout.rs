@@ -27,15 +27,29 @@ pub struct Layout {
     pub(crate) offset: usize,
 }
 
+/// A [`Shape`] holding `s`, copied without a `memcpy` call when it fits
+/// inline (`SmallVec`'s `clone` and `From<&[_]>` go through `extend`, and
+/// `from_slice` through `memcpy`; both show up on scalar tapes that build
+/// millions of 0-d layouts).
+#[inline]
+pub(crate) fn shape_of(s: &[usize]) -> Shape {
+    let buf = match *s {
+        [] => [0; 4],
+        [a] => [a, 0, 0, 0],
+        [a, b] => [a, b, 0, 0],
+        [a, b, c] => [a, b, c, 0],
+        [a, b, c, d] => [a, b, c, d],
+        _ => return SmallVec::from_slice(s),
+    };
+    SmallVec::from_buf_and_len(buf, s.len())
+}
+
 impl Clone for Layout {
-    /// Copies the inline shape and strides with one `memcpy` each
-    /// (`SmallVec`'s own `clone` goes through `extend`, element by element,
-    /// which shows up on scalar tapes that clone millions of 0-d tensors).
     #[inline]
     fn clone(&self) -> Self {
         Layout {
-            shape: SmallVec::from_slice(&self.shape),
-            strides: SmallVec::from_slice(&self.strides),
+            shape: shape_of(&self.shape),
+            strides: shape_of(&self.strides),
             offset: self.offset,
         }
     }
@@ -119,7 +133,7 @@ impl Layout {
     #[inline]
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
-            shape: SmallVec::from_slice(shape),
+            shape: shape_of(shape),
             strides: contiguous_strides(shape),
             offset: 0,
         }
@@ -340,7 +354,7 @@ impl Layout {
             };
         }
         Ok(Layout {
-            shape: SmallVec::from_slice(shape),
+            shape: shape_of(shape),
             strides,
             offset: self.offset,
         }
@@ -354,7 +368,7 @@ impl Layout {
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
             return Some(Layout {
-                shape: SmallVec::from_slice(shape),
+                shape: shape_of(shape),
                 strides: contiguous_strides(shape),
                 offset: self.offset,
             });
@@ -414,7 +428,7 @@ impl Layout {
             return None;
         }
         Some(Layout {
-            shape: SmallVec::from_slice(shape),
+            shape: shape_of(shape),
             strides,
             offset: self.offset,
         })

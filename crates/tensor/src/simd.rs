@@ -111,6 +111,30 @@ fn fold_kernel<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
     f(f(f(a[0], a[2]), f(a[1], a[3])), r)
 }
 
+/// Like [`fold_kernel`] on `g(x)` instead of `x`: `g` is applied to each
+/// element before it is combined (a sum of exponentials, say).
+#[inline(always)]
+fn map_fold_kernel<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(xs: &[T], init: T, g: &G, f: &F) -> T {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] = f(acc[l], g(c[l]));
+        }
+    }
+    let mut r = init;
+    for &x in chunks.remainder() {
+        r = f(r, g(x));
+    }
+    let a = [
+        f(acc[0], acc[4]),
+        f(acc[1], acc[5]),
+        f(acc[2], acc[6]),
+        f(acc[3], acc[7]),
+    ];
+    f(f(f(a[0], a[2]), f(a[1], a[3])), r)
+}
+
 /// `dst[i] += src[i]`-style accumulation: `acc[i] = f(acc[i], src[i])`.
 #[inline(always)]
 fn accumulate_kernel<T: Copy, F: Fn(T, T) -> T>(acc: &mut [T], src: &[T], f: &F) {
@@ -211,6 +235,24 @@ mod wide {
         fold_kernel(xs, init, f)
     }
     #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn map_fold_avx2<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
+        xs: &[T],
+        init: T,
+        g: &G,
+        f: &F,
+    ) -> T {
+        map_fold_kernel(xs, init, g, f)
+    }
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn map_fold_avx512<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
+        xs: &[T],
+        init: T,
+        g: &G,
+        f: &F,
+    ) -> T {
+        map_fold_kernel(xs, init, g, f)
+    }
+    #[target_feature(enable = "avx2")]
     pub(super) unsafe fn accumulate_avx2<T: Copy, F: Fn(T, T) -> T>(a: &mut [T], s: &[T], f: &F) {
         accumulate_kernel(a, s, f)
     }
@@ -267,6 +309,23 @@ pub(crate) fn fold<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
     dispatch!(fold_kernel, fold_avx2, fold_avx512, (xs, init, f))
 }
 
+/// Folds `g(x)` over `xs` with an associative `f` from `init`, in the same
+/// fixed order as [`fold`].
+#[inline]
+pub(crate) fn map_fold<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
+    xs: &[T],
+    init: T,
+    g: &G,
+    f: &F,
+) -> T {
+    dispatch!(
+        map_fold_kernel,
+        map_fold_avx2,
+        map_fold_avx512,
+        (xs, init, g, f)
+    )
+}
+
 /// `acc[i] = f(acc[i], src[i])`.
 #[inline]
 pub(crate) fn accumulate<T: Copy, F: Fn(T, T) -> T>(acc: &mut [T], src: &[T], f: &F) {
@@ -321,6 +380,16 @@ mod tests {
 
         let add = |a: f32, b: f32| a + b;
         assert_eq!(fold(&xs, 0.0, &add), fold_kernel(&xs, 0.0, &add));
+        let sq = |x: f32| x * x;
+        assert_eq!(
+            map_fold(&xs, 0.0, &sq, &add),
+            map_fold_kernel(&xs, 0.0, &sq, &add)
+        );
+        assert_eq!(
+            map_fold(&xs, 0.0, &|x| x, &add),
+            fold(&xs, 0.0, &add),
+            "map_fold with the identity is fold"
+        );
         let mut acc = xs.clone();
         accumulate(&mut acc, &ys, &add);
         assert_eq!(

@@ -345,7 +345,7 @@ impl<T: Element> Tensor<T> {
 
     /// The shape as an owned small vector.
     pub fn dims(&self) -> Shape {
-        self.layout.shape.clone()
+        crate::layout::shape_of(&self.layout.shape)
     }
 }
 

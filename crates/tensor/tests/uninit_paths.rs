@@ -227,3 +227,62 @@ fn panicking_closures_unwind_cleanly() {
     let r = catch_unwind(|| Tensor::scalar(1.0f32).map(|_| panic!("boom")));
     assert!(r.is_err());
 }
+
+/// The fused softmax family on every path (last axis, other axis, serial,
+/// parallel) against an `f64` reference, with entries at ±100 and `-inf`.
+#[test]
+fn fused_softmax_family_every_path() {
+    for (shape, axis) in [
+        (vec![4, 9], 1),
+        (vec![4, 9], 0),
+        (vec![3, 5, 7], 1),
+        (vec![BIG, BIG], 1),
+        (vec![BIG, BIG], 0),
+        (vec![2, 0], 1),
+    ] {
+        let n: usize = shape.iter().product();
+        let data: Vec<f64> = (0..n)
+            .map(|i| match i % 11 {
+                0 => 100.0,
+                3 => -100.0,
+                5 if i % 3 == 0 => f64::NEG_INFINITY,
+                k => k as f64 * 0.37 - 1.5,
+            })
+            .collect();
+        let x64 = Tensor::from_vec(data, &shape).unwrap();
+        let x32: Tensor<f32> = x64.cast();
+        // Reference: naive per-slice formulas in f64.
+        let m = x64.max(&[axis], true).unwrap();
+        let e = x64.zip_with(&m, "ref", |v, m| (v - m).exp()).unwrap();
+        let s = e.sum(&[axis], true).unwrap();
+        let sm = e.div(&s).unwrap();
+        let lse = s.ln().add(&m).unwrap();
+        let lsm = x64.sub(&lse).unwrap();
+        let close = |got: Tensor<f32>, want: &Tensor<f64>| {
+            assert_eq!(got.shape(), want.shape());
+            for (g, w) in got.to_vec().iter().zip(want.to_vec()) {
+                let g = *g as f64;
+                assert!(
+                    g == w || (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{g} vs {w}"
+                );
+            }
+        };
+        close(x32.softmax(axis).unwrap(), &sm);
+        close(x32.log_softmax(axis).unwrap(), &lsm);
+        close(x32.logsumexp(&[axis], true).unwrap(), &lse);
+        // Softmax rows sum to 1.
+        if n > 0 {
+            let tot = x32.softmax(axis).unwrap().sum(&[axis], false).unwrap();
+            assert!(tot.to_vec().iter().all(|t| (t - 1.0).abs() < 1e-5));
+        }
+    }
+    // An all -inf slice: logsumexp is -inf.
+    let z = Tensor::<f32>::full(&[2, 3], f32::NEG_INFINITY);
+    assert!(z
+        .logsumexp(&[1], false)
+        .unwrap()
+        .to_vec()
+        .iter()
+        .all(|v| *v == f32::NEG_INFINITY));
+}
