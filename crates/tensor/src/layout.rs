@@ -20,18 +20,64 @@ use crate::error::{Error, Result};
 pub type Shape = SmallVec<[usize; 4]>;
 
 /// Shape, strides and starting offset of a view into storage.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Layout {
     pub(crate) shape: Shape,
     pub(crate) strides: Shape,
     pub(crate) offset: usize,
 }
 
+/// A [`Shape`] holding `s`, copied without a `memcpy` call when it fits
+/// inline (`SmallVec`'s `clone` and `From<&[_]>` go through `extend`, and
+/// `from_slice` through `memcpy`; both show up on scalar tapes that build
+/// millions of 0-d layouts).
+#[inline]
+pub(crate) fn shape_of(s: &[usize]) -> Shape {
+    let buf = match *s {
+        [] => [0; 4],
+        [a] => [a, 0, 0, 0],
+        [a, b] => [a, b, 0, 0],
+        [a, b, c] => [a, b, c, 0],
+        [a, b, c, d] => [a, b, c, d],
+        _ => return SmallVec::from_slice(s),
+    };
+    SmallVec::from_buf_and_len(buf, s.len())
+}
+
+impl Clone for Layout {
+    #[inline]
+    fn clone(&self) -> Self {
+        Layout {
+            shape: shape_of(&self.shape),
+            strides: shape_of(&self.strides),
+            offset: self.offset,
+        }
+    }
+}
+
 /// Row-major (C order) strides for a shape.
+///
+/// ```
+/// use tapegrad_tensor::contiguous_strides;
+/// assert_eq!(contiguous_strides(&[2, 3, 4]).as_slice(), &[12, 4, 1]);
+/// assert!(contiguous_strides(&[]).is_empty());
+/// ```
+#[inline]
 pub fn contiguous_strides(shape: &[usize]) -> Shape {
-    let mut strides: Shape = SmallVec::from_elem(0, shape.len());
+    let n = shape.len();
+    if n <= 4 {
+        // Build inline without touching the heap or SmallVec's generic paths.
+        let mut buf = [0usize; 4];
+        let mut acc = 1usize;
+        for i in (0..n).rev() {
+            buf[i] = acc;
+            acc *= shape[i].max(1);
+        }
+        return SmallVec::from_buf_and_len(buf, n);
+    }
+    let mut strides: Shape = SmallVec::from_elem(0, n);
     let mut acc = 1usize;
-    for i in (0..shape.len()).rev() {
+    for i in (0..n).rev() {
         strides[i] = acc;
         acc *= shape[i].max(1);
     }
@@ -77,9 +123,17 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
 
 impl Layout {
     /// A row-major layout starting at offset 0.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Layout;
+    /// let l = Layout::contiguous(&[2, 3]);
+    /// assert_eq!((l.shape(), l.strides(), l.offset()), (&[2, 3][..], &[3, 1][..], 0));
+    /// assert!(l.is_contiguous());
+    /// ```
+    #[inline]
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
-            shape: shape.into(),
+            shape: shape_of(shape),
             strides: contiguous_strides(shape),
             offset: 0,
         }
@@ -275,6 +329,9 @@ impl Layout {
     /// Broadcasts to `shape` with NumPy rules (new axes on the left, length-1
     /// axes stretched with stride 0).
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
+        if self.shape.as_slice() == shape {
+            return Ok(self.clone());
+        }
         let err = || Error::ShapeMismatch {
             op: "broadcast_to",
             lhs: self.shape.to_vec(),
@@ -297,7 +354,7 @@ impl Layout {
             };
         }
         Ok(Layout {
-            shape: shape.into(),
+            shape: shape_of(shape),
             strides,
             offset: self.offset,
         }
@@ -311,7 +368,7 @@ impl Layout {
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
             return Some(Layout {
-                shape: shape.into(),
+                shape: shape_of(shape),
                 strides: contiguous_strides(shape),
                 offset: self.offset,
             });
@@ -371,7 +428,7 @@ impl Layout {
             return None;
         }
         Some(Layout {
-            shape: shape.into(),
+            shape: shape_of(shape),
             strides,
             offset: self.offset,
         })

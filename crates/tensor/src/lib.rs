@@ -19,6 +19,7 @@
 //! Every fallible call returns [`Result`]; its [`Error`] names the op and the
 //! shapes involved. Calls that can panic say so in a `# Panics` section.
 
+mod buffer;
 mod display;
 mod element;
 mod error;

@@ -21,6 +21,8 @@
 //! tests in this module and every tensor test on an AVX-512 machine reach
 //! those calls.
 
+use std::mem::MaybeUninit;
+
 /// Which instruction set to run a kernel with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
@@ -47,33 +49,41 @@ fn best_isa() -> Isa {
 
 // ----- the kernels, written once -------------------------------------------
 
+// The map and zip kernels write into uninitialised output (see
+// `crate::buffer`): each writes every element of `dst`, and slices its
+// inputs to `dst.len()` first, so a too-short input panics (before anything
+// could be left unwritten) instead of leaving a gap.
+
 #[inline(always)]
-fn map_kernel<T: Copy, F: Fn(T) -> T>(src: &[T], dst: &mut [T], f: &F) {
+fn map_kernel<T: Copy, F: Fn(T) -> T>(src: &[T], dst: &mut [MaybeUninit<T>], f: &F) {
+    let src = &src[..dst.len()];
     for (o, &x) in dst.iter_mut().zip(src) {
-        *o = f(x);
+        *o = MaybeUninit::new(f(x));
     }
 }
 
 #[inline(always)]
-fn zip_kernel<T: Copy, F: Fn(T, T) -> T>(a: &[T], b: &[T], dst: &mut [T], f: &F) {
+fn zip_kernel<T: Copy, F: Fn(T, T) -> T>(a: &[T], b: &[T], dst: &mut [MaybeUninit<T>], f: &F) {
     let n = dst.len();
     let (a, b) = (&a[..n], &b[..n]);
     for i in 0..n {
-        dst[i] = f(a[i], b[i]);
+        dst[i] = MaybeUninit::new(f(a[i], b[i]));
     }
 }
 
 #[inline(always)]
-fn zip_rhs_kernel<T: Copy, F: Fn(T, T) -> T>(a: &[T], y: T, dst: &mut [T], f: &F) {
+fn zip_rhs_kernel<T: Copy, F: Fn(T, T) -> T>(a: &[T], y: T, dst: &mut [MaybeUninit<T>], f: &F) {
+    let a = &a[..dst.len()];
     for (o, &x) in dst.iter_mut().zip(a) {
-        *o = f(x, y);
+        *o = MaybeUninit::new(f(x, y));
     }
 }
 
 #[inline(always)]
-fn zip_lhs_kernel<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [T], f: &F) {
+fn zip_lhs_kernel<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [MaybeUninit<T>], f: &F) {
+    let b = &b[..dst.len()];
     for (o, &y) in dst.iter_mut().zip(b) {
-        *o = f(x, y);
+        *o = MaybeUninit::new(f(x, y));
     }
 }
 
@@ -91,6 +101,30 @@ fn fold_kernel<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
     let mut r = init;
     for &x in chunks.remainder() {
         r = f(r, x);
+    }
+    let a = [
+        f(acc[0], acc[4]),
+        f(acc[1], acc[5]),
+        f(acc[2], acc[6]),
+        f(acc[3], acc[7]),
+    ];
+    f(f(f(a[0], a[2]), f(a[1], a[3])), r)
+}
+
+/// Like [`fold_kernel`] on `g(x)` instead of `x`: `g` is applied to each
+/// element before it is combined (a sum of exponentials, say).
+#[inline(always)]
+fn map_fold_kernel<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(xs: &[T], init: T, g: &G, f: &F) -> T {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] = f(acc[l], g(c[l]));
+        }
+    }
+    let mut r = init;
+    for &x in chunks.remainder() {
+        r = f(r, g(x));
     }
     let a = [
         f(acc[0], acc[4]),
@@ -123,22 +157,35 @@ mod wide {
     use super::*;
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn map_avx2<T: Copy, F: Fn(T) -> T>(s: &[T], d: &mut [T], f: &F) {
+    pub(super) unsafe fn map_avx2<T: Copy, F: Fn(T) -> T>(
+        s: &[T],
+        d: &mut [MaybeUninit<T>],
+        f: &F,
+    ) {
         map_kernel(s, d, f)
     }
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn map_avx512<T: Copy, F: Fn(T) -> T>(s: &[T], d: &mut [T], f: &F) {
+    pub(super) unsafe fn map_avx512<T: Copy, F: Fn(T) -> T>(
+        s: &[T],
+        d: &mut [MaybeUninit<T>],
+        f: &F,
+    ) {
         map_kernel(s, d, f)
     }
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn zip_avx2<T: Copy, F: Fn(T, T) -> T>(a: &[T], b: &[T], d: &mut [T], f: &F) {
+    pub(super) unsafe fn zip_avx2<T: Copy, F: Fn(T, T) -> T>(
+        a: &[T],
+        b: &[T],
+        d: &mut [MaybeUninit<T>],
+        f: &F,
+    ) {
         zip_kernel(a, b, d, f)
     }
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn zip_avx512<T: Copy, F: Fn(T, T) -> T>(
         a: &[T],
         b: &[T],
-        d: &mut [T],
+        d: &mut [MaybeUninit<T>],
         f: &F,
     ) {
         zip_kernel(a, b, d, f)
@@ -147,7 +194,7 @@ mod wide {
     pub(super) unsafe fn zip_rhs_avx2<T: Copy, F: Fn(T, T) -> T>(
         a: &[T],
         y: T,
-        d: &mut [T],
+        d: &mut [MaybeUninit<T>],
         f: &F,
     ) {
         zip_rhs_kernel(a, y, d, f)
@@ -156,7 +203,7 @@ mod wide {
     pub(super) unsafe fn zip_rhs_avx512<T: Copy, F: Fn(T, T) -> T>(
         a: &[T],
         y: T,
-        d: &mut [T],
+        d: &mut [MaybeUninit<T>],
         f: &F,
     ) {
         zip_rhs_kernel(a, y, d, f)
@@ -165,7 +212,7 @@ mod wide {
     pub(super) unsafe fn zip_lhs_avx2<T: Copy, F: Fn(T, T) -> T>(
         x: T,
         b: &[T],
-        d: &mut [T],
+        d: &mut [MaybeUninit<T>],
         f: &F,
     ) {
         zip_lhs_kernel(x, b, d, f)
@@ -174,7 +221,7 @@ mod wide {
     pub(super) unsafe fn zip_lhs_avx512<T: Copy, F: Fn(T, T) -> T>(
         x: T,
         b: &[T],
-        d: &mut [T],
+        d: &mut [MaybeUninit<T>],
         f: &F,
     ) {
         zip_lhs_kernel(x, b, d, f)
@@ -186,6 +233,24 @@ mod wide {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fold_avx512<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
         fold_kernel(xs, init, f)
+    }
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn map_fold_avx2<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
+        xs: &[T],
+        init: T,
+        g: &G,
+        f: &F,
+    ) -> T {
+        map_fold_kernel(xs, init, g, f)
+    }
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn map_fold_avx512<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
+        xs: &[T],
+        init: T,
+        g: &G,
+        f: &F,
+    ) -> T {
+        map_fold_kernel(xs, init, g, f)
     }
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn accumulate_avx2<T: Copy, F: Fn(T, T) -> T>(a: &mut [T], s: &[T], f: &F) {
@@ -214,27 +279,27 @@ macro_rules! dispatch {
     };
 }
 
-/// `dst[i] = f(src[i])` over the common length.
+/// `dst[i] = f(src[i])` for every element of `dst` (`src` must be at least as long).
 #[inline]
-pub(crate) fn map<T: Copy, F: Fn(T) -> T>(src: &[T], dst: &mut [T], f: &F) {
+pub(crate) fn map<T: Copy, F: Fn(T) -> T>(src: &[T], dst: &mut [MaybeUninit<T>], f: &F) {
     dispatch!(map_kernel, map_avx2, map_avx512, (src, dst, f))
 }
 
 /// `dst[i] = f(a[i], b[i])`; `a` and `b` must be at least `dst.len()` long.
 #[inline]
-pub(crate) fn zip<T: Copy, F: Fn(T, T) -> T>(a: &[T], b: &[T], dst: &mut [T], f: &F) {
+pub(crate) fn zip<T: Copy, F: Fn(T, T) -> T>(a: &[T], b: &[T], dst: &mut [MaybeUninit<T>], f: &F) {
     dispatch!(zip_kernel, zip_avx2, zip_avx512, (a, b, dst, f))
 }
 
 /// `dst[i] = f(a[i], y)`.
 #[inline]
-pub(crate) fn zip_rhs<T: Copy, F: Fn(T, T) -> T>(a: &[T], y: T, dst: &mut [T], f: &F) {
+pub(crate) fn zip_rhs<T: Copy, F: Fn(T, T) -> T>(a: &[T], y: T, dst: &mut [MaybeUninit<T>], f: &F) {
     dispatch!(zip_rhs_kernel, zip_rhs_avx2, zip_rhs_avx512, (a, y, dst, f))
 }
 
 /// `dst[i] = f(x, b[i])`.
 #[inline]
-pub(crate) fn zip_lhs<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [T], f: &F) {
+pub(crate) fn zip_lhs<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [MaybeUninit<T>], f: &F) {
     dispatch!(zip_lhs_kernel, zip_lhs_avx2, zip_lhs_avx512, (x, b, dst, f))
 }
 
@@ -242,6 +307,23 @@ pub(crate) fn zip_lhs<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [T], f
 #[inline]
 pub(crate) fn fold<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
     dispatch!(fold_kernel, fold_avx2, fold_avx512, (xs, init, f))
+}
+
+/// Folds `g(x)` over `xs` with an associative `f` from `init`, in the same
+/// fixed order as [`fold`].
+#[inline]
+pub(crate) fn map_fold<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
+    xs: &[T],
+    init: T,
+    g: &G,
+    f: &F,
+) -> T {
+    dispatch!(
+        map_fold_kernel,
+        map_fold_avx2,
+        map_fold_avx512,
+        (xs, init, g, f)
+    )
 }
 
 /// `acc[i] = f(acc[i], src[i])`.
@@ -266,29 +348,48 @@ mod tests {
 
     /// Every path gives the same bits as the plain scalar loop (this reaches
     /// the `unsafe` calls on any AVX2 or AVX-512 machine).
+    /// Runs a kernel into a fresh uninitialised buffer of length `n`.
+    fn filled(n: usize, k: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+        // SAFETY: every kernel under test writes all of `dst`.
+        unsafe { crate::buffer::vec_filled_by(n, k) }
+    }
+
+    /// Every path gives the same bits as the plain scalar loop (this reaches
+    /// the `unsafe` calls on any AVX2 or AVX-512 machine).
     #[test]
     fn all_paths_match_the_scalar_loop() {
         let xs = data();
+        let n = xs.len();
         let f = |x: f32| tanh_f32(x) * 3.0 + x / 7.0;
         let want: Vec<f32> = xs.iter().map(|&x| f(x)).collect();
-        let mut got = vec![0.0f32; xs.len()];
-        map(&xs, &mut got, &f);
-        assert_eq!(got, want);
-        map_kernel(&xs, &mut got, &f);
-        assert_eq!(got, want);
+        assert_eq!(filled(n, |d| map(&xs, d, &f)), want);
+        assert_eq!(filled(n, |d| map_kernel(&xs, d, &f)), want);
 
         let g = |a: f32, b: f32| a * b - a / (b + 1000.0);
         let want: Vec<f32> = xs.iter().map(|&x| g(x, x + 1.0)).collect();
         let ys: Vec<f32> = xs.iter().map(|x| x + 1.0).collect();
-        zip(&xs, &ys, &mut got, &g);
-        assert_eq!(got, want);
-        zip_rhs(&xs, 2.5, &mut got, &g);
-        assert_eq!(got, xs.iter().map(|&x| g(x, 2.5)).collect::<Vec<_>>());
-        zip_lhs(2.5, &xs, &mut got, &g);
-        assert_eq!(got, xs.iter().map(|&x| g(2.5, x)).collect::<Vec<_>>());
+        assert_eq!(filled(n, |d| zip(&xs, &ys, d, &g)), want);
+        assert_eq!(
+            filled(n, |d| zip_rhs(&xs, 2.5, d, &g)),
+            xs.iter().map(|&x| g(x, 2.5)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            filled(n, |d| zip_lhs(2.5, &xs, d, &g)),
+            xs.iter().map(|&x| g(2.5, x)).collect::<Vec<_>>()
+        );
 
         let add = |a: f32, b: f32| a + b;
         assert_eq!(fold(&xs, 0.0, &add), fold_kernel(&xs, 0.0, &add));
+        let sq = |x: f32| x * x;
+        assert_eq!(
+            map_fold(&xs, 0.0, &sq, &add),
+            map_fold_kernel(&xs, 0.0, &sq, &add)
+        );
+        assert_eq!(
+            map_fold(&xs, 0.0, &|x| x, &add),
+            fold(&xs, 0.0, &add),
+            "map_fold with the identity is fold"
+        );
         let mut acc = xs.clone();
         accumulate(&mut acc, &ys, &add);
         assert_eq!(
@@ -296,6 +397,14 @@ mod tests {
             xs.iter().zip(&ys).map(|(a, b)| a + b).collect::<Vec<_>>()
         );
         println!("simd path on this machine: {:?}", best_isa());
+    }
+
+    /// A too-short input panics instead of leaving part of `dst` unwritten.
+    #[test]
+    #[should_panic]
+    fn short_input_panics() {
+        let xs = [1.0f32; 3];
+        filled(4, |d| map(&xs, d, &|x| x));
     }
 
     #[test]

@@ -67,6 +67,26 @@ impl<T: Element> Tensor<T> {
         }
     }
 
+    /// Internal: a one-element tensor of `shape` (all ones, any rank) held
+    /// inline, without allocating.
+    #[inline]
+    pub(crate) fn scalar_shaped(v: T, shape: &[usize]) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), 1);
+        Tensor {
+            storage: Storage::Scalar([v]),
+            layout: Layout::contiguous(shape),
+        }
+    }
+
+    /// Internal: the first element in row-major order.
+    ///
+    /// # Panics
+    /// If the tensor is empty.
+    #[inline]
+    pub(crate) fn first(&self) -> T {
+        self.storage.as_slice()[self.layout.offset]
+    }
+
     /// A 0-d tensor holding `v`.
     pub fn scalar(v: T) -> Self {
         Tensor {
@@ -325,7 +345,7 @@ impl<T: Element> Tensor<T> {
 
     /// The shape as an owned small vector.
     pub fn dims(&self) -> Shape {
-        self.layout.shape.clone()
+        crate::layout::shape_of(&self.layout.shape)
     }
 }
 

@@ -2,8 +2,11 @@
 
 use crate::error::Result;
 use crate::layout::broadcast_shapes;
-use crate::ops::strided::{coalesce, Rows};
-use crate::parallel::{fill_chunks, fill_segments};
+use std::mem::MaybeUninit;
+
+use crate::buffer::vec_filled_by;
+use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
+use crate::parallel::{fill_chunks, fill_segments, use_parallel};
 use crate::simd;
 use crate::{Element, Tensor};
 
@@ -30,44 +33,87 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
-        let shape = if self.shape() == other.shape() {
+        let same = self.shape() == other.shape();
+        if self.numel() == 1 && other.numel() == 1 {
+            // Scalar tapes: both shapes are all ones, so the broadcast shape
+            // is the longer one; no buffer, no layout work.
+            let shape = if self.ndim() >= other.ndim() {
+                self.shape()
+            } else {
+                other.shape()
+            };
+            return Ok(Tensor::scalar_shaped(f(self.first(), other.first()), shape));
+        }
+        let shape = if same {
             self.dims()
         } else {
             broadcast_shapes(op, self.shape(), other.shape())?
         };
         let n: usize = shape.iter().product();
-        let mut out = crate::pool::zeroed::<T>(n);
-        if let (Some(a), Some(b), true) = (
-            self.as_slice(),
-            other.as_slice(),
-            self.shape() == other.shape(),
-        ) {
-            fill_chunks(&mut out, |s, chunk| {
-                simd::zip(&a[s..], &b[s..], chunk, &f);
-            });
+        // Contiguous operands of the output's shape, or one of them a single
+        // element (a tensor times a 0-d scalar): no layout work at all.
+        let (sa, sb) = (self.as_slice(), other.as_slice());
+        let fast = match (sa, sb) {
+            (Some(a), Some(b)) if same => Some(Fast::Both(a, b)),
+            (Some(a), _) if other.numel() == 1 && self.shape() == &shape[..] => {
+                Some(Fast::Rhs(a, other.first()))
+            }
+            (_, Some(b)) if self.numel() == 1 && other.shape() == &shape[..] => {
+                Some(Fast::Lhs(self.first(), b))
+            }
+            _ => None,
+        };
+        if let Some(fast) = fast {
+            // SAFETY: `fill_chunks` passes disjoint chunks that together are
+            // all of `out`; each zip kernel writes all of its chunk.
+            let out = unsafe {
+                vec_filled_by(n, |out| {
+                    fill_chunks(out, |s, chunk| match fast {
+                        Fast::Both(a, b) => simd::zip(&a[s..], &b[s..], chunk, &f),
+                        Fast::Rhs(a, y) => simd::zip_rhs(&a[s..], y, chunk, &f),
+                        Fast::Lhs(x, b) => simd::zip_lhs(x, &b[s..], chunk, &f),
+                    })
+                })
+            };
             return Ok(Tensor::from_parts(out, &shape));
         }
         let la = self.layout.broadcast_to(&shape)?;
         let lb = other.layout.broadcast_to(&shape)?;
         let [la, lb] = coalesce([&la, &lb]);
-        let (ra, rb) = (Rows::of(&la), Rows::of(&lb));
+        let ((len, da), (_, db)) = (inner(&la), inner(&lb));
         let (sa, sb) = (self.storage.as_slice(), other.storage.as_slice());
-        fill_segments(&mut out, ra.len, |r, c, seg| {
-            let (oa, ob) = (ra.bases[r] + c * ra.stride, rb.bases[r] + c * rb.stride);
-            let len = seg.len();
-            // Vectorised loops for the common cases: both operands running
-            // along the row, or one of them fixed (broadcast) over it.
-            match (ra.stride, rb.stride) {
-                (1, 1) => simd::zip(&sa[oa..oa + len], &sb[ob..ob + len], seg, &f),
-                (1, 0) => simd::zip_rhs(&sa[oa..oa + len], sb[ob], seg, &f),
-                (0, 1) => simd::zip_lhs(sa[oa], &sb[ob..ob + len], seg, &f),
-                (da, db) => {
-                    for (i, o) in seg.iter_mut().enumerate() {
-                        *o = f(sa[oa + i * da], sb[ob + i * db]);
-                    }
+        // Vectorised loops for the common cases: both operands running along
+        // the row, or one of them fixed (broadcast) over it.
+        let row = |oa: usize, ob: usize, seg: &mut [MaybeUninit<T>]| match (da, db) {
+            (1, 1) => simd::zip(&sa[oa..], &sb[ob..], seg, &f),
+            (1, 0) => simd::zip_rhs(&sa[oa..], sb[ob], seg, &f),
+            (0, 1) => simd::zip_lhs(sa[oa], &sb[ob..], seg, &f),
+            (da, db) => {
+                for (i, o) in seg.iter_mut().enumerate() {
+                    *o = MaybeUninit::new(f(sa[oa + i * da], sb[ob + i * db]));
                 }
             }
-        });
+        };
+        let out = if use_parallel(n) {
+            let (ra, rb) = (Rows::of(&la), Rows::of(&lb));
+            // SAFETY: `fill_segments` passes pieces that together are all
+            // of `out`; `row` writes every element of each.
+            unsafe {
+                vec_filled_by(n, |out| {
+                    fill_segments(out, len, |r, c, seg| {
+                        row(ra.bases[r] + c * da, rb.bases[r] + c * db, seg)
+                    })
+                })
+            }
+        } else {
+            // SAFETY: `fill_rows` passes row pieces that tile `out` (or
+            // panics); `row` writes every element of each.
+            unsafe {
+                vec_filled_by(n, |out| {
+                    fill_rows(out, [&la, &lb], |[oa, ob], seg| row(oa, ob, seg))
+                })
+            }
+        };
         Ok(Tensor::from_parts(out, &shape))
     }
 
@@ -236,33 +282,71 @@ impl<T: Element> Tensor<T> {
     pub fn where_cond(&self, on_true: &Self, on_false: &Self) -> Result<Self> {
         let s1 = broadcast_shapes("where", self.shape(), on_true.shape())?;
         let shape = broadcast_shapes("where", &s1, on_false.shape())?;
-        let lc = self.layout.broadcast_to(&shape)?;
-        let lt = on_true.layout.broadcast_to(&shape)?;
-        let lf = on_false.layout.broadcast_to(&shape)?;
-        let [lc, lt, lf] = coalesce([&lc, &lt, &lf]);
-        let (rc, rt, rf) = (Rows::of(&lc), Rows::of(&lt), Rows::of(&lf));
+        let n: usize = shape.iter().product();
         let (sc, st, sf) = (
             self.storage.as_slice(),
             on_true.storage.as_slice(),
             on_false.storage.as_slice(),
         );
-        let mut out = crate::pool::zeroed::<T>(shape.iter().product());
-        fill_segments(&mut out, rc.len, |r, c, seg| {
-            let (oc, ot, of) = (
-                rc.bases[r] + c * rc.stride,
-                rt.bases[r] + c * rt.stride,
-                rf.bases[r] + c * rf.stride,
-            );
+        if n == 1 {
+            let v = if self.first() != T::ZERO {
+                on_true.first()
+            } else {
+                on_false.first()
+            };
+            return Ok(Tensor::scalar_shaped(v, &shape));
+        }
+        let lc = self.layout.broadcast_to(&shape)?;
+        let lt = on_true.layout.broadcast_to(&shape)?;
+        let lf = on_false.layout.broadcast_to(&shape)?;
+        let [lc, lt, lf] = coalesce([&lc, &lt, &lf]);
+        let ((len, dc), (_, dt), (_, df)) = (inner(&lc), inner(&lt), inner(&lf));
+        let row = |oc: usize, ot: usize, of: usize, seg: &mut [MaybeUninit<T>]| {
             for (i, o) in seg.iter_mut().enumerate() {
-                *o = if sc[oc + i * rc.stride] != T::ZERO {
-                    st[ot + i * rt.stride]
+                *o = MaybeUninit::new(if sc[oc + i * dc] != T::ZERO {
+                    st[ot + i * dt]
                 } else {
-                    sf[of + i * rf.stride]
-                };
+                    sf[of + i * df]
+                });
             }
-        });
+        };
+        let out = if use_parallel(n) {
+            let (rc, rt, rf) = (Rows::of(&lc), Rows::of(&lt), Rows::of(&lf));
+            // SAFETY: `fill_segments` passes pieces that together are all
+            // of `out`; `row` writes every element of each.
+            unsafe {
+                vec_filled_by(n, |out| {
+                    fill_segments(out, len, |r, c, seg| {
+                        row(
+                            rc.bases[r] + c * dc,
+                            rt.bases[r] + c * dt,
+                            rf.bases[r] + c * df,
+                            seg,
+                        )
+                    })
+                })
+            }
+        } else {
+            // SAFETY: `fill_rows` passes row pieces that tile `out` (or
+            // panics); `row` writes every element of each.
+            unsafe {
+                vec_filled_by(n, |out| {
+                    fill_rows(out, [&lc, &lt, &lf], |[oc, ot, of], seg| {
+                        row(oc, ot, of, seg)
+                    })
+                })
+            }
+        };
         Ok(Tensor::from_parts(out, &shape))
     }
+}
+
+/// The operands of an elementwise op that needs no layout work.
+#[derive(Clone, Copy)]
+enum Fast<'a, T> {
+    Both(&'a [T], &'a [T]),
+    Rhs(&'a [T], T),
+    Lhs(T, &'a [T]),
 }
 
 #[inline]

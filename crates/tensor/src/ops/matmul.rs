@@ -2,9 +2,12 @@
 //! Strided operands (a transposed matrix, a slice) are read in place; the
 //! kernel gets row and column strides rather than a copy.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
+use crate::buffer::{assume_init_mut, vec_filled_by};
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, Shape};
 use crate::parallel::use_parallel;
@@ -15,7 +18,8 @@ use crate::{Element, Tensor};
 const SMALL_GEMM: usize = 16 * 1024;
 
 /// Chooses the kernel for `c[m×n] = a[m×k]·b[k×n]` (see [`gemm_generic`]
-/// for the argument convention).
+/// for the argument convention); `c` is overwritten. This is what
+/// [`Element::gemm`] calls.
 pub(crate) fn gemm_dispatch<T: Element>(
     m: usize,
     k: usize,
@@ -28,11 +32,38 @@ pub(crate) fn gemm_dispatch<T: Element>(
     b_cs: usize,
     c: &mut [T],
 ) {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and `gemm_into` only
+    // ever stores initialised values through the view, so `c` stays
+    // initialised.
+    let c = unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) };
+    gemm_into(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c)
+}
+
+/// `c[m×n] = a[m×k]·b[k×n]` into possibly uninitialised `c`: when it
+/// returns, every element of `c[..m·n]` has been written (and nothing was
+/// read from `c` before being written).
+///
+/// # Panics
+/// If `c` is shorter than `m·n` or an operand slice is too short for its
+/// strides.
+pub(crate) fn gemm_into<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [MaybeUninit<T>],
+) {
     if m == 0 || n == 0 {
         return;
     }
+    let c = &mut c[..m * n];
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|x| *x = T::ZERO);
+        c.fill(MaybeUninit::new(T::ZERO));
         return;
     }
     if m * n * k < SMALL_GEMM {
@@ -43,7 +74,7 @@ pub(crate) fn gemm_dispatch<T: Element>(
     // always (it costs nothing next to the product).
     let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
     let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
-    assert!(a_extent < a.len() && b_extent < b.len() && c.len() >= m * n);
+    assert!(a_extent < a.len() && b_extent < b.len() && c.len() == m * n);
     let par = if crate::parallel::use_parallel(m * n * k / 64) {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
@@ -52,15 +83,17 @@ pub(crate) fn gemm_dispatch<T: Element>(
     // SAFETY: `a`, `b` and `c` are live slices for the duration of the call;
     // the assert above shows every strided index the kernel forms
     // (`i*rs + j*cs` for i < rows, j < cols) is in bounds of its slice; `c`
-    // is written row-major (row stride n, column stride 1) within its first
-    // m·n elements and does not alias `a` or `b` (it is a `&mut`).
-    // `read_dst = false` makes the kernel ignore c's old contents.
+    // is written row-major (row stride n, column stride 1), all m·n of its
+    // elements, and does not alias `a` or `b` (it is a `&mut`).
+    // `read_dst = false` makes the kernel ignore c's old contents: gemm then
+    // sets alpha to 0 and its microkernels take the store-only path
+    // (`alpha_status == 0`), so the uninitialised `c` is only written.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c.as_mut_ptr().cast::<T>(),
             1,
             n as isize,
             false,
@@ -80,7 +113,8 @@ pub(crate) fn gemm_dispatch<T: Element>(
     }
 }
 
-/// Portable kernel: `c[m×n] = a[m×k]·b[k×n]` with `c` row-major.
+/// Portable kernel: `c[m×n] = a[m×k]·b[k×n]` with `c` row-major, for
+/// `k ≥ 1` and `c.len() == m·n`; writes all of `c`.
 ///
 /// Each output row is an accumulation of rows of `b` scaled by one element
 /// of `a`, which streams `b` in order and vectorises when `b`'s rows are
@@ -95,24 +129,33 @@ pub(crate) fn gemm_generic<T: Element>(
     b: &[T],
     b_rs: usize,
     b_cs: usize,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
 ) {
+    assert!(k > 0 && n > 0 && c.len() == m * n);
     let packed;
-    let (b, b_rs) = if b_cs == 1 || k == 0 || n == 0 {
+    let (b, b_rs) = if b_cs == 1 {
         (b, b_rs)
     } else {
-        let mut p = vec![T::ZERO; k * n];
+        let mut p = Vec::with_capacity(k * n);
         for p_ in 0..k {
             for j in 0..n {
-                p[p_ * n + j] = b[p_ * b_rs + j * b_cs];
+                p.push(b[p_ * b_rs + j * b_cs]);
             }
         }
         packed = p;
         (&packed[..], n)
     };
-    let row = |i: usize, crow: &mut [T]| {
-        crow.iter_mut().for_each(|x| *x = T::ZERO);
-        for p in 0..k {
+    let row = |i: usize, crow: &mut [MaybeUninit<T>]| {
+        // The first term initialises the row (`0 + x` keeps the bits of the
+        // former zero-fill-then-accumulate loop, signed zeros included).
+        let a0 = a[i * a_rs];
+        let b0 = &b[..n];
+        for j in 0..n {
+            crow[j] = MaybeUninit::new(T::ZERO + a0 * b0[j]);
+        }
+        // SAFETY: the loop above wrote all `n` elements of `crow`.
+        let crow = unsafe { assume_init_mut(crow) };
+        for p in 1..k {
             let aip = a[i * a_rs + p * a_cs];
             let brow = &b[p * b_rs..p * b_rs + n];
             for j in 0..n {
@@ -120,9 +163,8 @@ pub(crate) fn gemm_generic<T: Element>(
             }
         }
     };
-    if n == 0 {
-        return;
-    }
+    // `chunks_mut(n)` of the m·n-long `c` gives exactly the m rows, each
+    // of length n, so every element is written by `row`.
     if use_parallel(m * n * k / 8) {
         c.par_chunks_mut(n)
             .enumerate()
@@ -188,6 +230,39 @@ impl<T: Element> Tensor<T> {
                 reason: format!("inner dimensions {k} and {k2} differ"),
             });
         }
+        if ar == 2 && br == 2 {
+            // No batch axes (the small-MLP case): skip the batch planning.
+            let out = if m * n == 0 || k == 0 {
+                vec![T::ZERO; m * n]
+            } else {
+                let (la, lb) = (&a.layout, &b.layout);
+                let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
+                // SAFETY: `gemm_into` writes all m·n elements (or panics).
+                unsafe {
+                    vec_filled_by(m * n, |c| {
+                        gemm_into(
+                            m,
+                            k,
+                            n,
+                            &sa[la.offset..],
+                            la.strides[0],
+                            la.strides[1],
+                            &sb[lb.offset..],
+                            lb.strides[0],
+                            lb.strides[1],
+                            c,
+                        )
+                    })
+                }
+            };
+            let shape: &[usize] = match (self.ndim(), other.ndim()) {
+                (1, 1) => &[],
+                (1, _) => &[n],
+                (_, 1) => &[m],
+                _ => &[m, n],
+            };
+            return Ok(Tensor::from_parts(out, shape));
+        }
         let batch = broadcast_shapes("matmul", &a.shape()[..ar - 2], &b.shape()[..br - 2])
             .map_err(|_| Error::ShapeMismatch {
                 op: "matmul",
@@ -202,7 +277,6 @@ impl<T: Element> Tensor<T> {
         let la = a.layout.broadcast_to(&full_a)?;
         let lb = b.layout.broadcast_to(&full_b)?;
         let nb: usize = batch.iter().product();
-        let mut out = crate::pool::zeroed::<T>(nb * m * n);
         let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
         let r = batch.len();
         let (a_rs, a_cs, b_rs, b_cs) = (
@@ -211,22 +285,25 @@ impl<T: Element> Tensor<T> {
             lb.strides[r],
             lb.strides[r + 1],
         );
-        // Offsets of each batch's matrices.
-        let mut bl_a = la.clone();
-        bl_a.shape.truncate(r);
-        bl_a.strides.truncate(r);
-        let mut bl_b = lb.clone();
-        bl_b.shape.truncate(r);
-        bl_b.strides.truncate(r);
-        let mut offs_a = Vec::with_capacity(nb);
-        bl_a.for_each_offset(|o| offs_a.push(o));
-        let mut offs_b = Vec::with_capacity(nb);
-        bl_b.for_each_offset(|o| offs_b.push(o));
-        // With k = 0 the product is all zeros and the operands are empty
-        // (their buffers may be too), so the kernel is not called.
-        if m * n > 0 && k > 0 {
-            let one = |bi: usize, c: &mut [T]| {
-                T::gemm(
+        let total = nb * m * n;
+        let out = if total == 0 || k == 0 {
+            // With k = 0 the product is all zeros and the operands are empty
+            // (their buffers may be too), so the kernel is not called.
+            vec![T::ZERO; total]
+        } else {
+            // Offsets of each batch's matrices.
+            let mut bl_a = la.clone();
+            bl_a.shape.truncate(r);
+            bl_a.strides.truncate(r);
+            let mut bl_b = lb.clone();
+            bl_b.shape.truncate(r);
+            bl_b.strides.truncate(r);
+            let mut offs_a = Vec::with_capacity(nb);
+            bl_a.for_each_offset(|o| offs_a.push(o));
+            let mut offs_b = Vec::with_capacity(nb);
+            bl_b.for_each_offset(|o| offs_b.push(o));
+            let one = |bi: usize, c: &mut [MaybeUninit<T>]| {
+                gemm_into(
                     m,
                     k,
                     n,
@@ -239,17 +316,24 @@ impl<T: Element> Tensor<T> {
                     c,
                 )
             };
-            if nb > 1 && use_parallel(nb * m * n * k / 8) && m * n * k < (1 << 18) {
-                // Many small matrices: one batch element per task.
-                out.par_chunks_mut(m * n)
-                    .enumerate()
-                    .for_each(|(bi, c)| one(bi, c));
-            } else {
-                for (bi, c) in out.chunks_mut(m * n).enumerate() {
-                    one(bi, c);
-                }
+            // SAFETY: `chunks_mut(m·n)` cuts the nb·m·n-long buffer into
+            // exactly nb pieces of m·n, and `gemm_into` writes all m·n
+            // elements of each (or panics).
+            unsafe {
+                vec_filled_by(total, |out| {
+                    if nb > 1 && use_parallel(nb * m * n * k / 8) && m * n * k < (1 << 18) {
+                        // Many small matrices: one batch element per task.
+                        out.par_chunks_mut(m * n)
+                            .enumerate()
+                            .for_each(|(bi, c)| one(bi, c));
+                    } else {
+                        for (bi, c) in out.chunks_mut(m * n).enumerate() {
+                            one(bi, c);
+                        }
+                    }
+                })
             }
-        }
+        };
         let mut shape: SmallVec<[usize; 6]> = batch.iter().copied().collect();
         if self.ndim() > 1 {
             shape.push(m);

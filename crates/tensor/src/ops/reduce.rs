@@ -5,6 +5,9 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::layout::Shape;
+use std::mem::MaybeUninit;
+
+use crate::buffer::{assume_init_mut, vec_filled_by};
 use crate::ops::strided::{coalesce, Rows};
 use crate::parallel::{use_parallel, CHUNK};
 use crate::simd;
@@ -57,16 +60,6 @@ pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> S
 /// cut at fixed [`CHUNK`] boundaries and rows folded one by one; the partial
 /// results are combined left to right.
 fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync + Send)) -> T {
-    let l = t.layout();
-    let mut order: SmallVec<[usize; 8]> = (0..t.ndim()).collect();
-    let key = |a: usize| match l.strides[a] {
-        0 => usize::MAX,
-        s => s,
-    };
-    order.sort_by_key(|&a| std::cmp::Reverse(key(a)));
-    let p = l.permute(&order).expect("a permutation of the axes");
-    let [c] = coalesce([&p]);
-    let src = t.storage.as_slice();
     let fold_slice = |xs: &[T]| -> T {
         if use_parallel(xs.len()) {
             let parts: Vec<T> = xs
@@ -80,6 +73,20 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
                 .fold(init, f)
         }
     };
+    // Contiguous: the sorted, coalesced layout below would be this slice.
+    if let Some(xs) = t.as_slice() {
+        return fold_slice(xs);
+    }
+    let l = t.layout();
+    let mut order: SmallVec<[usize; 8]> = (0..t.ndim()).collect();
+    let key = |a: usize| match l.strides[a] {
+        0 => usize::MAX,
+        s => s,
+    };
+    order.sort_by_key(|&a| std::cmp::Reverse(key(a)));
+    let p = l.permute(&order).expect("a permutation of the axes");
+    let [c] = coalesce([&p]);
+    let src = t.storage.as_slice();
     if c.numel() == 0 {
         return init;
     }
@@ -124,6 +131,10 @@ impl<T: Element> Tensor<T> {
         let axes = normalize_axes(op, axes, self.shape())?;
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
         let src = self.storage.as_slice();
+        if self.numel() == 1 {
+            // Scalar tapes: one element, whatever the axes.
+            return Ok(Tensor::scalar_shaped(f(init, self.first()), &out_shape));
+        }
         if axes.len() == self.ndim() {
             let v = fold_all(self, init, &f);
             return Ok(Tensor::from_parts(vec![v], &out_shape));
@@ -134,6 +145,37 @@ impl<T: Element> Tensor<T> {
         let p = self.layout.permute(&perm)?;
         let n_out: usize = kept.iter().map(|&a| self.shape()[a]).product();
         let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        // Contiguous input reduced over trailing axes (a row sum): fold each
+        // output's block as one slice, in the same order as the general case.
+        if let (Some(xs), true) = (
+            self.as_slice(),
+            axes.iter()
+                .enumerate()
+                .all(|(i, &a)| a == self.ndim() - axes.len() + i),
+        ) {
+            if n_out > 0 && n_red > 0 {
+                let fold_row = |i: usize| f(init, simd::fold(&xs[i * n_red..][..n_red], init, &f));
+                let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
+                    for (j, o) in chunk.iter_mut().enumerate() {
+                        *o = MaybeUninit::new(fold_row(start + j));
+                    }
+                };
+                // SAFETY: `fill_chunks` passes disjoint chunks covering all
+                // of `out`, and `fill` writes every element of each.
+                let out = if use_parallel(n_out * n_red) {
+                    unsafe {
+                        vec_filled_by(n_out, |out| {
+                            out.par_chunks_mut((CHUNK / n_red).max(1))
+                                .enumerate()
+                                .for_each(|(ci, c)| fill(ci * (CHUNK / n_red).max(1), c))
+                        })
+                    }
+                } else {
+                    unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
+                };
+                return Ok(Tensor::from_parts(out, &out_shape));
+            }
+        }
         let mut out = vec![init; n_out];
         // Nothing to read (an empty reduced axis gives `init` everywhere):
         // return before computing offsets into a possibly empty buffer.
@@ -343,26 +385,59 @@ impl<T: Element> Tensor<T> {
     /// `log Σ exp(x)` over `axes`, stable for large `|x|` (the maximum is
     /// subtracted first; an all-`-inf` slice gives `-inf`).
     ///
+    /// One fused pass per slice: the maximum, then the sum of `exp(x - max)`
+    /// (with the vectorised fast `exp` for `f32`); no intermediate tensors.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![0.0f64, 0.0, 1000.0, 1000.0], &[2, 2])?;
+    /// let l = a.logsumexp(&[1], false)?.to_vec();
+    /// assert!((l[0] - 2f64.ln()).abs() < 1e-12 && (l[1] - (1000.0 + 2f64.ln())).abs() < 1e-9);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// If an axis is out of range or repeated.
     pub fn logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
-        let m = self
-            .max(axes, true)?
-            .map(|v| if v.is_finite() { v } else { T::ZERO });
-        let s = self.sub(&m)?.exp().sum(axes, true)?.ln().add(&m)?;
-        if keepdim {
-            Ok(s)
-        } else {
-            let shape = reduced_shape(
-                self.shape(),
-                &normalize_axes("logsumexp", axes, self.shape())?,
-                false,
-            );
-            s.reshape(&shape)
+        let axes = normalize_axes("logsumexp", axes, self.shape())?;
+        let shape = reduced_shape(self.shape(), &axes, keepdim);
+        let n_out: usize = shape.iter().product();
+        let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        if n_red == 0 || n_out == 0 {
+            // Σ over nothing is 0, and ln 0 = -inf.
+            return Ok(Tensor::from_parts(vec![T::NEG_INFINITY; n_out], &shape));
         }
+        let (p, _) = self.axes_last(&axes);
+        let xs = p.as_slice().expect("contiguous");
+        let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
+            for (j, o) in chunk.iter_mut().enumerate() {
+                let r = start + j;
+                *o = MaybeUninit::new(lse_row(&xs[r * n_red..][..n_red]));
+            }
+        };
+        let out = if use_parallel(xs.len()) {
+            let per = (CHUNK / n_red).max(1);
+            // SAFETY: `par_chunks_mut` cuts `out` into disjoint chunks that
+            // cover it, and `fill` writes every element of each.
+            unsafe {
+                vec_filled_by(n_out, |out| {
+                    out.par_chunks_mut(per)
+                        .enumerate()
+                        .for_each(|(ci, c)| fill(ci * per, c))
+                })
+            }
+        } else {
+            // SAFETY: `fill` writes every element of `out`.
+            unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
+        };
+        Ok(Tensor::from_parts(out, &shape))
     }
 
     /// Softmax along `axis`: `exp(x - max) / Σ exp(x - max)`.
+    ///
+    /// Fused: per slice one pass for the maximum, one writing `exp(x - max)`
+    /// (the vectorised fast `exp` for `f32`) and summing it, one dividing;
+    /// slices run in parallel on large inputs.
     ///
     /// ```
     /// use tapegrad_tensor::Tensor;
@@ -375,17 +450,109 @@ impl<T: Element> Tensor<T> {
     /// If the axis is out of range.
     pub fn softmax(&self, axis: usize) -> Result<Self> {
         self.layout.check_axis("softmax", axis)?;
-        let m = self.max(&[axis], true)?;
-        let e = self.sub(&m)?.exp();
-        e.div(&e.sum(&[axis], true)?)
+        self.map_rows(axis, |x, out| {
+            let m = simd::fold(x, T::NEG_INFINITY, &T::max_val);
+            simd::map(x, out, &|v| (v - m).exp_fast());
+            // SAFETY: `simd::map` wrote every element of `out`.
+            let e = unsafe { assume_init_mut(out) };
+            let s = simd::fold(e, T::ZERO, &|a, b| a + b);
+            for v in e.iter_mut() {
+                *v = *v / s;
+            }
+        })
     }
 
-    /// `log softmax` along `axis`: `x - logsumexp(x)`.
+    /// `log softmax` along `axis`: `x - logsumexp(x)`, fused like
+    /// [`softmax`](Self::softmax) (a pass for the maximum, one summing
+    /// `exp(x - max)`, one writing `x - lse`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let l = Tensor::from_vec(vec![0.0f64, f64::NEG_INFINITY], &[2])?.log_softmax(0)?;
+    /// assert_eq!(l.to_vec(), vec![0.0, f64::NEG_INFINITY]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     ///
     /// # Errors
     /// If the axis is out of range.
     pub fn log_softmax(&self, axis: usize) -> Result<Self> {
         self.layout.check_axis("log_softmax", axis)?;
-        self.sub(&self.logsumexp(&[axis], true)?)
+        self.map_rows(axis, |x, out| {
+            let lse = lse_row(x);
+            simd::map(x, out, &|v| v - lse);
+        })
     }
+
+    /// `self` with `axes` moved last (in order) and made contiguous (a
+    /// clone when it already is), and the permutation used.
+    fn axes_last(&self, axes: &[usize]) -> (Tensor<T>, SmallVec<[usize; 8]>) {
+        let mut perm: SmallVec<[usize; 8]> =
+            (0..self.ndim()).filter(|a| !axes.contains(a)).collect();
+        perm.extend_from_slice(axes);
+        let p = if perm.iter().enumerate().all(|(i, &a)| i == a) {
+            self.to_contiguous()
+        } else {
+            self.permute(&perm)
+                .expect("a permutation of the axes")
+                .to_contiguous()
+        };
+        (p, perm)
+    }
+
+    /// Applies `row(x, out)` to every slice along `axis` (`out` must be
+    /// written in full), giving a contiguous tensor of `self`'s shape.
+    fn map_rows(
+        &self,
+        axis: usize,
+        row: impl Fn(&[T], &mut [MaybeUninit<T>]) + Sync + Send,
+    ) -> Result<Self> {
+        let len = self.shape()[axis];
+        let (p, perm) = self.axes_last(&[axis]);
+        let xs = p.as_slice().expect("contiguous");
+        let n = xs.len();
+        let rows = |start: usize, out: &mut [MaybeUninit<T>]| {
+            for (i, o) in out.chunks_mut(len).enumerate() {
+                row(&xs[start + i * len..][..len], o);
+            }
+        };
+        let out = if len == 0 || n == 0 {
+            Vec::new()
+        } else if use_parallel(n) {
+            let per = (CHUNK / len).max(1) * len;
+            // SAFETY: `par_chunks_mut` cuts `out` into disjoint chunks of
+            // whole rows that cover it; `rows` cuts each into rows of `len`
+            // and `row` writes every element of each.
+            unsafe {
+                vec_filled_by(n, |out| {
+                    out.par_chunks_mut(per)
+                        .enumerate()
+                        .for_each(|(ci, c)| rows(ci * per, c))
+                })
+            }
+        } else {
+            // SAFETY: `rows` cuts `out` (n = rows · len) into rows of `len`
+            // and `row` writes every element of each.
+            unsafe { vec_filled_by(n, |out| rows(0, out)) }
+        };
+        let t = Tensor::from_parts(out, p.shape());
+        if axis + 1 == self.ndim() {
+            return Ok(t);
+        }
+        // Move the axis back: `perm` sent axis `perm[i]` to position `i`.
+        let mut inv: SmallVec<[usize; 8]> = SmallVec::from_elem(0, perm.len());
+        for (i, &a) in perm.iter().enumerate() {
+            inv[a] = i;
+        }
+        Ok(t.permute(&inv)?.to_contiguous())
+    }
+}
+
+/// `ln Σ exp(x - m) + m` with `m` the maximum (0 if it is infinite, so an
+/// all-`-inf` row gives `-inf` and a `+inf` entry gives `+inf`).
+#[inline]
+fn lse_row<T: Element>(x: &[T]) -> T {
+    let m = simd::fold(x, T::NEG_INFINITY, &T::max_val);
+    let m = if m.is_finite() { m } else { T::ZERO };
+    let s = simd::map_fold(x, T::ZERO, &|v| (v - m).exp_fast(), &|a, b| a + b);
+    s.ln() + m
 }

@@ -64,3 +64,105 @@ impl Rows {
         Rows { bases, len, stride }
     }
 }
+
+/// Row length and in-row stride of a coalesced layout (a 0-d layout is one
+/// row of length 1).
+#[inline]
+pub(crate) fn inner(l: &Layout) -> (usize, usize) {
+    match (l.shape.last(), l.strides.last()) {
+        (Some(&len), Some(&stride)) => (len, stride),
+        _ => (1, 0),
+    }
+}
+
+/// Calls `f(bases)` with the storage offsets where each row (the innermost
+/// axis) starts, in each of `K` layouts of one shape, in row-major order.
+/// Unlike [`Rows::of`] it allocates nothing, which matters for the small
+/// tensors that run serially anyway. Visits nothing when the shape is empty.
+#[inline]
+pub(crate) fn for_each_row<const K: usize>(ls: [&Layout; K], mut f: impl FnMut([usize; K])) {
+    let shape = ls[0].shape();
+    if shape.contains(&0) {
+        return;
+    }
+    let mut base: [usize; K] = std::array::from_fn(|k| ls[k].offset);
+    let outer = shape.len().saturating_sub(1);
+    let mut idx: SmallVec<[usize; 8]> = SmallVec::from_elem(0, outer);
+    loop {
+        f(base);
+        // Advance the outer multi-index (odometer).
+        let mut ax = outer;
+        loop {
+            if ax == 0 {
+                return;
+            }
+            ax -= 1;
+            idx[ax] += 1;
+            for k in 0..K {
+                base[k] += ls[k].strides[ax];
+            }
+            if idx[ax] < shape[ax] {
+                break;
+            }
+            for k in 0..K {
+                base[k] -= ls[k].strides[ax] * shape[ax];
+            }
+            idx[ax] = 0;
+        }
+    }
+}
+
+/// Serially fills `out` row by row over `K` coalesced layouts of one shape:
+/// `f(bases, seg)` gets each row's starting offsets and the piece of `out`
+/// that row produces.
+///
+/// # Panics
+/// Unless the rows tile `out` exactly. A caller whose `f` writes all of each
+/// `seg` has therefore written all of `out` when this returns.
+pub(crate) fn fill_rows<U, const K: usize>(
+    out: &mut [U],
+    ls: [&Layout; K],
+    mut f: impl FnMut([usize; K], &mut [U]),
+) {
+    let (len, _) = inner(ls[0]);
+    let mut pos = 0;
+    for_each_row(ls, |bases| {
+        f(bases, &mut out[pos..pos + len]);
+        pos += len;
+    });
+    assert_eq!(pos, out.len(), "rows must tile the output");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_match_the_allocating_planner() {
+        let base = Layout::contiguous(&[3, 4, 5]);
+        let views = [
+            base.clone(),
+            base.permute(&[2, 0, 1]).unwrap(),
+            base.slice(1, 1, 4, 2).unwrap(),
+            Layout::contiguous(&[4, 1])
+                .broadcast_to(&[2, 3, 4, 5])
+                .unwrap(),
+            Layout::contiguous(&[]),
+            Layout::contiguous(&[2, 0, 3]),
+        ];
+        for v in &views {
+            let [c] = coalesce([v]);
+            let mut got = Vec::new();
+            for_each_row([&c], |[b]| got.push(b));
+            let want = if c.numel() == 0 {
+                vec![]
+            } else {
+                Rows::of(&c).bases
+            };
+            assert_eq!(got, want, "{v:?}");
+            let mut out = vec![0usize; c.numel()];
+            fill_rows(&mut out, [&c], |[b], seg| seg.fill(b + 1));
+            assert!(out.iter().all(|&x| x > 0));
+        }
+    }
+}

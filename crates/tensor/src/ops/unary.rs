@@ -1,7 +1,10 @@
 //! Elementwise maps over one strided input, and the named unary ops.
 
-use crate::ops::strided::{coalesce, Rows};
-use crate::parallel::{fill_chunks, fill_segments};
+use std::mem::MaybeUninit;
+
+use crate::buffer::vec_filled_by;
+use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
+use crate::parallel::{fill_chunks, fill_segments, use_parallel};
 use crate::simd;
 use crate::{Element, Tensor};
 
@@ -17,33 +20,52 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
+        if self.numel() == 1 {
+            // Scalar tapes: no buffer, no layout walk.
+            return Tensor::scalar_shaped(f(self.first()), self.shape());
+        }
         Tensor::from_parts(self.map_to_vec(&f), self.shape())
     }
 
     /// `f` applied to every element, in row-major order, as a `Vec`.
     pub(crate) fn map_to_vec(&self, f: &(impl Fn(T) -> T + Sync + Send)) -> Vec<T> {
         let n = self.numel();
-        let mut out = crate::pool::zeroed::<T>(n);
+        let src = self.storage.as_slice();
         if let Some(a) = self.as_slice() {
-            fill_chunks(&mut out, |start, chunk| {
-                simd::map(&a[start..start + chunk.len()], chunk, f);
-            });
-        } else {
-            let src = self.storage.as_slice();
-            let [l] = coalesce([&self.layout]);
-            let rows = Rows::of(&l);
-            fill_segments(&mut out, rows.len, |r, c, seg| {
-                let base = rows.bases[r] + c * rows.stride;
-                if rows.stride == 1 {
-                    simd::map(&src[base..base + seg.len()], seg, f);
-                } else {
-                    for (i, o) in seg.iter_mut().enumerate() {
-                        *o = f(src[base + i * rows.stride]);
-                    }
-                }
-            });
+            // SAFETY: `fill_chunks` passes disjoint chunks that together are
+            // all of `out`, and `simd::map` writes every element of each
+            // chunk (or panics).
+            return unsafe {
+                vec_filled_by(n, |out| {
+                    fill_chunks(out, |start, chunk| simd::map(&a[start..], chunk, f))
+                })
+            };
         }
-        out
+        let [l] = coalesce([&self.layout]);
+        let (len, stride) = inner(&l);
+        let row = |base: usize, seg: &mut [MaybeUninit<T>]| {
+            if stride == 1 {
+                simd::map(&src[base..], seg, f);
+            } else {
+                for (i, o) in seg.iter_mut().enumerate() {
+                    *o = MaybeUninit::new(f(src[base + i * stride]));
+                }
+            }
+        };
+        if !use_parallel(n) {
+            // SAFETY: `fill_rows` hands out row pieces that tile `out` (it
+            // panics otherwise) and `row` writes every element of each.
+            return unsafe { vec_filled_by(n, |out| fill_rows(out, [&l], |[b], seg| row(b, seg))) };
+        }
+        let rows = Rows::of(&l);
+        // SAFETY: `fill_segments` passes pieces that together are all of
+        // `out` (it cuts `out` into chunks and each chunk into row pieces),
+        // and `row` writes every element of each.
+        unsafe {
+            vec_filled_by(n, |out| {
+                fill_segments(out, len, |r, c, seg| row(rows.bases[r] + c * stride, seg))
+            })
+        }
     }
 
     /// `-x`.
