@@ -16,6 +16,35 @@
 //! # Ok::<(), tapegrad_tensor::Error>(())
 //! ```
 //!
+//! # A tour
+//!
+//! - **Construction**: [`Tensor::from_vec`], [`Tensor::scalar`],
+//!   [`Tensor::zeros`] / [`ones`](Tensor::ones) / [`full`](Tensor::full),
+//!   [`arange`](Tensor::arange), [`linspace`](Tensor::linspace),
+//!   [`eye`](Tensor::eye), seeded random tensors
+//!   ([`uniform_seeded`](Tensor::uniform_seeded),
+//!   [`randn_seeded`](Tensor::randn_seeded)).
+//! - **Views** (no copy): [`reshape`](Tensor::reshape),
+//!   [`permute`](Tensor::permute), [`t`](Tensor::t),
+//!   [`slice`](Tensor::slice), [`select`](Tensor::select),
+//!   [`unsqueeze`](Tensor::unsqueeze), [`broadcast_to`](Tensor::broadcast_to).
+//! - **Elementwise**: [`map`](Tensor::map) and the named unary ops,
+//!   [`zip_with`](Tensor::zip_with) and the broadcasting binary ops,
+//!   comparison masks, [`where_cond`](Tensor::where_cond).
+//! - **Reductions**: [`sum`](Tensor::sum), [`mean`](Tensor::mean),
+//!   [`max`](Tensor::max), [`min`](Tensor::min), [`var`](Tensor::var),
+//!   [`argmax`](Tensor::argmax), and the fused
+//!   [`logsumexp`](Tensor::logsumexp), [`softmax`](Tensor::softmax),
+//!   [`log_softmax`](Tensor::log_softmax).
+//! - **Linear algebra**: [`matmul`](Tensor::matmul) (vectors, matrices,
+//!   broadcast batches).
+//! - **Indexing**: [`concat`](Tensor::concat), [`stack`](Tensor::stack),
+//!   [`index_select`](Tensor::index_select), [`gather`](Tensor::gather),
+//!   [`gather_rows`](Tensor::gather_rows), [`one_hot`](Tensor::one_hot).
+//!
+//! One-element tensors (the nodes of a scalar tape) are stored inline and
+//! every kernel has an allocation-free path for them.
+//!
 //! Every fallible call returns [`Result`]; its [`Error`] names the op and the
 //! shapes involved. Calls that can panic say so in a `# Panics` section.
 
