@@ -60,7 +60,9 @@ pub fn train_step(
     let grads = tape.backward(loss)?;
     for (p, v) in ps.iter_mut().zip(&vars) {
         let g = grads.get(*v).expect("every parameter gets a gradient");
-        *p = p.sub(&g.mul_scalar(LR))?;
+        // One fused pass, like PyTorch's `p.sub_(grad, alpha=lr)`.
+        let lr = LR as f32;
+        *p = p.zip_with(g, "sgd", |p, g| p - lr * g)?;
     }
     Ok(())
 }
