@@ -8,6 +8,24 @@ use crate::{Element, Tensor};
 const EDGE: usize = 3;
 const SUMMARISE_ABOVE: usize = 1000;
 
+/// NumPy-style text: nested brackets, one row per line, whole numbers
+/// written as `3.`, very large or small magnitudes in scientific notation.
+/// The precision (`{:.2}`) sets the digits after the point (default 4).
+/// Tensors of more than 1000 elements are summarised: axes longer than 6
+/// show their first 3 and last 3 entries around `...`.
+///
+/// # Examples
+/// ```
+/// use tapegrad_tensor::Tensor;
+/// let a = Tensor::from_vec(vec![1.0f32, 2.5, -3.0, 0.125], &[2, 2])?;
+/// assert_eq!(a.to_string(), "[[1., 2.5000],\n [-3., 0.1250]]");
+/// assert_eq!(format!("{a:.1}"), "[[1., 2.5],\n [-3., 0.1]]");
+/// assert_eq!(Tensor::scalar(1e-6f64).to_string(), "1.0000e-6");
+/// assert_eq!(Tensor::<f32>::zeros(&[0]).to_string(), "[]");
+/// let big = Tensor::<f32>::arange(0.0, 2000.0, 1.0)?;
+/// assert_eq!(big.to_string(), "[0., 1., 2., ..., 1997., 1998., 1999.]");
+/// # Ok::<(), tapegrad_tensor::Error>(())
+/// ```
 impl<T: Element> fmt::Display for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let summarise = self.numel() > SUMMARISE_ABOVE;

@@ -207,6 +207,10 @@ impl Layout {
     }
 
     /// Reorders axes: axis `i` of the result is axis `perm[i]` of `self`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `perm` is not a permutation of
+    /// `0..rank` (wrong length, an axis out of range, or an axis repeated).
     pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
         let n = self.shape.len();
         let mut seen: SmallVec<[bool; 8]> = SmallVec::from_elem(false, n);
@@ -240,6 +244,9 @@ impl Layout {
     }
 
     /// Swaps two axes.
+    ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if either axis is not below the rank.
     pub fn transpose(&self, a: usize, b: usize) -> Result<Layout> {
         self.check_axis("transpose", a)?;
         self.check_axis("transpose", b)?;
@@ -250,6 +257,20 @@ impl Layout {
     }
 
     /// Keeps indices `start, start + step, …` below `end` along `axis`.
+    ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank;
+    /// [`Error::InvalidArgument`] if `step` is 0, `start > end`, or `end`
+    /// exceeds the axis length.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Layout;
+    /// let l = Layout::contiguous(&[4, 5]).slice(1, 1, 5, 2)?;
+    /// assert_eq!((l.shape(), l.strides(), l.offset()), (&[4, 2][..], &[5, 2][..], 1));
+    /// assert!(!l.is_contiguous());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn slice(&self, axis: usize, start: usize, end: usize, step: usize) -> Result<Layout> {
         self.check_axis("slice", axis)?;
         let dim = self.shape[axis];
@@ -274,6 +295,10 @@ impl Layout {
     }
 
     /// Drops `axis`, keeping only position `index` along it.
+    ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::IndexOutOfRange`] if `index` is not below its length.
     pub fn select(&self, axis: usize, index: usize) -> Result<Layout> {
         self.check_axis("select", axis)?;
         if index >= self.shape[axis] {
@@ -292,6 +317,9 @@ impl Layout {
     }
 
     /// Inserts a length-1 axis at position `axis` (which may equal the rank).
+    ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is greater than the rank.
     pub fn unsqueeze(&self, axis: usize) -> Result<Layout> {
         if axis > self.shape.len() {
             return Err(Error::axis("unsqueeze", axis, &self.shape));
@@ -308,6 +336,10 @@ impl Layout {
     }
 
     /// Removes a length-1 axis.
+    ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::InvalidArgument`] if its length is not 1.
     pub fn squeeze(&self, axis: usize) -> Result<Layout> {
         self.check_axis("squeeze", axis)?;
         if self.shape[axis] != 1 {
@@ -328,6 +360,10 @@ impl Layout {
 
     /// Broadcasts to `shape` with NumPy rules (new axes on the left, length-1
     /// axes stretched with stride 0).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if this layout's shape has more axes than
+    /// `shape`, or a dimension that is neither 1 nor the target's.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         if self.shape.as_slice() == shape {
             return Ok(self.clone());
@@ -364,7 +400,19 @@ impl Layout {
     /// A view with the new shape over the same storage, if the strides allow
     /// it without copying; `None` when a copy is needed.
     ///
-    /// The caller checks that element counts match.
+    /// The caller must check that the element counts match: this method does
+    /// not, and with a different count it can return a layout that reaches
+    /// past the storage it was made for.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Layout;
+    /// let l = Layout::contiguous(&[2, 3]);
+    /// assert_eq!(l.reshape_view(&[3, 2]).map(|v| v.strides().to_vec()), Some(vec![2, 1]));
+    /// // A transposed matrix cannot be flattened without a copy.
+    /// assert!(l.permute(&[1, 0])?.reshape_view(&[6]).is_none());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
             return Some(Layout {

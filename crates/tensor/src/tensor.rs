@@ -36,7 +36,22 @@ impl<T: Element> Tensor<T> {
     /// Wraps `data` (row-major) as a tensor of `shape`.
     ///
     /// # Errors
-    /// If `data.len()` differs from the product of `shape`.
+    /// [`Error::ElementCount`] if `data.len()` differs from the product of
+    /// `shape` (an empty `shape` needs exactly one element).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::{Error, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// assert_eq!(a.shape(), &[2, 3]);
+    /// assert_eq!(a.get(&[1, 0])?, 4.0);
+    /// assert_eq!(Tensor::from_slice(&[1.0f64, 2.0], &[2, 1])?.shape(), &[2, 1]);
+    ///
+    /// let err = Tensor::from_vec(vec![1.0f32, 2.0], &[2, 3]).unwrap_err();
+    /// assert!(matches!(err, Error::ElementCount { expected: 6, got: 2, .. }));
+    /// assert_eq!(err.to_string(), "from_vec: shape [2, 3] needs 6 elements, got 2");
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
         let expected: usize = shape.iter().product();
         if data.len() != expected {
@@ -53,7 +68,8 @@ impl<T: Element> Tensor<T> {
     /// Like [`from_vec`](Self::from_vec) for a borrowed slice (copies it).
     ///
     /// # Errors
-    /// If `data.len()` differs from the product of `shape`.
+    /// [`Error::ElementCount`] if `data.len()` differs from the product of
+    /// `shape`.
     pub fn from_slice(data: &[T], shape: &[usize]) -> Result<Self> {
         Self::from_vec(data.to_vec(), shape)
     }
@@ -88,6 +104,18 @@ impl<T: Element> Tensor<T> {
     }
 
     /// A 0-d tensor holding `v`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let s = Tensor::scalar(2.5f32);
+    /// assert_eq!((s.ndim(), s.numel()), (0, 1));
+    /// assert_eq!(s.item()?, 2.5);
+    /// // A 0-d tensor broadcasts against any shape.
+    /// let v = Tensor::from_slice_1d(&[1.0f32, 2.0]);
+    /// assert_eq!(v.mul(&s)?.to_vec(), vec![2.5, 5.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn scalar(v: T) -> Self {
         Tensor {
             storage: Storage::Scalar([v]),
@@ -96,29 +124,80 @@ impl<T: Element> Tensor<T> {
     }
 
     /// A 1-d tensor copied from a slice.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let v = Tensor::from_slice_1d(&[1.0f64, 2.0, 3.0]);
+    /// assert_eq!(v.shape(), &[3]);
+    /// assert_eq!(v.to_vec(), vec![1.0, 2.0, 3.0]);
+    /// ```
     pub fn from_slice_1d(data: &[T]) -> Self {
         Self::from_parts(data.to_vec(), &[data.len()])
     }
 
     /// A tensor of `shape` filled with `v`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::full(&[2, 2], 7.0f32);
+    /// assert_eq!(a.to_vec(), vec![7.0; 4]);
+    /// // An empty shape is a 0-d tensor; a zero-length axis gives no elements.
+    /// assert_eq!(Tensor::full(&[], 1.0f32).numel(), 1);
+    /// assert_eq!(Tensor::full(&[3, 0], 1.0f32).numel(), 0);
+    /// ```
     pub fn full(shape: &[usize], v: T) -> Self {
         Self::from_parts(vec![v; shape.iter().product()], shape)
     }
 
     /// A tensor of zeros.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let z = Tensor::<f32>::zeros(&[2, 3]);
+    /// assert_eq!(z.shape(), &[2, 3]);
+    /// assert!(z.to_vec().iter().all(|&x| x == 0.0));
+    /// ```
     pub fn zeros(shape: &[usize]) -> Self {
         Self::full(shape, T::ZERO)
     }
 
     /// A tensor of ones.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let o = Tensor::<f64>::ones(&[3]);
+    /// assert_eq!(o.to_vec(), vec![1.0, 1.0, 1.0]);
+    /// ```
     pub fn ones(shape: &[usize]) -> Self {
         Self::full(shape, T::ONE)
     }
 
     /// `start, start + step, …` up to but excluding `end` (like `numpy.arange`).
+    /// The values are computed as `start + i·step` in `f64`, then converted.
     ///
     /// # Errors
-    /// If `step` is zero or not finite, or has the wrong sign to reach `end`.
+    /// [`Error::InvalidArgument`] if `step` is zero or not finite, or has the
+    /// wrong sign to go from `start` towards `end`. (`start == end` is fine and
+    /// gives an empty tensor.)
+    ///
+    /// # Panics
+    /// If the element count does not fit in memory, for example when `end` is
+    /// infinite (the allocation fails with "capacity overflow").
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// assert_eq!(Tensor::<f32>::arange(0.0, 4.0, 1.0)?.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
+    /// assert_eq!(Tensor::<f64>::arange(1.0, 0.0, -0.25)?.to_vec(), vec![1.0, 0.75, 0.5, 0.25]);
+    /// assert_eq!(Tensor::<f32>::arange(2.0, 2.0, 1.0)?.shape(), &[0]);
+    /// assert!(Tensor::<f32>::arange(0.0, 4.0, -1.0).is_err()); // wrong direction
+    /// assert!(Tensor::<f32>::arange(0.0, 4.0, 0.0).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn arange(start: f64, end: f64, step: f64) -> Result<Self> {
         if step == 0.0 || !step.is_finite() || (end - start) * step < 0.0 {
             return Err(Error::invalid(
@@ -133,7 +212,16 @@ impl<T: Element> Tensor<T> {
         Ok(Self::from_parts(v, &[n]))
     }
 
-    /// `n` evenly spaced values from `start` to `end`, both included.
+    /// `n` evenly spaced values from `start` to `end`, both included
+    /// (`[start]` when `n == 1`, empty when `n == 0`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// assert_eq!(Tensor::<f64>::linspace(0.0, 1.0, 5).to_vec(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    /// assert_eq!(Tensor::<f32>::linspace(3.0, 9.0, 1).to_vec(), vec![3.0]);
+    /// assert_eq!(Tensor::<f32>::linspace(0.0, 1.0, 0).numel(), 0);
+    /// ```
     pub fn linspace(start: f64, end: f64, n: usize) -> Self {
         let v = (0..n)
             .map(|i| {
@@ -148,6 +236,20 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The `n × n` identity matrix.
+    ///
+    /// # Panics
+    /// If `n · n` overflows `usize` or cannot be allocated.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let i = Tensor::<f32>::eye(3);
+    /// assert_eq!(i.shape(), &[3, 3]);
+    /// assert_eq!(i.to_vec(), vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
+    /// assert_eq!(a.matmul(&i)?, a);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn eye(n: usize) -> Self {
         let mut v = vec![T::ZERO; n * n];
         for i in 0..n {
@@ -157,8 +259,14 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Uniform samples in `[low, high)` drawn from `rng` (same seed, same
-    /// values).
+    /// values). Samples are drawn in `f64`, then converted (so an `f32`
+    /// sample can round up to `high`).
     ///
+    /// # Panics
+    /// If the shape has at least one element and the range is rejected by
+    /// `rand`: `low >= high`, either bound NaN, or `high - low` not finite.
+    ///
+    /// # Examples
     /// ```
     /// use rand::SeedableRng;
     /// use tapegrad_tensor::Tensor;
@@ -173,7 +281,21 @@ impl<T: Element> Tensor<T> {
         Self::from_parts(v, shape)
     }
 
-    /// Normal samples with the given mean and standard deviation.
+    /// Normal samples with the given mean and standard deviation, drawn from
+    /// `rng`. A negative `std` is not rejected (it mirrors the samples about
+    /// `mean`).
+    ///
+    /// # Examples
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad_tensor::Tensor;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let w = Tensor::<f32>::normal(&[100, 10], 5.0, 0.1, &mut rng);
+    /// assert_eq!(w.shape(), &[100, 10]);
+    /// let m = w.mean_all().item()?;
+    /// assert!((m - 5.0).abs() < 0.05);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn normal(shape: &[usize], mean: f64, std: f64, rng: &mut impl Rng) -> Self {
         let v = (0..shape.iter().product::<usize>())
             .map(|_| {
@@ -184,7 +306,21 @@ impl<T: Element> Tensor<T> {
         Self::from_parts(v, shape)
     }
 
-    /// Uniform samples from a fresh generator seeded with `seed`.
+    /// Uniform samples in `[low, high)` from a fresh generator seeded with
+    /// `seed`: the same arguments always give the same tensor.
+    ///
+    /// # Panics
+    /// As [`uniform`](Self::uniform): if the shape has at least one element
+    /// and `low >= high`, a bound is NaN, or `high - low` is not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::uniform_seeded(&[3, 4], -0.5, 0.5, 42);
+    /// assert!(a.to_vec().iter().all(|v| (-0.5..=0.5).contains(v)));
+    /// assert_eq!(a, Tensor::uniform_seeded(&[3, 4], -0.5, 0.5, 42));
+    /// assert_ne!(a, Tensor::uniform_seeded(&[3, 4], -0.5, 0.5, 43));
+    /// ```
     pub fn uniform_seeded(shape: &[usize], low: f64, high: f64, seed: u64) -> Self {
         use rand::SeedableRng;
         Self::uniform(
@@ -195,7 +331,16 @@ impl<T: Element> Tensor<T> {
         )
     }
 
-    /// Standard-normal samples from a fresh generator seeded with `seed`.
+    /// Standard-normal samples from a fresh generator seeded with `seed`: the
+    /// same arguments always give the same tensor.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f64>::randn_seeded(&[2, 3], 1);
+    /// assert_eq!(a.shape(), &[2, 3]);
+    /// assert_eq!(a, Tensor::randn_seeded(&[2, 3], 1));
+    /// ```
     pub fn randn_seeded(shape: &[usize], seed: u64) -> Self {
         use rand::SeedableRng;
         Self::normal(
@@ -238,7 +383,20 @@ impl<T: Element> Tensor<T> {
         self.layout.is_contiguous()
     }
 
-    /// The elements as a slice, if the tensor is contiguous.
+    /// The elements as a slice, if the tensor is contiguous (`None` for a
+    /// strided view; [`to_vec`](Self::to_vec) always works).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// assert_eq!(a.as_slice(), Some(&[1.0, 2.0, 3.0, 4.0][..]));
+    /// let t = a.t()?;
+    /// assert_eq!(t.as_slice(), None);
+    /// assert_eq!(t.to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// assert_eq!(t.to_contiguous().as_slice(), Some(&[1.0, 3.0, 2.0, 4.0][..]));
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn as_slice(&self) -> Option<&[T]> {
         let n = self.numel();
         if n == 0 {
@@ -272,7 +430,18 @@ impl<T: Element> Tensor<T> {
     /// The value of a one-element tensor (any rank).
     ///
     /// # Errors
-    /// If the tensor does not hold exactly one element.
+    /// [`Error::InvalidArgument`] if the tensor does not hold exactly one
+    /// element.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3])?;
+    /// assert_eq!(a.sum_all().item()?, 6.0);
+    /// assert_eq!(Tensor::full(&[1, 1], 4.0f32).item()?, 4.0);
+    /// assert!(a.item().is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn item(&self) -> Result<T> {
         if self.numel() != 1 {
             return Err(Error::invalid(
@@ -287,10 +456,23 @@ impl<T: Element> Tensor<T> {
         Ok(self.storage.as_slice()[self.layout.offset])
     }
 
-    /// The element at a multi-index.
+    /// The element at a multi-index (one entry per axis; `&[]` for a 0-d
+    /// tensor).
     ///
     /// # Errors
-    /// If the index has the wrong length or is out of range.
+    /// [`Error::InvalidArgument`] if `index.len()` is not the rank, or
+    /// [`Error::IndexOutOfRange`] if an entry is not below its axis length.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
+    /// assert_eq!(a.get(&[1, 2])?, 5.0);
+    /// assert_eq!(a.t()?.get(&[2, 1])?, 5.0); // views index their own shape
+    /// assert!(a.get(&[2, 0]).is_err());
+    /// assert!(a.get(&[1]).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn get(&self, index: &[usize]) -> Result<T> {
         if index.len() != self.ndim() {
             return Err(Error::invalid(
@@ -334,6 +516,17 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Converts the element type (for example to `f64` for a gradient check).
+    /// Going to `f32` rounds, and values beyond `f32`'s range become `±inf`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![0.1f32, 2.0], &[2])?;
+    /// let b: Tensor<f64> = a.cast();
+    /// assert_eq!(b.to_vec(), vec![0.1f32 as f64, 2.0]);
+    /// assert_eq!(Tensor::scalar(1e40f64).cast::<f32>().item()?, f32::INFINITY);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         let v = self
             .to_vec()

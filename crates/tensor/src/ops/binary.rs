@@ -13,8 +13,14 @@ use crate::{Element, Tensor};
 impl<T: Element> Tensor<T> {
     /// Combines `self` and `other` elementwise with NumPy broadcasting, giving
     /// a new contiguous tensor of the broadcast shape. `op` names the call in
-    /// errors. This is the building block for custom binary ops.
+    /// errors. This is the building block for custom binary ops. `f` may run
+    /// on several threads for large outputs.
     ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast; the message names `op` and both shapes.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3, 1])?;
@@ -22,11 +28,10 @@ impl<T: Element> Tensor<T> {
     /// let c = a.zip_with(&b, "my_op", |x, y| x * y)?;
     /// assert_eq!(c.shape(), &[3, 2]);
     /// assert_eq!(c.to_vec(), vec![10.0, 20.0, 20.0, 40.0, 30.0, 60.0]);
+    /// let err = a.zip_with(&Tensor::zeros(&[2, 2]), "my_op", |x, _| x).unwrap_err();
+    /// assert_eq!(err.op(), "my_op");
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the shapes do not broadcast; the message names `op` and both shapes.
     pub fn zip_with(
         &self,
         other: &Tensor<T>,
@@ -117,100 +122,167 @@ impl<T: Element> Tensor<T> {
         Ok(Tensor::from_parts(out, &shape))
     }
 
-    /// `self + other`, broadcasting.
+    /// `self + other`, broadcasting (NumPy rules: shapes are aligned from the
+    /// right and each pair of dimensions must be equal or contain a 1).
+    ///
+    /// [`sub`](Self::sub), [`mul`](Self::mul), [`div`](Self::div),
+    /// [`pow`](Self::pow), [`maximum`](Self::maximum) and
+    /// [`minimum`](Self::minimum) work the same way.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::{Error, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// let row = Tensor::from_vec(vec![10.0f32, 20.0, 30.0], &[3])?;
+    /// let col = Tensor::from_vec(vec![1.0f32, 2.0], &[2, 1])?;
+    /// assert_eq!(x.add(&row)?.to_vec(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+    /// assert_eq!(x.sub(&col)?.to_vec(), vec![0.0, 1.0, 2.0, 2.0, 3.0, 4.0]);
+    /// assert_eq!(x.mul(&Tensor::scalar(2.0))?.to_vec(), vec![2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
+    /// assert_eq!(col.mul(&row)?.shape(), &[2, 3]); // an outer product
+    /// assert_eq!(x.div(&col)?.get(&[1, 2])?, 3.0);
+    /// assert_eq!(x.pow(&Tensor::scalar(2.0))?.get(&[0, 2])?, 9.0);
+    /// assert_eq!(x.maximum(&Tensor::scalar(3.5))?.to_vec(), vec![3.5, 3.5, 3.5, 4.0, 5.0, 6.0]);
+    ///
+    /// let err = x.add(&Tensor::zeros(&[2])).unwrap_err();
+    /// assert!(matches!(err, Error::ShapeMismatch { op: "add", .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "add of [2, 3] by [2]: dimensions 3 and 2 at axis 1 of the broadcast result cannot broadcast"
+    /// );
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn add(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "add", |a, b| a + b)
     }
     /// `self - other`, broadcasting.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn sub(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "sub", |a, b| a - b)
     }
     /// `self · other` elementwise, broadcasting.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn mul(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "mul", |a, b| a * b)
     }
     /// `self / other` elementwise, broadcasting.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn div(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "div", |a, b| a / b)
     }
     /// `self ^ other` elementwise, broadcasting.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn pow(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "pow", |a, b| a.powf(b))
     }
     /// Elementwise maximum, broadcasting.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn maximum(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "maximum", |a, b| a.max_val(b))
     }
     /// Elementwise minimum, broadcasting.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn minimum(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "minimum", |a, b| a.min_val(b))
     }
-    /// Mask (1 where true, 0 elsewhere) of `self == other`.
+    /// Mask (1 where true, 0 elsewhere) of `self == other`, broadcasting.
+    ///
+    /// [`ne_mask`](Self::ne_mask), [`lt_mask`](Self::lt_mask),
+    /// [`le_mask`](Self::le_mask), [`gt_mask`](Self::gt_mask) and
+    /// [`ge_mask`](Self::ge_mask) work the same way. A NaN compares unequal
+    /// to everything, so only `ne_mask` gives 1 for it. For a comparison with
+    /// a constant, see [`gt_scalar`](Self::gt_scalar) and friends.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, f32::NAN], &[4])?;
+    /// let two = Tensor::scalar(2.0f32);
+    /// assert_eq!(a.eq_mask(&two)?.to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+    /// assert_eq!(a.ne_mask(&two)?.to_vec(), vec![1.0, 0.0, 1.0, 1.0]);
+    /// assert_eq!(a.lt_mask(&two)?.to_vec(), vec![1.0, 0.0, 0.0, 0.0]);
+    /// assert_eq!(a.ge_mask(&two)?.to_vec(), vec![0.0, 1.0, 1.0, 0.0]);
+    /// // A mask times a tensor keeps the selected entries, but 0 · NaN is
+    /// // NaN; `where_cond` drops the NaN as well.
+    /// let mask = a.gt_mask(&two)?;
+    /// assert!(mask.mul(&a)?.get(&[3])?.is_nan());
+    /// let pos = mask.where_cond(&a, &Tensor::scalar(0.0))?;
+    /// assert_eq!(pos.to_vec(), vec![0.0, 0.0, 3.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn eq_mask(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "eq", |a, b| mask(a == b))
     }
     /// Mask of `self != other`.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn ne_mask(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "ne", |a, b| mask(a != b))
     }
     /// Mask of `self < other`.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn lt_mask(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "lt", |a, b| mask(a < b))
     }
     /// Mask of `self <= other`.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn le_mask(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "le", |a, b| mask(a <= b))
     }
     /// Mask of `self > other`.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn gt_mask(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "gt", |a, b| mask(a > b))
     }
     /// Mask of `self >= other`.
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
+    /// not broadcast.
     pub fn ge_mask(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "ge", |a, b| mask(a >= b))
     }
 
-    /// Mask of `self > c` for a scalar `c`.
+    /// Mask of `self > c` for a scalar `c` (1 where true, 0 elsewhere).
+    /// `c` is converted to the element type first.
     ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![-1.0f32, 0.0, 2.0], &[3])?;
@@ -249,6 +321,7 @@ impl<T: Element> Tensor<T> {
     }
     /// `max(x, c)` elementwise (NaN in `self` stays NaN).
     ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![-1.0f32, 0.5, 2.0], &[3])?;
@@ -268,17 +341,26 @@ impl<T: Element> Tensor<T> {
 
     /// Picks `on_true` where `self` (the condition) is non-zero and
     /// `on_false` elsewhere; all three broadcast together (`numpy.where`).
+    /// NaN counts as non-zero, so it picks `on_true`.
     ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) (op `"where"`)
+    /// if the three shapes do not broadcast together.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let cond = Tensor::from_vec(vec![1.0f32, 0.0, 1.0], &[3])?;
     /// let r = cond.where_cond(&Tensor::ones(&[3]), &Tensor::scalar(-1.0))?;
     /// assert_eq!(r.to_vec(), vec![1.0, -1.0, 1.0]);
+    ///
+    /// // A ReLU by hand: keep x where x > 0, else 0.
+    /// let x = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0, -0.1], &[2, 2])?;
+    /// let y = x.gt_scalar(0.0).where_cond(&x, &Tensor::scalar(0.0))?;
+    /// assert_eq!(y, x.relu());
+    /// assert!(cond.where_cond(&Tensor::ones(&[2]), &x).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the three shapes do not broadcast together.
     pub fn where_cond(&self, on_true: &Self, on_false: &Self) -> Result<Self> {
         let s1 = broadcast_shapes("where", self.shape(), on_true.shape())?;
         let shape = broadcast_shapes("where", &s1, on_false.shape())?;

@@ -5,18 +5,26 @@ use crate::{Element, Tensor};
 
 impl<T: Element> Tensor<T> {
     /// Joins tensors along an existing `axis`; all other axes must agree.
+    /// Always copies into a new contiguous tensor.
     ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `tensors` is empty,
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank (so 0-d
+    /// tensors cannot be joined; [`stack`](Self::stack) them), or
+    /// [`Error::ShapeMismatch`] if a tensor's rank or any other axis differs
+    /// from the first tensor's.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::<f32>::ones(&[2, 1]);
     /// let b = Tensor::<f32>::zeros(&[2, 2]);
     /// let c = Tensor::concat(&[&a, &b], 1)?;
+    /// assert_eq!(c.shape(), &[2, 3]);
     /// assert_eq!(c.to_vec(), vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    /// assert!(Tensor::concat(&[&a, &b], 0).is_err()); // axis 1 differs
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the list is empty, the axis is out of range, or the other axes differ.
     pub fn concat(tensors: &[&Tensor<T>], axis: usize) -> Result<Tensor<T>> {
         let first = tensors
             .first()
@@ -51,9 +59,26 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Stacks equally shaped tensors along a new `axis` (`0..=ndim`).
+    /// Always copies into a new contiguous tensor.
     ///
     /// # Errors
-    /// If the list is empty, the shapes differ, or the axis is out of range.
+    /// [`Error::InvalidArgument`] if `tensors` is empty,
+    /// [`Error::AxisOutOfRange`] if `axis > ndim`, or
+    /// [`Error::ShapeMismatch`] if the shapes are not all the same.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?;
+    /// let b = Tensor::from_vec(vec![3.0f32, 4.0], &[2])?;
+    /// assert_eq!(Tensor::stack(&[&a, &b], 0)?.to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+    /// let cols = Tensor::stack(&[&a, &b], 1)?;
+    /// assert_eq!(cols.shape(), &[2, 2]);
+    /// assert_eq!(cols.to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// let s = Tensor::stack(&[&Tensor::scalar(1.0f32), &Tensor::scalar(2.0)], 0)?;
+    /// assert_eq!(s.shape(), &[2]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn stack(tensors: &[&Tensor<T>], axis: usize) -> Result<Tensor<T>> {
         let first = tensors
             .first()
@@ -79,10 +104,24 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Picks the slices at `indices` along `axis` (rows of an embedding
-    /// table, for instance). The result has `indices.len()` there.
+    /// table, for instance). The result has `indices.len()` there; indices
+    /// may repeat and come in any order. Always copies.
     ///
     /// # Errors
-    /// If the axis is out of range or an index is out of bounds.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::IndexOutOfRange`] if an index is not below the axis length.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let table = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[3, 2])?;
+    /// let rows = table.index_select(0, &[2, 0, 2])?;
+    /// assert_eq!(rows.shape(), &[3, 2]);
+    /// assert_eq!(rows.to_vec(), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
+    /// assert_eq!(table.index_select(1, &[1])?.to_vec(), vec![1.0, 3.0, 5.0]);
+    /// assert!(table.index_select(0, &[3]).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn index_select(&self, axis: usize, indices: &[usize]) -> Result<Tensor<T>> {
         self.layout.check_axis("index_select", axis)?;
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.shape()[axis]) {
@@ -108,15 +147,21 @@ impl<T: Element> Tensor<T> {
     /// For a 2-d `[n, c]` tensor, picks element `indices[i]` of row `i`
     /// (the log-probability of each sample's label), giving `[n]`.
     ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the tensor is not 2-d or
+    /// `indices.len()` differs from its number of rows, or
+    /// [`Error::IndexOutOfRange`] if an index is not below the number of
+    /// columns.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let logp = Tensor::from_vec(vec![0.1f32, 0.9, 0.7, 0.3], &[2, 2])?;
     /// assert_eq!(logp.gather_rows(&[1, 0])?.to_vec(), vec![0.9, 0.7]);
+    /// assert!(logp.gather_rows(&[1]).is_err()); // one index per row
+    /// assert!(logp.gather_rows(&[0, 2]).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the tensor is not 2-d, the counts differ, or an index is out of range.
     pub fn gather_rows(&self, indices: &[usize]) -> Result<Tensor<T>> {
         if self.ndim() != 2 || self.shape()[0] != indices.len() {
             return Err(Error::invalid(
@@ -147,7 +192,18 @@ impl<T: Element> Tensor<T> {
     /// One-hot rows: `[labels.len(), classes]` with a 1 at each label.
     ///
     /// # Errors
-    /// If a label is not below `classes`.
+    /// [`Error::InvalidArgument`] if a label is not below `classes`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let y = Tensor::<f32>::one_hot(&[2, 0], 3)?;
+    /// assert_eq!(y.shape(), &[2, 3]);
+    /// assert_eq!(y.to_vec(), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    /// assert_eq!(y.argmax(1, false)?.to_vec(), vec![2.0, 0.0]);
+    /// assert!(Tensor::<f32>::one_hot(&[3], 3).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn one_hot(labels: &[usize], classes: usize) -> Result<Tensor<T>> {
         let mut out = vec![T::ZERO; labels.len() * classes];
         for (r, &l) in labels.iter().enumerate() {
@@ -168,18 +224,24 @@ impl<T: Element> Tensor<T> {
     /// rank as `self`, and may be shorter than `self` on every axis but
     /// `axis`. The result has `index`'s shape.
     ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank;
+    /// [`Error::ShapeMismatch`] if the ranks differ or `index` is longer than
+    /// `self` on another axis; [`Error::InvalidArgument`] if an index is
+    /// negative, fractional, NaN or not below the length of `axis`.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
     /// let idx = Tensor::from_vec(vec![2.0f32, 0.0], &[2, 1])?;
     /// assert_eq!(x.gather(1, &idx)?.to_vec(), vec![3.0, 4.0]);
+    /// // Along axis 0: pick a row for each column.
+    /// let rows = Tensor::from_vec(vec![1.0f32, 0.0, 1.0], &[1, 3])?;
+    /// assert_eq!(x.gather(0, &rows)?.to_vec(), vec![4.0, 2.0, 6.0]);
+    /// assert!(x.gather(1, &Tensor::from_vec(vec![0.5f32], &[1, 1])?).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the axis is out of range, the ranks differ, `index` is longer than
-    /// `self` on another axis, or an index is negative, fractional or out of
-    /// range along `axis`.
     pub fn gather(&self, axis: usize, index: &Tensor<T>) -> Result<Tensor<T>> {
         const OP: &str = "gather";
         self.layout.check_axis(OP, axis)?;

@@ -185,19 +185,24 @@ impl<T: Element> Tensor<T> {
     ///
     /// Transposed or sliced operands are used in place, without a copy.
     ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if either operand is 0-d, the inner
+    /// dimensions differ, or the batch axes do not broadcast.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
     /// let b = Tensor::from_vec(vec![5.0f32, 6.0], &[2])?;
     /// assert_eq!(a.matmul(&b)?.to_vec(), vec![17.0, 39.0]);
+    /// assert_eq!(b.matmul(&b)?.item()?, 61.0); // a 0-d dot product
+    /// assert_eq!(a.matmul(&a.t()?)?.to_vec(), vec![5.0, 11.0, 11.0, 25.0]);
+    /// let batch = Tensor::<f32>::ones(&[4, 1, 2, 3]).matmul(&Tensor::ones(&[5, 3, 6]))?;
+    /// assert_eq!(batch.shape(), &[4, 5, 2, 6]);
     /// let err = Tensor::<f32>::zeros(&[2, 3]).matmul(&Tensor::zeros(&[4, 5])).unwrap_err();
     /// assert_eq!(err.to_string(), "matmul of [2, 3] by [4, 5]: inner dimensions 3 and 4 differ");
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If either operand is 0-d, the inner dimensions differ, or the batch
-    /// axes do not broadcast.
     pub fn matmul(&self, other: &Self) -> Result<Self> {
         let (a_shape, b_shape) = (self.shape(), other.shape());
         if a_shape.is_empty() || b_shape.is_empty() {

@@ -12,17 +12,24 @@ impl<T: Element> Tensor<T> {
     /// without copying; otherwise (for example a transposed matrix flattened)
     /// the data is copied into a new buffer first.
     ///
+    /// # Errors
+    /// [`Error::ElementCount`] if the product of `shape` differs from
+    /// [`numel`](Self::numel).
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?;
     /// let b = a.reshape(&[2, 3])?;
-    /// assert!(b.shares_storage_with(&a) || a.numel() == 1);
+    /// assert!(b.shares_storage_with(&a)); // contiguous: a view
     /// assert_eq!(b.get(&[1, 0])?, 3.0);
+    /// // A transposed matrix cannot be regrouped, so this copies.
+    /// let c = b.t()?.reshape(&[6])?;
+    /// assert!(!c.shares_storage_with(&a));
+    /// assert_eq!(c.to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    /// assert!(a.reshape(&[4, 2]).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the element counts differ.
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
         let n: usize = shape.iter().product();
         if n != self.numel() {
@@ -43,8 +50,21 @@ impl<T: Element> Tensor<T> {
     /// and inferred from the element count.
     ///
     /// # Errors
-    /// If more than one axis is `-1`, an axis is negative otherwise, or the
-    /// counts cannot match.
+    /// [`Error::InvalidArgument`] (op `"reshape"`) if more than one axis is
+    /// `-1`, an axis is below `-1`, or no size for the `-1` axis makes the
+    /// counts match (including when another axis is 0); otherwise as
+    /// [`reshape`](Self::reshape).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::zeros(&[4, 6]);
+    /// assert_eq!(a.reshape_infer(&[-1, 3])?.shape(), &[8, 3]);
+    /// assert_eq!(a.reshape_infer(&[2, -1, 2])?.shape(), &[2, 6, 2]);
+    /// assert!(a.reshape_infer(&[-1, 5]).is_err()); // 24 is not a multiple of 5
+    /// assert!(a.reshape_infer(&[-1, -1]).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Self> {
         let known: isize = shape.iter().filter(|&&d| d != -1).product();
         let unknown = shape.iter().filter(|&&d| d == -1).count();
@@ -72,7 +92,18 @@ impl<T: Element> Tensor<T> {
         self.reshape(&dims)
     }
 
-    /// Flattens to one dimension (a view when contiguous).
+    /// Flattens to one dimension (a view when contiguous, else a copy; a 0-d
+    /// tensor becomes shape `[1]`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
+    /// assert_eq!(a.flatten().shape(), &[6]);
+    /// assert_eq!(a.t()?.flatten().to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    /// assert_eq!(Tensor::scalar(1.0f32).flatten().shape(), &[1]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn flatten(&self) -> Self {
         self.reshape(&[self.numel()])
             .expect("flatten keeps the element count")
@@ -82,7 +113,20 @@ impl<T: Element> Tensor<T> {
     /// Zero-copy.
     ///
     /// # Errors
-    /// If `perm` is not a permutation of `0..ndim`.
+    /// [`Error::InvalidArgument`] if `perm` is not a permutation of
+    /// `0..ndim` (wrong length, an axis out of range, or an axis repeated).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::zeros(&[2, 3, 4]);
+    /// let p = a.permute(&[2, 0, 1])?;
+    /// assert_eq!(p.shape(), &[4, 2, 3]);
+    /// assert_eq!(p.strides(), &[1, 12, 4]);
+    /// assert!(p.shares_storage_with(&a));
+    /// assert!(a.permute(&[0, 0, 1]).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn permute(&self, perm: &[usize]) -> Result<Self> {
         Ok(self.with_layout(self.layout.permute(perm)?))
     }
@@ -90,7 +134,18 @@ impl<T: Element> Tensor<T> {
     /// Swaps two axes. Zero-copy.
     ///
     /// # Errors
-    /// If either axis is out of range.
+    /// [`Error::AxisOutOfRange`] if either axis is not below the rank.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::arange(0.0, 24.0, 1.0)?.reshape(&[2, 3, 4])?;
+    /// let b = a.transpose(0, 2)?;
+    /// assert_eq!(b.shape(), &[4, 3, 2]);
+    /// assert_eq!(b.get(&[3, 1, 0])?, a.get(&[0, 1, 3])?);
+    /// assert!(a.transpose(0, 3).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn transpose(&self, a: usize, b: usize) -> Result<Self> {
         Ok(self.with_layout(self.layout.transpose(a, b)?))
     }
@@ -98,7 +153,18 @@ impl<T: Element> Tensor<T> {
     /// Swaps the last two axes (the matrix transpose). Zero-copy.
     ///
     /// # Errors
-    /// If the tensor has fewer than two axes.
+    /// [`Error::InvalidArgument`] if the tensor has fewer than two axes (a
+    /// vector has no matrix transpose; use [`unsqueeze`](Self::unsqueeze)
+    /// first).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[1, 2, 3])?;
+    /// assert_eq!(a.t()?.shape(), &[1, 3, 2]); // only the last two axes swap
+    /// assert!(Tensor::<f32>::zeros(&[3]).t().is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn t(&self) -> Result<Self> {
         let n = self.ndim();
         if n < 2 {
@@ -113,23 +179,43 @@ impl<T: Element> Tensor<T> {
     /// Keeps `len` positions from `start` along `axis`. Zero-copy.
     ///
     /// # Errors
-    /// If the axis or the range is out of bounds.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::InvalidArgument`] (op `"slice"`) if `start + len` exceeds the
+    /// axis length.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::arange(0.0, 12.0, 1.0)?.reshape(&[3, 4])?;
+    /// let cols = a.narrow(1, 1, 2)?;
+    /// assert_eq!(cols.shape(), &[3, 2]);
+    /// assert_eq!(cols.to_vec(), vec![1.0, 2.0, 5.0, 6.0, 9.0, 10.0]);
+    /// assert!(a.narrow(0, 2, 2).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Self> {
         self.slice(axis, start, start.saturating_add(len), 1)
     }
 
     /// Keeps positions `start, start+step, …` below `end` along `axis`
-    /// (Python's `a[start:end:step]`). Zero-copy.
+    /// (Python's `a[start:end:step]`). Zero-copy. Unlike Python, the bounds
+    /// are not clamped: `end` must not exceed the axis length.
     ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank;
+    /// [`Error::InvalidArgument`] if `step` is 0, `start > end`, or `end`
+    /// exceeds the axis length.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::<f64>::arange(0.0, 10.0, 1.0)?;
     /// assert_eq!(a.slice(0, 1, 10, 3)?.to_vec(), vec![1.0, 4.0, 7.0]);
+    /// assert_eq!(a.slice(0, 4, 4, 1)?.numel(), 0);
+    /// assert!(a.slice(0, 0, 11, 1).is_err());
+    /// assert!(a.slice(0, 0, 10, 0).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the axis or range is out of bounds or `step` is 0.
     pub fn slice(&self, axis: usize, start: usize, end: usize, step: usize) -> Result<Self> {
         Ok(self.with_layout(self.layout.slice(axis, start, end, step)?))
     }
@@ -137,7 +223,19 @@ impl<T: Element> Tensor<T> {
     /// Removes `axis`, keeping position `index`. Zero-copy.
     ///
     /// # Errors
-    /// If the axis or index is out of range.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::IndexOutOfRange`] if `index` is not below its length.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
+    /// assert_eq!(a.select(0, 1)?.to_vec(), vec![3.0, 4.0, 5.0]); // row 1
+    /// assert_eq!(a.select(1, 2)?.to_vec(), vec![2.0, 5.0]); // column 2
+    /// assert_eq!(a.select(0, 1)?.select(0, 0)?.shape(), &[] as &[usize]);
+    /// assert!(a.select(0, 2).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn select(&self, axis: usize, index: usize) -> Result<Self> {
         Ok(self.with_layout(self.layout.select(axis, index)?))
     }
@@ -145,7 +243,17 @@ impl<T: Element> Tensor<T> {
     /// Inserts a length-1 axis at `axis` (`0..=ndim`). Zero-copy.
     ///
     /// # Errors
-    /// If `axis > ndim`.
+    /// [`Error::AxisOutOfRange`] if `axis > ndim`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let v = Tensor::<f32>::zeros(&[3]);
+    /// assert_eq!(v.unsqueeze(0)?.shape(), &[1, 3]); // a row
+    /// assert_eq!(v.unsqueeze(1)?.shape(), &[3, 1]); // a column
+    /// assert!(v.unsqueeze(2).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn unsqueeze(&self, axis: usize) -> Result<Self> {
         Ok(self.with_layout(self.layout.unsqueeze(axis)?))
     }
@@ -153,7 +261,18 @@ impl<T: Element> Tensor<T> {
     /// Removes a length-1 axis. Zero-copy.
     ///
     /// # Errors
-    /// If the axis is out of range or its length is not 1.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::InvalidArgument`] if its length is not 1.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::zeros(&[1, 3, 1]);
+    /// assert_eq!(a.squeeze(2)?.shape(), &[1, 3]);
+    /// assert_eq!(a.squeeze_all().shape(), &[3]);
+    /// assert!(a.squeeze(1).is_err()); // length 3
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn squeeze(&self, axis: usize) -> Result<Self> {
         Ok(self.with_layout(self.layout.squeeze(axis)?))
     }
@@ -168,17 +287,24 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Broadcasts to `shape` (NumPy rules) with zero strides. Zero-copy.
+    /// One-directional: `self`'s axes are matched to the right end of
+    /// `shape`, and each must equal the target or be 1.
     ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `self`'s shape does not broadcast to
+    /// `shape` (more axes than `shape`, or a dimension that is neither 1 nor
+    /// the target's).
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let b = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?.broadcast_to(&[3, 2])?;
     /// assert_eq!(b.strides(), &[0, 1]);
     /// assert_eq!(b.to_vec(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    /// assert!(Tensor::<f32>::zeros(&[3]).broadcast_to(&[2, 2]).is_err());
+    /// assert!(Tensor::<f32>::zeros(&[2, 2]).broadcast_to(&[2]).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the shapes do not broadcast.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Self> {
         Ok(self.with_layout(self.layout.broadcast_to(shape)?))
     }
@@ -186,7 +312,8 @@ impl<T: Element> Tensor<T> {
     /// Alias of [`broadcast_to`](Self::broadcast_to) (PyTorch's name).
     ///
     /// # Errors
-    /// If the shapes do not broadcast.
+    /// [`Error::ShapeMismatch`] (op `"broadcast_to"`) if `self`'s shape does
+    /// not broadcast to `shape`.
     pub fn expand(&self, shape: &[usize]) -> Result<Self> {
         self.broadcast_to(shape)
     }

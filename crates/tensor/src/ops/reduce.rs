@@ -116,10 +116,25 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
 impl<T: Element> Tensor<T> {
     /// Reduces `axes` with an associative `f` starting from `init` (the
     /// engine behind sum, max and min). Results do not depend on the number
-    /// of threads.
+    /// of threads. `axes` may be empty (then each element is folded with
+    /// `init` alone) and in any order. `f` may run on several threads for
+    /// large inputs, and `init` must be an identity of `f` (it can be folded
+    /// in more than once).
     ///
     /// # Errors
-    /// If an axis is out of range or repeated.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// let prod = a.fold_axes("prod", &[1], false, 1.0, |x, y| x * y)?;
+    /// assert_eq!(prod.to_vec(), vec![6.0, 120.0]);
+    /// let err = a.fold_axes("prod", &[2], false, 1.0, |x, y| x * y).unwrap_err();
+    /// assert_eq!(err.to_string(), "prod: axis 2 is out of range for shape [2, 3] (rank 2)");
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn fold_axes(
         &self,
         op: &'static str,
@@ -242,18 +257,25 @@ impl<T: Element> Tensor<T> {
         Ok(Tensor::from_parts(out, &out_shape))
     }
 
-    /// Sum over `axes` (keeping them as length 1 if `keepdim`).
+    /// Sum over `axes` (keeping them as length 1 if `keepdim`). Summing over
+    /// every axis gives a 0-d tensor (see [`sum_all`](Self::sum_all)); an
+    /// empty axis sums to 0.
     ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
     /// assert_eq!(a.sum(&[0], false)?.to_vec(), vec![5.0, 7.0, 9.0]);
     /// assert_eq!(a.sum(&[1], true)?.shape(), &[2, 1]);
+    /// assert_eq!(a.sum(&[1, 0], false)?.shape(), &[] as &[usize]);
+    /// assert_eq!(a.sum_all().item()?, 21.0);
+    /// assert!(a.sum(&[0, 0], false).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If an axis is out of range or repeated.
     pub fn sum(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         self.fold_axes("sum", axes, keepdim, T::ZERO, |a, b| a + b)
     }
@@ -264,10 +286,23 @@ impl<T: Element> Tensor<T> {
         self.sum(&all, false).expect("all axes are valid")
     }
 
-    /// Mean over `axes`.
+    /// Mean over `axes` (keeping them as length 1 if `keepdim`). The mean
+    /// over an empty axis is NaN (0 / 0).
     ///
     /// # Errors
-    /// If an axis is out of range or repeated.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// assert_eq!(a.mean(&[1], false)?.to_vec(), vec![2.0, 5.0]);
+    /// assert_eq!(a.mean(&[0], true)?.to_vec(), vec![2.5, 3.5, 4.5]);
+    /// assert_eq!(a.mean_all().item()?, 3.5);
+    /// assert!(Tensor::<f32>::zeros(&[0]).mean_all().item()?.is_nan());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn mean(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         let n: usize = normalize_axes("mean", axes, self.shape())?
             .iter()
@@ -281,39 +316,70 @@ impl<T: Element> Tensor<T> {
         self.sum_all().div_scalar(self.numel() as f64)
     }
 
-    /// Maximum over `axes` (`-inf` for an empty axis).
+    /// Maximum over `axes` (`-inf` for an empty axis). A NaN in a slice
+    /// makes its result NaN.
     ///
     /// # Errors
-    /// If an axis is out of range or repeated.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![3.0f32, -1.0, 4.0, 1.0, -5.0, 9.0], &[2, 3])?;
+    /// assert_eq!(a.max(&[1], false)?.to_vec(), vec![4.0, 9.0]);
+    /// assert_eq!(a.min(&[0], true)?.to_vec(), vec![1.0, -5.0, 4.0]);
+    /// assert_eq!((a.max_all().item()?, a.min_all().item()?), (9.0, -5.0));
+    /// assert_eq!(Tensor::<f32>::zeros(&[0]).max_all().item()?, f32::NEG_INFINITY);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn max(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         self.fold_axes("max", axes, keepdim, T::NEG_INFINITY, T::max_val)
     }
 
-    /// Minimum over `axes` (`+inf` for an empty axis).
+    /// Minimum over `axes` (`+inf` for an empty axis). A NaN in a slice
+    /// makes its result NaN. See [`max`](Self::max) for an example.
     ///
     /// # Errors
-    /// If an axis is out of range or repeated.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
     pub fn min(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         self.fold_axes("min", axes, keepdim, T::INFINITY, T::min_val)
     }
 
-    /// Largest element.
+    /// Largest element, as a 0-d tensor (`-inf` when empty, NaN if any
+    /// element is NaN).
     pub fn max_all(&self) -> Self {
         let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
         self.max(&all, false).expect("all axes are valid")
     }
 
-    /// Smallest element.
+    /// Smallest element, as a 0-d tensor (`+inf` when empty, NaN if any
+    /// element is NaN).
     pub fn min_all(&self) -> Self {
         let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
         self.min(&all, false).expect("all axes are valid")
     }
 
     /// Variance over `axes` with `correction` subtracted from the count
-    /// (0 for the population variance, 1 for the unbiased estimate).
+    /// (0 for the population variance, 1 for the unbiased estimate). When
+    /// `correction` is at least the number of elements reduced, the divisor
+    /// is 0 and the result is NaN or `inf`; this is not an error.
     ///
     /// # Errors
-    /// If an axis is out of range or repeated.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 2.0, 6.0], &[2, 3])?;
+    /// let pop = a.var(&[1], false, 0)?.to_vec();
+    /// assert!((pop[0] - 2.0 / 3.0).abs() < 1e-12 && (pop[1] - 8.0 / 3.0).abs() < 1e-12);
+    /// assert_eq!(a.var(&[1], true, 1)?.to_vec(), vec![1.0, 4.0]);
+    /// assert!(Tensor::<f64>::ones(&[1]).var(&[0], false, 1)?.item()?.is_nan());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn var(&self, axes: &[usize], keepdim: bool, correction: usize) -> Result<Self> {
         let n: usize = normalize_axes("var", axes, self.shape())?
             .iter()
@@ -362,20 +428,39 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Index of the largest element along `axis` (the first one on ties),
-    /// stored as a float.
+    /// stored as a float (exact up to 2^24 for `f32`). A NaN counts as
+    /// larger than any number, so the first NaN wins. The axis is removed, or
+    /// kept as length 1 if `keepdim`.
     ///
     /// # Errors
-    /// If the axis is out of range or empty.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::InvalidArgument`] if the axis has length 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let logits = Tensor::from_vec(vec![0.1f32, 2.0, 2.0, 5.0, -1.0, 0.0], &[2, 3])?;
+    /// assert_eq!(logits.argmax(1, false)?.to_vec(), vec![1.0, 0.0]); // ties: first
+    /// assert_eq!(logits.argmin(1, true)?.shape(), &[2, 1]);
+    /// assert_eq!(logits.argmin(1, false)?.to_vec(), vec![0.0, 1.0]);
+    /// assert_eq!(logits.argmax(0, false)?.to_vec(), vec![1.0, 0.0, 0.0]);
+    /// assert!(Tensor::<f32>::zeros(&[2, 0]).argmax(1, false).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn argmax(&self, axis: usize, keepdim: bool) -> Result<Self> {
         self.arg_reduce("argmax", axis, keepdim, |x, best| {
             x > best || (x.is_nan() && !best.is_nan())
         })
     }
 
-    /// Index of the smallest element along `axis` (the first one on ties).
+    /// Index of the smallest element along `axis` (the first one on ties),
+    /// stored as a float. A NaN also wins here (as in
+    /// [`argmax`](Self::argmax), the first NaN is picked). See `argmax` for
+    /// an example.
     ///
     /// # Errors
-    /// If the axis is out of range or empty.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::InvalidArgument`] if the axis has length 0.
     pub fn argmin(&self, axis: usize, keepdim: bool) -> Result<Self> {
         self.arg_reduce("argmin", axis, keepdim, |x, best| {
             x < best || (x.is_nan() && !best.is_nan())
@@ -387,17 +472,21 @@ impl<T: Element> Tensor<T> {
     ///
     /// One fused pass per slice: the maximum, then the sum of `exp(x - max)`
     /// (with the vectorised fast `exp` for `f32`); no intermediate tensors.
+    /// An empty slice gives `-inf` (the log of an empty sum).
     ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
+    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![0.0f64, 0.0, 1000.0, 1000.0], &[2, 2])?;
     /// let l = a.logsumexp(&[1], false)?.to_vec();
     /// assert!((l[0] - 2f64.ln()).abs() < 1e-12 && (l[1] - (1000.0 + 2f64.ln())).abs() < 1e-9);
+    /// assert_eq!(a.logsumexp(&[0, 1], true)?.shape(), &[1, 1]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If an axis is out of range or repeated.
     pub fn logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         let axes = normalize_axes("logsumexp", axes, self.shape())?;
         let shape = reduced_shape(self.shape(), &axes, keepdim);
@@ -437,17 +526,24 @@ impl<T: Element> Tensor<T> {
     ///
     /// Fused: per slice one pass for the maximum, one writing `exp(x - max)`
     /// (the vectorised fast `exp` for `f32`) and summing it, one dividing;
-    /// slices run in parallel on large inputs.
+    /// slices run in parallel on large inputs. The result has `self`'s shape.
+    /// A slice whose entries are all `-inf` (or that holds `+inf`) gives NaN.
     ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let p = Tensor::from_vec(vec![1000.0f32, 1000.0], &[2])?.softmax(0)?;
     /// assert_eq!(p.to_vec(), vec![0.5, 0.5]);
+    /// // Each row of a [batch, classes] tensor sums to 1.
+    /// let logits = Tensor::<f64>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
+    /// let rows = logits.softmax(1)?.sum(&[1], false)?.to_vec();
+    /// assert!(rows.iter().all(|s| (s - 1.0).abs() < 1e-12));
+    /// assert!(logits.softmax(2).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the axis is out of range.
     pub fn softmax(&self, axis: usize) -> Result<Self> {
         self.layout.check_axis("softmax", axis)?;
         self.map_rows(axis, |x, out| {
@@ -464,17 +560,23 @@ impl<T: Element> Tensor<T> {
 
     /// `log softmax` along `axis`: `x - logsumexp(x)`, fused like
     /// [`softmax`](Self::softmax) (a pass for the maximum, one summing
-    /// `exp(x - max)`, one writing `x - lse`).
+    /// `exp(x - max)`, one writing `x - lse`). As with `softmax`, a slice
+    /// that is all `-inf` gives NaN.
     ///
+    /// # Errors
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank.
+    ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let l = Tensor::from_vec(vec![0.0f64, f64::NEG_INFINITY], &[2])?.log_softmax(0)?;
     /// assert_eq!(l.to_vec(), vec![0.0, f64::NEG_INFINITY]);
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3])?;
+    /// let direct = x.softmax(0)?.ln();
+    /// let fused = x.log_softmax(0)?;
+    /// assert!(direct.sub(&fused)?.abs().max_all().item()? < 1e-12);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// If the axis is out of range.
     pub fn log_softmax(&self, axis: usize) -> Result<Self> {
         self.layout.check_axis("log_softmax", axis)?;
         self.map_rows(axis, |x, out| {

@@ -13,6 +13,7 @@ impl<T: Element> Tensor<T> {
     /// same shape. Runs on several threads for large tensors, so `f` must be
     /// `Sync`. This is the building block for custom elementwise ops.
     ///
+    /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f64, -2.0], &[2])?;
@@ -69,6 +70,25 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `-x`.
+    ///
+    /// The named unary ops ([`exp`](Self::exp), [`ln`](Self::ln),
+    /// [`sqrt`](Self::sqrt), [`tanh`](Self::tanh), …) and the scalar
+    /// arithmetic ([`add_scalar`](Self::add_scalar),
+    /// [`mul_scalar`](Self::mul_scalar), …) all map elementwise like this and
+    /// return a new contiguous tensor of the same shape.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![-1.0f64, 0.0, 4.0], &[3])?;
+    /// assert_eq!(x.neg().to_vec(), vec![1.0, -0.0, -4.0]);
+    /// assert_eq!(x.abs().sqrt().to_vec(), vec![1.0, 0.0, 2.0]);
+    /// assert_eq!(x.square().mul_scalar(0.5).add_scalar(1.0).to_vec(), vec![1.5, 1.0, 9.0]);
+    /// assert_eq!(x.rsub_scalar(1.0).to_vec(), vec![2.0, 1.0, -3.0]);
+    /// assert_eq!(x.exp().ln().sub(&x)?.abs().max_all().item()?, 0.0);
+    /// assert_eq!(x.sigmoid().get(&[1])?, 0.5);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn neg(&self) -> Self {
         self.map(|x| -x)
     }
@@ -115,7 +135,16 @@ impl<T: Element> Tensor<T> {
     pub fn tanh(&self) -> Self {
         self.map(T::tanh_fast)
     }
-    /// `max(x, 0)`.
+    /// `max(x, 0)`. NaN maps to 0 (unlike
+    /// [`maximum_scalar`](Self::maximum_scalar)`(0.0)`, which keeps NaN).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![-2.0f32, 0.0, 3.0, f32::NAN], &[4])?;
+    /// assert_eq!(x.relu().to_vec(), vec![0.0, 0.0, 3.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn relu(&self) -> Self {
         self.map(|x| if x > T::ZERO { x } else { T::ZERO })
     }
@@ -131,7 +160,18 @@ impl<T: Element> Tensor<T> {
     pub fn softplus(&self) -> Self {
         self.map(softplus_scalar)
     }
-    /// Limits every element to `[min, max]`.
+    /// Limits every element to `[min, max]`; NaN stays NaN. Unlike
+    /// [`f64::clamp`] this does not panic when `min > max`, but the result is
+    /// then meaningless (values below `min` become `min`, the rest at most
+    /// `max`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0], &[3])?;
+    /// assert_eq!(x.clamp(0.0, 1.0).to_vec(), vec![0.0, 0.5, 1.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
     pub fn clamp(&self, min: f64, max: f64) -> Self {
         let (lo, hi) = (T::from_f64(min), T::from_f64(max));
         self.map(move |x| {
