@@ -400,9 +400,8 @@ impl Layout {
     /// A view with the new shape over the same storage, if the strides allow
     /// it without copying; `None` when a copy is needed.
     ///
-    /// The caller must check that the element counts match: this method does
-    /// not, and with a different count it can return a layout that reaches
-    /// past the storage it was made for.
+    /// Also `None` when the element counts differ, so the result never
+    /// reaches past the storage the layout was made for.
     ///
     /// # Examples
     /// ```
@@ -414,6 +413,9 @@ impl Layout {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(self.numel()) {
+            return None;
+        }
         if self.is_contiguous() {
             return Some(Layout {
                 shape: shape_of(shape),

@@ -53,7 +53,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        let expected: usize = shape.iter().product();
+        let expected = checked_numel("from_vec", shape)?;
         if data.len() != expected {
             return Err(Error::ElementCount {
                 op: "from_vec",
@@ -138,6 +138,9 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor of `shape` filled with `v`.
     ///
+    /// # Panics
+    /// If the product of `shape` overflows `usize`, or the allocation fails.
+    ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
@@ -148,7 +151,8 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(Tensor::full(&[3, 0], 1.0f32).numel(), 0);
     /// ```
     pub fn full(shape: &[usize], v: T) -> Self {
-        Self::from_parts(vec![v; shape.iter().product()], shape)
+        let n = checked_numel("full", shape).unwrap_or_else(|e| panic!("{e}"));
+        Self::from_parts(vec![v; n], shape)
     }
 
     /// A tensor of zeros.
@@ -199,7 +203,12 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn arange(start: f64, end: f64, step: f64) -> Result<Self> {
-        if step == 0.0 || !step.is_finite() || (end - start) * step < 0.0 {
+        if step == 0.0
+            || !step.is_finite()
+            || !start.is_finite()
+            || !end.is_finite()
+            || (end - start) * step < 0.0
+        {
             return Err(Error::invalid(
                 "arange",
                 format!("cannot step from {start} to {end} by {step}"),
@@ -554,4 +563,18 @@ impl<T: Element> PartialEq for Tensor<T> {
     fn eq(&self, other: &Self) -> bool {
         self.shape() == other.shape() && self.to_vec() == other.to_vec()
     }
+}
+
+/// The element count of `shape`, or an error naming `op` if the product
+/// overflows `usize` (a shape no buffer could hold).
+pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            Error::invalid(
+                op,
+                format!("shape {shape:?} has more elements than fit in memory"),
+            )
+        })
 }

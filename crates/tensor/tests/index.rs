@@ -192,3 +192,16 @@ fn error_messages_are_pinned() {
         assert!(want.starts_with(e.op()));
     }
 }
+
+/// Shapes whose element count overflows `usize` are errors, not wrapped
+/// counts that index out of bounds later (found in the documentation audit).
+#[test]
+fn overflowing_shapes_are_rejected() {
+    let e = Tensor::<f32>::from_vec(vec![], &[1 << 32, 1 << 32]).unwrap_err();
+    assert!(e.to_string().starts_with("from_vec: shape"), "{e}");
+    assert!(Tensor::<f32>::one_hot(&[0, 1], usize::MAX).is_err());
+    assert!(Tensor::<f32>::arange(f64::NAN, 3.0, 1.0).is_err());
+    let l = tapegrad_tensor::Layout::contiguous(&[2, 3]);
+    assert!(l.reshape_view(&[100]).is_none());
+    assert!(l.reshape_view(&[3, 2]).is_some());
+}

@@ -205,7 +205,8 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn one_hot(labels: &[usize], classes: usize) -> Result<Tensor<T>> {
-        let mut out = vec![T::ZERO; labels.len() * classes];
+        let n = crate::tensor::checked_numel("one_hot", &[labels.len(), classes])?;
+        let mut out = vec![T::ZERO; n];
         for (r, &l) in labels.iter().enumerate() {
             if l >= classes {
                 return Err(Error::invalid(
