@@ -320,16 +320,25 @@ fn diverging(v: f64) -> String {
 }
 
 fn panel(svg: &mut String, x0: f64, y0: f64, values: &[f64], color: impl Fn(f64) -> String) {
+    // The colour of 0 as background, then one unit square per other pixel,
+    // scaled up by the group's transform.
+    let background = color(0.0);
+    let _ = writeln!(
+        svg,
+        r#"<rect x="{x0:.1}" y="{y0:.1}" width="{PANEL}" height="{PANEL}" fill="{background}"/>"#
+    );
+    let _ = writeln!(
+        svg,
+        r#"<g transform="translate({x0:.1} {y0:.1}) scale({CELL})" shape-rendering="crispEdges">"#
+    );
     for (i, v) in values.iter().enumerate() {
-        let (r, c) = (i / DIGITS_SIDE, i % DIGITS_SIDE);
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{:.1}" y="{:.1}" width="{CELL}" height="{CELL}" fill="{}"/>"#,
-            x0 + c as f64 * CELL,
-            y0 + r as f64 * CELL,
-            color(*v)
-        );
+        let fill = color(*v);
+        if fill != background {
+            let (r, c) = (i / DIGITS_SIDE, i % DIGITS_SIDE);
+            let _ = writeln!(svg, r#"<path d="M{c} {r}h1v1h-1z" fill="{fill}"/>"#);
+        }
     }
+    let _ = writeln!(svg, "</g>");
     let _ = writeln!(
         svg,
         r##"<rect x="{x0:.1}" y="{y0:.1}" width="{PANEL}" height="{PANEL}" fill="none" stroke="#888" stroke-width="1"/>"##
