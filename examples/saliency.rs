@@ -546,7 +546,7 @@ fn rank_tabular(args: &Args) -> Result<bool> {
     );
     let f = explain::output(&model, 0);
     // The columns are standardised already, so the all-zero row is the mean.
-    let imp = explain::feature_importance(&f, test_set.features(), &Tensor::zeros(&[8]), 32)?;
+    let imp = explain::feature_importance(&f, test_set.features(), &Tensor::zeros(&[8]), 64)?;
     println!(
         "mean |integrated gradients| over {} test rows (baseline: the mean row; worst relative completeness gap {:.1e}):",
         imp.rows, imp.max_relative_gap
