@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tapegrad::nn::data::{load_csv, CsvOptions};
+use tapegrad::nn::data::load_digits;
 use tapegrad::nn::{checkpoint, train, Progress};
 use tapegrad::prelude::*;
 
@@ -88,8 +88,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn run(args: Args) -> tapegrad::nn::Result<()> {
     let t0 = Instant::now();
-    let data = load_csv::<f32>(&args.data, &CsvOptions::classification().header(false))?;
-    let data = data.with_features(data.features().div_scalar(16.0))?;
+    let data = load_digits::<f32>(&args.data)?;
     let (train_set, test_set) = data.train_test_split(0.2, args.seed)?;
     println!(
         "digits: {} training and {} test images, {} pixels, {} classes",

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use tapegrad::autograd::print::fmt_num;
 use tapegrad::autograd::{gradcheck, DrawOptions, Result, Tape, Var};
+use tapegrad::nn::{loss, Activation, Linear, Module, Sequential};
 use tapegrad::tensor::Tensor;
 
 /// The neuron's loss: y = σ(w·x + b), L = (y − t)² (MSE on one sample).
@@ -121,41 +122,31 @@ fn part2(w: &Tensor<f64>, b: &Tensor<f64>) -> Result<()> {
     Ok(())
 }
 
-/// One dense layer on the tape: h·W + b, with W uniform in ±1/√fan_in and
-/// b = 0.1 (parameters named `w{n}` and `b{n}`).
-fn layer(
-    h: Var<'_, f64>,
-    n: usize,
-    fan_in: usize,
-    fan_out: usize,
-    seed: u64,
-) -> Result<Var<'_, f64>> {
-    let tape = h.tape();
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    let w = tape.param(
-        &format!("w{n}"),
-        Tensor::uniform_seeded(&[fan_in, fan_out], -bound, bound, seed),
-    );
-    let b = tape.param(&format!("b{n}"), Tensor::full(&[fan_out], 0.1));
-    h.matmul(w)?.add(b)
+/// The MLP of part 3, from `tapegrad::nn` layers: Linear, tanh, Linear,
+/// ReLU, Linear. Parameters get PyTorch's `Sequential` names (`0.weight`,
+/// `0.bias`, `2.weight`, ...) and its default initialisation, seeded.
+fn tour_mlp() -> Sequential<f64> {
+    Sequential::new()
+        .add(Linear::new(2, 4, 1))
+        .add(Activation::Tanh)
+        .add(Linear::new(4, 4, 2))
+        .add(Activation::Relu)
+        .add(Linear::new(4, 1, 3))
 }
 
 fn part3(out: &std::path::Path) -> Result<()> {
     println!("\n== 3. A small MLP: 2 → 4 (tanh) → 4 (ReLU) → 1, MSE on 4 samples\n");
-    // Built from tape ops directly; `tapegrad::nn` offers the same as layers.
+    let mlp = tour_mlp();
+    println!("{}\n", mlp.describe());
     let tape = Tape::<f64>::new();
     let x = tape.constant_named(
         "x",
         Tensor::from_vec(vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], &[4, 2])?,
     );
     let target = tape.constant_named("t", Tensor::from_vec(vec![0.0, 1.0, 1.0, 0.0], &[4, 1])?);
-    let h1 = layer(x, 1, 2, 4, 1)?.tanh()?;
-    h1.set_label("h1");
-    let h2 = layer(h1, 2, 4, 4, 2)?.relu()?;
-    h2.set_label("h2");
-    let y = layer(h2, 3, 4, 1, 3)?;
+    let y = mlp.forward(&tape, x)?;
     y.set_label("y");
-    let loss = y.sub(target)?.square()?.mean_all()?;
+    let loss = loss::mse(y, target)?;
     loss.set_label("L");
     let (grads, trace) = tape.backward_traced(loss)?;
     print!("{}", tape.table_with_grads(&grads));
@@ -164,7 +155,7 @@ fn part3(out: &std::path::Path) -> Result<()> {
     let first: Vec<&str> = text.split("\n\n").take(6).collect();
     println!("{}", first.join("\n\n"));
     let opts = DrawOptions {
-        title: Some("2-4-4-1 MLP, one forward and backward pass".into()),
+        title: Some("2-4-4-1 MLP (tapegrad::nn), one forward and backward pass".into()),
         ..DrawOptions::default()
     };
     write(out, "mlp.svg", &tape.to_svg_with(Some(&grads), &opts));

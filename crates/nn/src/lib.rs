@@ -30,8 +30,10 @@
 //! - Losses in [`loss`]; optimisers [`Sgd`] and [`Adam`] (AdamW via
 //!   [`Adam::adamw`]) behind the [`Optimizer`] trait, [`LrSchedule`], global
 //!   norm clipping.
-//! - Data in [`data`]: CSV (also gzip), splits, mini-batches,
+//! - Data in [`data`]: CSV (also gzip), the UCI digits, splits, mini-batches,
 //!   standardisation, noise and mixup augmentation.
+//! - [`explain`]: which inputs drove a prediction (saliency, integrated
+//!   gradients) and which columns of a table matter most.
 //! - [`Trainer`] for the whole loop with a progress bar, stopping rules and
 //!   a [`History`] that plots itself; [`checkpoint`] for safetensors files.
 //!
@@ -47,6 +49,7 @@ pub mod checkpoint;
 pub mod data;
 mod dropout;
 mod error;
+pub mod explain;
 mod init;
 mod linear;
 pub mod loss;

@@ -2,7 +2,7 @@
 //! rules, early stopping, parameter sharing and module plumbing.
 
 use tapegrad_autograd::Tape;
-use tapegrad_nn::data::{load_csv, CsvOptions, Dataset, Target};
+use tapegrad_nn::data::{load_digits, Dataset, Target};
 use tapegrad_nn::{
     train, Activation, Adam, Dropout, Linear, LrSchedule, Mlp, Module, Objective, Progress,
     Sequential, Sgd, StopReason, Trainer,
@@ -11,8 +11,7 @@ use tapegrad_tensor::Tensor;
 
 fn digits() -> (Dataset<f32>, Dataset<f32>) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv.gz");
-    let ds = load_csv::<f32>(path, &CsvOptions::classification().header(false)).unwrap();
-    let ds = ds.with_features(ds.features().div_scalar(16.0)).unwrap();
+    let ds = load_digits::<f32>(path).unwrap();
     ds.train_test_split(0.2, 0).unwrap()
 }
 

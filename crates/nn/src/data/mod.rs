@@ -17,9 +17,11 @@
 
 mod augment;
 mod csv;
+mod digits;
 
 pub use augment::{gaussian_noise, mixup};
 pub use csv::{load_csv, parse_csv, CsvOptions, TargetColumn, Task};
+pub use digits::{load_digits, DIGITS_SIDE};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
