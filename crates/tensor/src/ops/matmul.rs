@@ -132,6 +132,20 @@ pub(crate) fn gemm_generic<T: Element>(
     c: &mut [MaybeUninit<T>],
 ) {
     assert!(k > 0 && n > 0 && c.len() == m * n);
+    // A narrow output (a regression head, a matrix-vector product): one dot
+    // product per element, in the same order of operations as the row form
+    // below, and no packing of `b`.
+    if n <= 4 {
+        for (idx, out) in c.iter_mut().enumerate() {
+            let (i, j) = (idx / n, idx % n);
+            let mut acc = T::ZERO;
+            for p in 0..k {
+                acc += a[i * a_rs + p * a_cs] * b[p * b_rs + j * b_cs];
+            }
+            *out = MaybeUninit::new(acc);
+        }
+        return;
+    }
     let packed;
     let (b, b_rs) = if b_cs == 1 {
         (b, b_rs)
@@ -148,18 +162,18 @@ pub(crate) fn gemm_generic<T: Element>(
     let row = |i: usize, crow: &mut [MaybeUninit<T>]| {
         // The first term initialises the row (`0 + x` keeps the bits of the
         // former zero-fill-then-accumulate loop, signed zeros included).
+        // Zipped iterators (not indexing) so the loops vectorise.
         let a0 = a[i * a_rs];
-        let b0 = &b[..n];
-        for j in 0..n {
-            crow[j] = MaybeUninit::new(T::ZERO + a0 * b0[j]);
+        for (c, &bj) in crow.iter_mut().zip(&b[..n]) {
+            *c = MaybeUninit::new(T::ZERO + a0 * bj);
         }
-        // SAFETY: the loop above wrote all `n` elements of `crow`.
+        // SAFETY: `crow` has length n (a chunk of c) and the loop above
+        // wrote all of it.
         let crow = unsafe { assume_init_mut(crow) };
         for p in 1..k {
             let aip = a[i * a_rs + p * a_cs];
-            let brow = &b[p * b_rs..p * b_rs + n];
-            for j in 0..n {
-                crow[j] += aip * brow[j];
+            for (c, &bj) in crow.iter_mut().zip(&b[p * b_rs..p * b_rs + n]) {
+                *c += aip * bj;
             }
         }
     };
