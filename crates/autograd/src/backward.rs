@@ -159,8 +159,12 @@ impl<T: Element> Tape<T> {
         let result = (|| {
             let seed = self.constant(seed);
             let grads = self.run(&[(root.id(), seed)], false, trace)?;
+            let nodes = self.nodes.borrow();
             Ok(Gradients {
-                grads: grads.into_iter().map(|g| g.map(|v| v.value())).collect(),
+                grads: grads
+                    .into_iter()
+                    .map(|g| g.map(|v| nodes[v.id()].value.clone()))
+                    .collect(),
                 tape_id: self.id(),
             })
         })();
@@ -304,25 +308,27 @@ impl<T: Element> Tape<T> {
             for i in (0..n).rev() {
                 let Some(g) = grads[i] else { continue };
                 // Take the op out of its node while its rule runs: the rule
-                // records new nodes, which needs the tape mutably.
-                let (op, input_ids, needs) = {
+                // records new nodes, which needs the tape mutably. One borrow
+                // reads everything the context needs.
+                let (op, cx) = {
                     let mut nodes = self.nodes.borrow_mut();
                     let node = &mut nodes[i];
-                    if !node.requires_grad || node.op.is_none() {
+                    if !node.requires_grad {
                         continue;
                     }
-                    let op = node.op.take().expect("checked above");
-                    let ids = node.inputs.clone();
-                    let needs: SmallVec<[bool; 2]> =
-                        ids.iter().map(|&j| nodes[j].requires_grad).collect();
-                    (op, ids, needs)
+                    let Some(op) = node.op.take() else { continue };
+                    let ids = &nodes[i].inputs;
+                    let cx = BackwardCtx {
+                        inputs: small2(ids.len(), Var::new(self, 0), |k| Var::new(self, ids[k])),
+                        output: Var::new(self, i),
+                        grad_output: g,
+                        needs_grad: small2(ids.len(), false, |k| nodes[ids[k]].requires_grad),
+                    };
+                    (op, cx)
                 };
-                let cx = BackwardCtx {
-                    inputs: input_ids.iter().map(|&j| Var::new(self, j)).collect(),
-                    output: Var::new(self, i),
-                    grad_output: g,
-                    needs_grad: needs.clone(),
-                };
+                let input_ids: SmallVec<[usize; 2]> =
+                    small2(cx.inputs.len(), 0, |k| cx.inputs[k].id());
+                let needs = &cx.needs_grad;
                 let res = op.backward(&cx);
                 let (name, formula) = if trace.is_some() {
                     (op.name().to_string(), op.formula())
@@ -366,7 +372,11 @@ impl<T: Element> Tape<T> {
                 for (k, (&j, gj)) in input_ids.iter().zip(in_grads).enumerate() {
                     let gj = if needs[k] { gj } else { None };
                     if let Some(gj) = gj {
-                        if !self.has_shape(gj.id(), self.nodes.borrow()[j].value.shape()) {
+                        let same = {
+                            let nodes = self.nodes.borrow();
+                            nodes[gj.id()].value.shape() == nodes[j].value.shape()
+                        };
+                        if !same {
                             let (expected, got) = (self.shape_of(j), gj.shape());
                             return Err(Error::GradShape {
                                 op: op_name(),
@@ -416,4 +426,21 @@ fn accumulate<'t, T: Element>(slot: &mut Option<Var<'t, T>>, g: Var<'t, T>) -> R
         Some(prev) => prev.add(g)?,
     });
     Ok(())
+}
+
+/// A two-slot `SmallVec` of `len` items made by `f`, built in place without
+/// going through `SmallVec`'s generic `extend` (which costs more than the
+/// rest of a scalar op's bookkeeping); longer lists take the general path.
+#[inline]
+pub(crate) fn small2<X: Copy>(
+    len: usize,
+    fill: X,
+    mut f: impl FnMut(usize) -> X,
+) -> SmallVec<[X; 2]> {
+    match len {
+        0 => SmallVec::new(),
+        1 => SmallVec::from_buf_and_len([f(0), fill], 1),
+        2 => SmallVec::from_buf_and_len([f(0), f(1)], 2),
+        _ => (0..len).map(f).collect(),
+    }
 }

@@ -252,23 +252,34 @@ impl<T: Element> Tape<T> {
         op: Box<dyn Op<T>>,
         inputs: &[Var<'t, T>],
     ) -> Result<Var<'t, T>> {
-        let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
-        for v in inputs {
-            if !std::ptr::eq(v.tape(), self) {
-                return Err(Error::ForeignVar {
-                    op: op.name().to_string(),
-                });
-            }
-            ids.push(v.id());
+        if inputs.iter().any(|v| !std::ptr::eq(v.tape(), self)) {
+            return Err(Error::ForeignVar {
+                op: op.name().to_string(),
+            });
         }
+        let ids: SmallVec<[usize; 2]> =
+            crate::backward::small2(inputs.len(), 0, |k| inputs[k].id());
         // The forward pass reads the inputs in place: `Op::forward` sees only
         // tensors, never the tape, so holding the shared borrow is safe.
         let (value, any_grad, node) = {
             let nodes = self.nodes.borrow();
-            let refs: SmallVec<[&Tensor<T>; 3]> = ids.iter().map(|&i| &nodes[i].value).collect();
+            // Up to two inputs (nearly every op) go in an array, not through
+            // `SmallVec`'s `collect`.
+            let pair: [&Tensor<T>; 2];
+            let long: SmallVec<[&Tensor<T>; 3]>;
+            let refs: &[&Tensor<T>] = match ids.len() {
+                1 | 2 => {
+                    pair = [&nodes[ids[0]].value, &nodes[ids[ids.len() - 1]].value];
+                    &pair[..ids.len()]
+                }
+                _ => {
+                    long = ids.iter().map(|&i| &nodes[i].value).collect();
+                    &long
+                }
+            };
             let any_grad = ids.iter().any(|&i| nodes[i].requires_grad);
             let node = nodes.len();
-            let value = op.forward(&refs).map_err(|e| match e {
+            let value = op.forward(refs).map_err(|e| match e {
                 Error::Tensor(source) => Error::Op {
                     node,
                     op: op.name().to_string(),
@@ -342,6 +353,11 @@ impl<T: Element> Tape<T> {
         self.nodes.borrow()[id].value.shape() == shape
     }
 
+    pub(crate) fn same_shape(&self, a: usize, b: usize) -> bool {
+        let nodes = self.nodes.borrow();
+        nodes[a].value.shape() == nodes[b].value.shape()
+    }
+
     pub(crate) fn requires_grad_of(&self, id: usize) -> bool {
         self.nodes.borrow()[id].requires_grad
     }
@@ -351,10 +367,16 @@ impl<T: Element> Tape<T> {
     }
 
     pub(crate) fn truncate(&self, len: usize) {
-        // Drop the removed nodes outside the borrow (their drops are plain
-        // memory frees, but keep the borrow short anyway).
-        let tail = self.nodes.borrow_mut().split_off(len);
-        drop(tail);
+        // Drop the removed nodes outside the borrow (an op's drop is user
+        // code), without `split_off`, which would copy the whole tail into a
+        // new allocation first: take the vector out, truncate, put it back.
+        let mut nodes = std::mem::take(&mut *self.nodes.borrow_mut());
+        nodes.truncate(len);
+        let mut slot = self.nodes.borrow_mut();
+        // Anything recorded by a drop meanwhile would be lost; ops cannot
+        // reach the tape, so the slot is still empty.
+        debug_assert!(slot.is_empty());
+        *slot = nodes;
     }
 }
 

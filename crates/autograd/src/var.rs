@@ -383,6 +383,14 @@ impl<'t, T: Element> Var<'t, T> {
             shape: shape.to_vec(),
         })
     }
+    /// [`sum_to`](Self::sum_to) the shape of `like`, without copying the
+    /// shape when it already matches (the common case in backward rules).
+    pub(crate) fn sum_to_like(self, like: Var<'t, T>) -> Result<Var<'t, T>> {
+        if self.tape.same_shape(self.id, like.id) {
+            return Ok(self);
+        }
+        self.sum_to(&like.shape())
+    }
     /// Broadcasts to `shape` (NumPy rules).
     ///
     /// # Errors

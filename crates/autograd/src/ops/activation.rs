@@ -59,12 +59,12 @@ impl<T: Element> Op<T> for TanhBackward {
         let (h, g, y) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         let tape = h.tape();
         let dg = if cx.needs_grad[0] {
-            Some(tape.apply(TanhBackward, &[h, y])?.sum_to(&g.shape())?)
+            Some(tape.apply(TanhBackward, &[h, y])?.sum_to_like(g)?)
         } else {
             None
         };
         let dy = if cx.needs_grad[1] {
-            Some(h.mul(g)?.mul(y)?.mul_scalar(-2.0)?.sum_to(&y.shape())?)
+            Some(h.mul(g)?.mul(y)?.mul_scalar(-2.0)?.sum_to_like(y)?)
         } else {
             None
         };
@@ -110,13 +110,13 @@ impl<T: Element> Op<T> for SigmoidBackward {
         let (h, g, y) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         let tape = h.tape();
         let dg = if cx.needs_grad[0] {
-            Some(tape.apply(SigmoidBackward, &[h, y])?.sum_to(&g.shape())?)
+            Some(tape.apply(SigmoidBackward, &[h, y])?.sum_to_like(g)?)
         } else {
             None
         };
         let dy = if cx.needs_grad[1] {
             let one_minus_2y = y.mul_scalar(-2.0)?.add_scalar(1.0)?;
-            Some(h.mul(g)?.mul(one_minus_2y)?.sum_to(&y.shape())?)
+            Some(h.mul(g)?.mul(one_minus_2y)?.sum_to_like(y)?)
         } else {
             None
         };
@@ -167,7 +167,7 @@ impl<T: Element> Op<T> for ReluBackward {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (h, g, y) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         let dg = if cx.needs_grad[0] {
-            Some(h.tape().apply(ReluBackward, &[h, y])?.sum_to(&g.shape())?)
+            Some(h.tape().apply(ReluBackward, &[h, y])?.sum_to_like(g)?)
         } else {
             None
         };
@@ -282,12 +282,12 @@ fn select_backward<'t, T: Element>(
     let (ma, mb) = select_masks(&a.value(), &b.value(), max)?;
     let tape = g.tape();
     let ga = if cx.needs_grad[0] {
-        Some(g.mul(tape.constant(ma))?.sum_to(&a.shape())?)
+        Some(g.mul(tape.constant(ma))?.sum_to_like(a)?)
     } else {
         None
     };
     let gb = if cx.needs_grad[1] {
-        Some(g.mul(tape.constant(mb))?.sum_to(&b.shape())?)
+        Some(g.mul(tape.constant(mb))?.sum_to_like(b)?)
     } else {
         None
     };

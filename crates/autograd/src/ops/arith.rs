@@ -50,12 +50,12 @@ impl<T: Element> Op<T> for Add {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let g = cx.grad_output;
         let ga = if cx.needs_grad[0] {
-            Some(g.sum_to(&cx.inputs[0].shape())?)
+            Some(g.sum_to_like(cx.inputs[0])?)
         } else {
             None
         };
         let gb = if cx.needs_grad[1] {
-            Some(g.sum_to(&cx.inputs[1].shape())?)
+            Some(g.sum_to_like(cx.inputs[1])?)
         } else {
             None
         };
@@ -79,12 +79,12 @@ impl<T: Element> Op<T> for Sub {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let g = cx.grad_output;
         let ga = if cx.needs_grad[0] {
-            Some(g.sum_to(&cx.inputs[0].shape())?)
+            Some(g.sum_to_like(cx.inputs[0])?)
         } else {
             None
         };
         let gb = if cx.needs_grad[1] {
-            Some(g.neg()?.sum_to(&cx.inputs[1].shape())?)
+            Some(g.neg()?.sum_to_like(cx.inputs[1])?)
         } else {
             None
         };
@@ -108,12 +108,12 @@ impl<T: Element> Op<T> for Mul {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         let ga = if cx.needs_grad[0] {
-            Some(g.mul(b)?.sum_to(&a.shape())?)
+            Some(g.mul(b)?.sum_to_like(a)?)
         } else {
             None
         };
         let gb = if cx.needs_grad[1] {
-            Some(g.mul(a)?.sum_to(&b.shape())?)
+            Some(g.mul(a)?.sum_to_like(b)?)
         } else {
             None
         };
@@ -137,13 +137,13 @@ impl<T: Element> Op<T> for Div {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (g, a, b, out) = (cx.grad_output, cx.inputs[0], cx.inputs[1], cx.output);
         let ga = if cx.needs_grad[0] {
-            Some(g.div(b)?.sum_to(&a.shape())?)
+            Some(g.div(b)?.sum_to_like(a)?)
         } else {
             None
         };
         // -g·a/b² = -(g·out)/b, reusing the saved output.
         let gb = if cx.needs_grad[1] {
-            Some(g.mul(out)?.div(b)?.neg()?.sum_to(&b.shape())?)
+            Some(g.mul(out)?.div(b)?.neg()?.sum_to_like(b)?)
         } else {
             None
         };
@@ -168,16 +168,12 @@ impl<T: Element> Op<T> for Pow {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (g, a, b, out) = (cx.grad_output, cx.inputs[0], cx.inputs[1], cx.output);
         let ga = if cx.needs_grad[0] {
-            Some(
-                g.mul(b)?
-                    .mul(a.pow(b.add_scalar(-1.0)?)?)?
-                    .sum_to(&a.shape())?,
-            )
+            Some(g.mul(b)?.mul(a.pow(b.add_scalar(-1.0)?)?)?.sum_to_like(a)?)
         } else {
             None
         };
         let gb = if cx.needs_grad[1] {
-            Some(g.mul(out)?.mul(a.ln()?)?.sum_to(&b.shape())?)
+            Some(g.mul(out)?.mul(a.ln()?)?.sum_to_like(b)?)
         } else {
             None
         };

@@ -169,7 +169,7 @@ impl<T: Element> Op<T> for Where<T> {
             let op = Where {
                 cond: self.cond.clone(),
             };
-            Some(tape.apply(op, &[g, zero])?.sum_to(&a.shape())?)
+            Some(tape.apply(op, &[g, zero])?.sum_to_like(a)?)
         } else {
             None
         };
@@ -177,7 +177,7 @@ impl<T: Element> Op<T> for Where<T> {
             let op = Where {
                 cond: self.cond.clone(),
             };
-            Some(tape.apply(op, &[zero, g])?.sum_to(&b.shape())?)
+            Some(tape.apply(op, &[zero, g])?.sum_to_like(b)?)
         } else {
             None
         };

@@ -27,12 +27,12 @@ impl<T: Element> Op<T> for Matmul {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         let ga = if cx.needs_grad[0] {
-            Some(g.matmul(b.t()?)?.sum_to(&a.shape())?)
+            Some(g.matmul(b.t()?)?.sum_to_like(a)?)
         } else {
             None
         };
         let gb = if cx.needs_grad[1] {
-            Some(a.t()?.matmul(g)?.sum_to(&b.shape())?)
+            Some(a.t()?.matmul(g)?.sum_to_like(b)?)
         } else {
             None
         };

@@ -136,7 +136,7 @@ impl<T: Element> Op<T> for BroadcastTo {
         Ok(x[0].broadcast_to(&self.shape)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
-        Ok(single(cx.grad_output.sum_to(&cx.inputs[0].shape())?))
+        Ok(single(cx.grad_output.sum_to_like(cx.inputs[0])?))
     }
 }
 
