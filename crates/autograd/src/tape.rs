@@ -260,9 +260,12 @@ impl<T: Element> Tape<T> {
         let ids: SmallVec<[usize; 2]> =
             crate::backward::small2(inputs.len(), 0, |k| inputs[k].id());
         // The forward pass reads the inputs in place: `Op::forward` sees only
-        // tensors, never the tape, so holding the shared borrow is safe.
-        let (value, any_grad, node) = {
-            let nodes = self.nodes.borrow();
+        // tensors, never the tape, so holding the borrow is safe. One
+        // mutable borrow covers the forward pass and the push.
+        let mut nodes = self.nodes.borrow_mut();
+        let node = nodes.len();
+        let (value, any_grad) = {
+            let nodes = &*nodes;
             // Up to two inputs (nearly every op) go in an array, not through
             // `SmallVec`'s `collect`.
             let pair: [&Tensor<T>; 2];
@@ -278,7 +281,6 @@ impl<T: Element> Tape<T> {
                 }
             };
             let any_grad = ids.iter().any(|&i| nodes[i].requires_grad);
-            let node = nodes.len();
             let value = op.forward(refs).map_err(|e| match e {
                 Error::Tensor(source) => Error::Op {
                     node,
@@ -295,11 +297,10 @@ impl<T: Element> Tape<T> {
                     input_shapes: refs.iter().map(|v| v.shape().to_vec()).collect(),
                 });
             }
-            (value, any_grad, node)
+            (value, any_grad)
         };
-        debug_assert_eq!(node, self.len());
         let requires_grad = any_grad && self.grad_enabled.get();
-        let id = self.push(Node {
+        nodes.push(Node {
             op: Some(op),
             inputs: ids,
             value,
@@ -307,7 +308,8 @@ impl<T: Element> Tape<T> {
             kind: NodeKind::Op,
             label: None,
         });
-        Ok(Var::new(self, id))
+        drop(nodes);
+        Ok(Var::new(self, node))
     }
 
     /// A snapshot of node `id` (op name, inputs, value, flags).
