@@ -326,9 +326,8 @@ impl<T: Element> Tape<T> {
                     };
                     (op, cx)
                 };
-                let input_ids: SmallVec<[usize; 2]> =
-                    small2(cx.inputs.len(), 0, |k| cx.inputs[k].id());
-                let needs = &cx.needs_grad;
+                let (inputs, needs) = (cx.inputs.as_slice(), cx.needs_grad.as_slice());
+                let input_ids = || inputs.iter().map(|v| v.id());
                 let res = op.backward(&cx);
                 let (name, formula) = if trace.is_some() {
                     (op.name().to_string(), op.formula())
@@ -352,29 +351,28 @@ impl<T: Element> Tape<T> {
                         op: op_name(),
                         node: i,
                         phase: "backward",
-                        input_shapes: input_ids
-                            .iter()
-                            .map(|&j| self.nodes.borrow()[j].value.shape().to_vec())
+                        input_shapes: input_ids()
+                            .map(|j| self.nodes.borrow()[j].value.shape().to_vec())
                             .collect(),
                     },
                     other => other,
                 };
                 let in_grads = res.map_err(as_backward)?;
-                if in_grads.len() != input_ids.len() {
+                if in_grads.len() != inputs.len() {
                     return Err(Error::GradCount {
                         op: op_name(),
                         node: i,
-                        expected: input_ids.len(),
+                        expected: inputs.len(),
                         got: in_grads.len(),
                     });
                 }
                 let mut sent = Vec::new();
-                for (k, (&j, gj)) in input_ids.iter().zip(in_grads).enumerate() {
+                for (k, (j, &gj)) in input_ids().zip(in_grads.as_slice()).enumerate() {
                     let gj = if needs[k] { gj } else { None };
                     if let Some(gj) = gj {
                         let same = {
                             let nodes = self.nodes.borrow();
-                            nodes[gj.id()].value.shape() == nodes[j].value.shape()
+                            same_dims(nodes[gj.id()].value.shape(), nodes[j].value.shape())
                         };
                         if !same {
                             let (expected, got) = (self.shape_of(j), gj.shape());
@@ -391,9 +389,8 @@ impl<T: Element> Tape<T> {
                                 op: op_name(),
                                 node: i,
                                 phase: "backward",
-                                input_shapes: input_ids
-                                    .iter()
-                                    .map(|&j| self.nodes.borrow()[j].value.shape().to_vec())
+                                input_shapes: input_ids()
+                                    .map(|j| self.nodes.borrow()[j].value.shape().to_vec())
                                     .collect(),
                             });
                         }
@@ -443,4 +440,11 @@ pub(crate) fn small2<X: Copy>(
         2 => SmallVec::from_buf_and_len([f(0), f(1)], 2),
         _ => (0..len).map(f).collect(),
     }
+}
+
+/// Shape equality without `memcmp` (shapes are a few words; 0-d ones are
+/// empty, where the slice comparison's library call is most of the cost).
+#[inline]
+pub(crate) fn same_dims(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }

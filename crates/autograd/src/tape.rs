@@ -352,12 +352,12 @@ impl<T: Element> Tape<T> {
     }
 
     pub(crate) fn has_shape(&self, id: usize, shape: &[usize]) -> bool {
-        self.nodes.borrow()[id].value.shape() == shape
+        crate::backward::same_dims(self.nodes.borrow()[id].value.shape(), shape)
     }
 
     pub(crate) fn same_shape(&self, a: usize, b: usize) -> bool {
         let nodes = self.nodes.borrow();
-        nodes[a].value.shape() == nodes[b].value.shape()
+        a == b || crate::backward::same_dims(nodes[a].value.shape(), nodes[b].value.shape())
     }
 
     pub(crate) fn requires_grad_of(&self, id: usize) -> bool {
