@@ -417,6 +417,7 @@ impl<T: Element> Tape<T> {
     }
 }
 
+#[inline]
 fn accumulate<'t, T: Element>(slot: &mut Option<Var<'t, T>>, g: Var<'t, T>) -> Result<()> {
     *slot = Some(match *slot {
         None => g,

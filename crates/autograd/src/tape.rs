@@ -270,17 +270,17 @@ impl<T: Element> Tape<T> {
             // `SmallVec`'s `collect`.
             let pair: [&Tensor<T>; 2];
             let long: SmallVec<[&Tensor<T>; 3]>;
-            let refs: &[&Tensor<T>] = match ids.len() {
+            let (refs, any_grad): (&[&Tensor<T>], bool) = match ids.len() {
                 1 | 2 => {
-                    pair = [&nodes[ids[0]].value, &nodes[ids[ids.len() - 1]].value];
-                    &pair[..ids.len()]
+                    let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
+                    pair = [&a.value, &b.value];
+                    (&pair[..ids.len()], a.requires_grad || b.requires_grad)
                 }
                 _ => {
                     long = ids.iter().map(|&i| &nodes[i].value).collect();
-                    &long
+                    (&long, ids.iter().any(|&i| nodes[i].requires_grad))
                 }
             };
-            let any_grad = ids.iter().any(|&i| nodes[i].requires_grad);
             let value = op.forward(refs).map_err(|e| match e {
                 Error::Tensor(source) => Error::Op {
                     node,
