@@ -87,38 +87,29 @@ fn zip_lhs_kernel<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [MaybeUnin
     }
 }
 
-/// Eight interleaved accumulators (so the loop vectorises), combined in a
-/// fixed tree order, then the tail.
+/// Accumulators per fold (a power of two).
+const FOLD_LANES: usize = 64;
+
+/// [`FOLD_LANES`] interleaved accumulators (so the loop vectorises and the
+/// adds overlap), combined in a fixed tree order, then the tail.
 #[inline(always)]
 fn fold_kernel<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
-    let mut acc = [init; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            acc[l] = f(acc[l], c[l]);
-        }
-    }
-    let mut r = init;
-    for &x in chunks.remainder() {
-        r = f(r, x);
-    }
-    let a = [
-        f(acc[0], acc[4]),
-        f(acc[1], acc[5]),
-        f(acc[2], acc[6]),
-        f(acc[3], acc[7]),
-    ];
-    f(f(f(a[0], a[2]), f(a[1], a[3])), r)
+    map_fold_kernel(xs, init, &|x| x, f)
 }
 
 /// Like [`fold_kernel`] on `g(x)` instead of `x`: `g` is applied to each
 /// element before it is combined (a sum of exponentials, say).
 #[inline(always)]
 fn map_fold_kernel<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(xs: &[T], init: T, g: &G, f: &F) -> T {
-    let mut acc = [init; 8];
-    let mut chunks = xs.chunks_exact(8);
+    // FOLD_LANES independent accumulators: a floating-point add has a
+    // latency of several cycles, so one vector of accumulators would leave
+    // the adder idle most of the time; 64 lanes fill 4 AVX-512 (8 AVX2)
+    // registers and keep it busy. The lanes are combined in a fixed tree, so
+    // every dispatch path gives the same bits.
+    let mut acc = [init; FOLD_LANES];
+    let mut chunks = xs.chunks_exact(FOLD_LANES);
     for c in &mut chunks {
-        for l in 0..8 {
+        for l in 0..FOLD_LANES {
             acc[l] = f(acc[l], g(c[l]));
         }
     }
@@ -126,13 +117,14 @@ fn map_fold_kernel<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(xs: &[T], init: T, 
     for &x in chunks.remainder() {
         r = f(r, g(x));
     }
-    let a = [
-        f(acc[0], acc[4]),
-        f(acc[1], acc[5]),
-        f(acc[2], acc[6]),
-        f(acc[3], acc[7]),
-    ];
-    f(f(f(a[0], a[2]), f(a[1], a[3])), r)
+    let mut width = FOLD_LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] = f(acc[l], acc[l + width]);
+        }
+        width /= 2;
+    }
+    f(acc[0], r)
 }
 
 /// `dst[i] += src[i]`-style accumulation: `acc[i] = f(acc[i], src[i])`.
