@@ -17,6 +17,11 @@ use crate::op::{BackwardCtx, InputGrads, Op};
 use crate::ops::arith::single;
 use crate::var::Var;
 
+/// How a reduction's axes print in the tape table: `axes=[0], keepdim`.
+pub(crate) fn axes_params(axes: &[usize], keepdim: bool) -> String {
+    format!("axes={axes:?}{}", if keepdim { ", keepdim" } else { "" })
+}
+
 /// The shape of `shape` with `axes` kept as length 1.
 pub(crate) fn keepdim_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     shape
@@ -46,11 +51,7 @@ impl<T: Element> Op<T> for Sum {
         "sum"
     }
     fn params(&self) -> String {
-        format!(
-            "axes={:?}{}",
-            self.axes,
-            if self.keepdim { ", keepdim" } else { "" }
-        )
+        axes_params(&self.axes, self.keepdim)
     }
     fn formula(&self) -> Option<String> {
         Some("d Σx/dx_i = 1 (g is copied to every summed element)".into())
@@ -159,11 +160,7 @@ impl<T: Element> Op<T> for Extreme {
         }
     }
     fn params(&self) -> String {
-        format!(
-            "axes={:?}{}",
-            self.axes,
-            if self.keepdim { ", keepdim" } else { "" }
-        )
+        axes_params(&self.axes, self.keepdim)
     }
     fn formula(&self) -> Option<String> {
         Some("d max(x)/dx_i = 1/k for the k elements equal to the max, 0 elsewhere".into())

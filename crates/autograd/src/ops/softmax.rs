@@ -14,7 +14,7 @@ use tapegrad_tensor::{Element, Tensor};
 use crate::error::Result;
 use crate::op::{BackwardCtx, InputGrads, Op};
 use crate::ops::arith::single;
-use crate::ops::reduce::keepdim_shape;
+use crate::ops::reduce::{axes_params, keepdim_shape};
 
 /// Softmax along `axis`.
 #[derive(Debug, Clone, Copy)]
@@ -81,11 +81,7 @@ impl<T: Element> Op<T> for LogSumExp {
         "logsumexp"
     }
     fn params(&self) -> String {
-        format!(
-            "axes={:?}{}",
-            self.axes,
-            if self.keepdim { ", keepdim" } else { "" }
-        )
+        axes_params(&self.axes, self.keepdim)
     }
     fn formula(&self) -> Option<String> {
         Some("d logsumexp(x)/dx = softmax(x) = exp(x - y)".into())
