@@ -312,18 +312,21 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If an axis is out of range or repeated.
     pub fn mean(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
-        let shape = self.shape();
-        let mut n = 1usize;
-        for &a in axes {
-            n *= *shape.get(a).ok_or_else(|| {
-                Error::from(tapegrad_tensor::Error::AxisOutOfRange {
-                    op: "mean",
-                    axis: a,
-                    shape: shape.to_vec(),
-                })
-            })?;
-        }
+        let n = self.reduced_count("mean", axes)?;
         self.sum(axes, keepdim)?.mul_scalar(1.0 / n as f64)
+    }
+
+    /// How many elements a reduction over `axes` combines into each output.
+    fn reduced_count(self, op: &'static str, axes: &[usize]) -> Result<usize> {
+        let shape = self.shape();
+        axes.iter().try_fold(1usize, |n, &a| match shape.get(a) {
+            Some(&d) => Ok(n * d),
+            None => Err(Error::from(tapegrad_tensor::Error::AxisOutOfRange {
+                op,
+                axis: a,
+                shape: shape.to_vec(),
+            })),
+        })
     }
     /// Mean of all elements (a 0-d value).
     ///
@@ -360,11 +363,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If an axis is out of range or repeated.
     pub fn var(self, axes: &[usize], keepdim: bool, correction: usize) -> Result<Var<'t, T>> {
-        let shape = self.shape();
-        let n: usize = axes
-            .iter()
-            .map(|&a| shape.get(a).copied().unwrap_or(1))
-            .product();
+        let n = self.reduced_count("var", axes)?;
         let d = self.sub(self.mean(axes, true)?)?;
         d.square()?
             .sum(axes, keepdim)?
