@@ -1,18 +1,24 @@
 //! The backward pass: a reverse loop over the tape that applies each op's
 //! vector-Jacobian product and accumulates gradients.
 //!
-//! Backward rules are written with [`Var`] ops. Without `create_graph` the
-//! tape records them as constants (no history), and they are dropped when
-//! the pass ends, so the tape is the same length afterwards and backward can
-//! run again. With `create_graph` they are recorded like any other op, so the
-//! gradients can be differentiated again, to any order.
+//! Two loops share the checks:
+//! - `run_values` (for `backward` and `grad`): gradients are plain tensors.
+//!   Each op's value rule ([`Op::backward_value`]) runs directly on tensors
+//!   and records nothing. An op without one runs its recorded rule with
+//!   history off; those helper nodes are dropped when the pass ends, so the
+//!   tape is the same length afterwards and backward can run again.
+//! - `run_graph` (for `grad_graph`, i.e. `create_graph`): every rule is
+//!   written with [`Var`] ops and recorded like any other op, so the
+//!   gradients can be differentiated again, to any order.
+//!
+//! [`Op::backward_value`]: crate::Op::backward_value
 
 use smallvec::SmallVec;
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{Error, Result};
-use crate::op::BackwardCtx;
-use crate::tape::{all_finite, Tape};
+use crate::op::{BackwardCtx, InputGrads, TensorGrads, ValueCtx};
+use crate::tape::{all_finite, Node, Tape};
 use crate::var::Var;
 
 /// Gradients from one backward pass, by tape position.
@@ -156,20 +162,13 @@ impl<T: Element> Tape<T> {
             });
         }
         let start_len = self.len();
-        let result = (|| {
-            let seed = self.constant(seed);
-            let grads = self.run(&[(root.id(), seed)], false, trace)?;
-            let nodes = self.nodes.borrow();
-            Ok(Gradients {
-                grads: grads
-                    .into_iter()
-                    .map(|g| g.map(|v| nodes[v.id()].value.clone()))
-                    .collect(),
-                tape_id: self.id(),
-            })
-        })();
+        let result = self.run_values(vec![(root.id(), seed)], trace);
+        // Rules without a value form recorded their helper ops; drop them.
         self.truncate(start_len);
-        result
+        Ok(Gradients {
+            grads: result?,
+            tape_id: self.id(),
+        })
     }
 
     /// Gradients of `outputs` (each a scalar, seeded with 1, summed) with
@@ -195,14 +194,14 @@ impl<T: Element> Tape<T> {
         outputs: &[Var<'_, T>],
         inputs: &[Var<'_, T>],
     ) -> Result<Vec<Option<Tensor<T>>>> {
+        let roots = outputs
+            .iter()
+            .map(|&o| Ok((o.id(), self.scalar_seed(o)?)))
+            .collect::<Result<Vec<_>>>()?;
         let start_len = self.len();
-        let result = (|| {
-            let roots = self.scalar_roots(outputs)?;
-            let grads = self.run(&roots, false, None)?;
-            self.pick(inputs, &grads, |v| v.value())
-        })();
+        let grads = self.run_values(roots, None);
         self.truncate(start_len);
-        result
+        self.pick(inputs, &grads?, |g| g.clone())
     }
 
     /// Like [`grad`](Self::grad) but the gradients are recorded on the tape
@@ -229,8 +228,8 @@ impl<T: Element> Tape<T> {
         inputs: &[Var<'t, T>],
     ) -> Result<Vec<Option<Var<'t, T>>>> {
         let roots = self.scalar_roots(outputs)?;
-        let grads = self.run(&roots, true, None)?;
-        self.pick(inputs, &grads, |v| v)
+        let grads = self.run_graph(&roots)?;
+        self.pick(inputs, &grads, |&v| v)
     }
 
     /// [`grad_graph`](Self::grad_graph) with explicit seeds (one per output,
@@ -264,8 +263,8 @@ impl<T: Element> Tape<T> {
             }
             roots.push((o.id(), s));
         }
-        let grads = self.run(&roots, true, None)?;
-        self.pick(inputs, &grads, |v| v)
+        let grads = self.run_graph(&roots)?;
+        self.pick(inputs, &grads, |&v| v)
     }
 
     fn scalar_roots<'t>(&'t self, outputs: &[Var<'_, T>]) -> Result<Vec<(usize, Var<'t, T>)>> {
@@ -275,137 +274,83 @@ impl<T: Element> Tape<T> {
             .collect()
     }
 
-    fn pick<'t, R>(
-        &'t self,
+    fn pick<G, R>(
+        &self,
         inputs: &[Var<'_, T>],
-        grads: &[Option<Var<'t, T>>],
-        f: impl Fn(Var<'t, T>) -> R,
+        grads: &[Option<G>],
+        f: impl Fn(&G) -> R,
     ) -> Result<Vec<Option<R>>> {
         inputs
             .iter()
             .map(|&i| {
                 self.check_own(i, "grad")?;
-                Ok(grads.get(i.id()).copied().flatten().map(&f))
+                Ok(grads.get(i.id()).and_then(Option::as_ref).map(&f))
             })
             .collect()
     }
 
-    /// The reverse loop. Returns, for every position up to the last root,
-    /// the accumulated gradient (as a recorded value).
-    fn run<'t>(
-        &'t self,
-        roots: &[(usize, Var<'t, T>)],
-        create_graph: bool,
+    /// The reverse loop on values, for gradients that will not be
+    /// differentiated again. Each op's value rule ([`Op::backward_value`])
+    /// runs directly on tensors; an op without one runs its recorded rule,
+    /// whose helper ops the caller truncates away afterwards. Returns, for
+    /// every position up to the last root, the accumulated gradient.
+    ///
+    /// [`Op::backward_value`]: crate::Op::backward_value
+    fn run_values(
+        &self,
+        roots: Vec<(usize, Tensor<T>)>,
         mut trace: Option<&mut BackwardTrace<T>>,
-    ) -> Result<Vec<Option<Var<'t, T>>>> {
+    ) -> Result<Vec<Option<Tensor<T>>>> {
         let n = roots.iter().map(|r| r.0 + 1).max().unwrap_or(0);
-        let mut grads: Vec<Option<Var<'t, T>>> = vec![None; n];
-        let was = self.set_grad_enabled(create_graph);
+        let mut grads: Vec<Option<Tensor<T>>> = Vec::with_capacity(n);
+        grads.resize_with(n, || None);
+        let was = self.set_grad_enabled(false);
         let result = (|| {
-            for &(id, seed) in roots {
-                accumulate(&mut grads[id], seed)?;
+            for (id, seed) in roots {
+                accumulate_value(&mut grads[id], seed)?;
             }
             for i in (0..n).rev() {
-                let Some(g) = grads[i] else { continue };
-                // Take the op out of its node while its rule runs: the rule
-                // records new nodes, which needs the tape mutably. One borrow
-                // reads everything the context needs.
-                let (op, cx) = {
-                    let mut nodes = self.nodes.borrow_mut();
-                    let node = &mut nodes[i];
-                    if !node.requires_grad {
-                        continue;
-                    }
-                    let Some(op) = node.op.take() else { continue };
-                    let ids = &nodes[i].inputs;
-                    let cx = BackwardCtx {
-                        inputs: small2(ids.len(), Var::new(self, 0), |k| Var::new(self, ids[k])),
-                        output: Var::new(self, i),
-                        grad_output: g,
-                        needs_grad: small2(ids.len(), false, |k| nodes[ids[k]].requires_grad),
-                    };
-                    (op, cx)
+                // Inputs sit before their op on the tape, so every gradient
+                // this step sends lands in `before`.
+                let (before, rest) = grads.split_at_mut(i);
+                let Some(g) = rest[0].as_ref() else { continue };
+                let in_grads = match self.value_rule(i, g)? {
+                    Rule::Leaf => continue,
+                    Rule::Ran(in_grads) => in_grads,
                 };
-                let (inputs, needs) = (cx.inputs.as_slice(), cx.needs_grad.as_slice());
-                let input_ids = || inputs.iter().map(|v| v.id());
-                let res = op.backward(&cx);
-                let (name, formula) = if trace.is_some() {
-                    (op.name().to_string(), op.formula())
-                } else {
-                    (String::new(), None)
-                };
-                let op_name = || {
-                    self.nodes.borrow()[i]
-                        .op
-                        .as_ref()
-                        .map(|o| o.name().to_string())
-                        .unwrap_or_default()
-                };
-                self.nodes.borrow_mut()[i].op = Some(op);
-                // A non-finite value inside the rule is caught by anomaly
-                // mode as the *forward* of some helper op the rule recorded
-                // (a `div` past the end of the tape, say). Report it as the
-                // backward of the op whose rule ran, at its tape position.
-                let as_backward = |e: Error| match e {
-                    Error::Anomaly { .. } => Error::Anomaly {
-                        op: op_name(),
-                        node: i,
-                        phase: "backward",
-                        input_shapes: input_ids()
-                            .map(|j| self.nodes.borrow()[j].value.shape().to_vec())
-                            .collect(),
-                    },
-                    other => other,
-                };
-                let in_grads = res.map_err(as_backward)?;
-                if in_grads.len() != inputs.len() {
-                    return Err(Error::GradCount {
-                        op: op_name(),
-                        node: i,
-                        expected: inputs.len(),
-                        got: in_grads.len(),
-                    });
+                // One borrow for the checks and the accumulation.
+                let nodes = self.nodes.borrow();
+                let ids = &nodes[i].inputs;
+                if in_grads.len() != ids.len() {
+                    let expected = ids.len();
+                    drop(nodes);
+                    return Err(self.count_error(i, expected, in_grads.len()));
                 }
                 let mut sent = Vec::new();
-                for (k, (j, &gj)) in input_ids().zip(in_grads.as_slice()).enumerate() {
-                    let gj = if needs[k] { gj } else { None };
-                    if let Some(gj) = gj {
-                        let same = {
-                            let nodes = self.nodes.borrow();
-                            same_dims(nodes[gj.id()].value.shape(), nodes[j].value.shape())
-                        };
-                        if !same {
-                            let (expected, got) = (self.shape_of(j), gj.shape());
-                            return Err(Error::GradShape {
-                                op: op_name(),
-                                node: i,
-                                input: k,
-                                expected: expected.to_vec(),
-                                got: got.to_vec(),
-                            });
+                for (k, gj) in in_grads.into_iter().enumerate() {
+                    let j = ids[k];
+                    let gj = gj.filter(|_| nodes[j].requires_grad);
+                    if let Some(gj) = &gj {
+                        if !self.sent_ok(&nodes[j], gj) {
+                            drop(nodes);
+                            return Err(self.sent_error(i, k, j, gj));
                         }
-                        if self.anomaly_detection() && !all_finite(&gj.value()) {
-                            return Err(Error::Anomaly {
-                                op: op_name(),
-                                node: i,
-                                phase: "backward",
-                                input_shapes: input_ids()
-                                    .map(|j| self.nodes.borrow()[j].value.shape().to_vec())
-                                    .collect(),
-                            });
-                        }
-                        accumulate(&mut grads[j], gj).map_err(as_backward)?;
                     }
                     if trace.is_some() {
-                        sent.push((j, gj.map(|v| v.value())));
+                        sent.push((j, gj.clone()));
+                    }
+                    if let Some(gj) = gj {
+                        accumulate_value(&mut before[j], gj)?;
                     }
                 }
+                drop(nodes);
                 if let Some(t) = trace.as_deref_mut() {
-                    t.steps.push(super::backward::BackwardStep {
+                    let (op, formula) = self.op_name_formula(i);
+                    t.steps.push(BackwardStep {
                         node: i,
-                        op: name,
+                        op,
                         formula,
-                        grad_output: g.value(),
+                        grad_output: g.clone(),
                         sent,
                     });
                 }
@@ -415,6 +360,211 @@ impl<T: Element> Tape<T> {
         self.set_grad_enabled(was);
         result.map(|()| grads)
     }
+
+    /// The input gradients of node `i` given its output gradient `g`, as
+    /// tensors: from the op's value rule, or else from its recorded rule.
+    /// `None` for a node that needs no gradient or has no op (a leaf).
+    fn value_rule(&self, i: usize, g: &Tensor<T>) -> Result<Rule<T>> {
+        {
+            let nodes = self.nodes.borrow();
+            let node = &nodes[i];
+            let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
+                return Ok(Rule::Leaf);
+            };
+            // The rule sees only tensors, never the tape, so holding the
+            // borrow while it runs is safe.
+            let ids = &node.inputs;
+            let inputs = small2(ids.len(), &node.value, |k| &nodes[ids[k]].value);
+            let needs = small2(ids.len(), false, |k| nodes[ids[k]].requires_grad);
+            let cx = ValueCtx {
+                inputs: &inputs,
+                output: &node.value,
+                grad_output: g,
+                needs_grad: &needs,
+            };
+            if let Some(res) = op.backward_value(&cx) {
+                return res.map(Rule::Ran).map_err(|e| match e {
+                    Error::Tensor(source) => Error::Op {
+                        node: i,
+                        op: op.name().to_string(),
+                        source,
+                    },
+                    other => other,
+                });
+            }
+        }
+        let g = self.constant(g.clone());
+        let in_grads = self.graph_rule(i, g)?;
+        let nodes = self.nodes.borrow();
+        Ok(Rule::Ran(
+            in_grads
+                .iter()
+                .map(|v| v.map(|v| nodes[v.id()].value.clone()))
+                .collect(),
+        ))
+    }
+
+    /// The reverse loop with every rule recorded (`create_graph`), so the
+    /// gradients can be differentiated again. Returns, for every position up
+    /// to the last root, the accumulated gradient as a recorded value.
+    fn run_graph<'t>(&'t self, roots: &[(usize, Var<'t, T>)]) -> Result<Vec<Option<Var<'t, T>>>> {
+        let n = roots.iter().map(|r| r.0 + 1).max().unwrap_or(0);
+        let mut grads: Vec<Option<Var<'t, T>>> = vec![None; n];
+        let was = self.set_grad_enabled(true);
+        let result = (|| {
+            for &(id, seed) in roots {
+                accumulate(&mut grads[id], seed)?;
+            }
+            for i in (0..n).rev() {
+                let Some(g) = grads[i] else { continue };
+                if !self.requires_grad_of(i) {
+                    continue;
+                }
+                let in_grads = self.graph_rule(i, g)?;
+                let ids = self.inputs_of(i);
+                if in_grads.len() != ids.len() {
+                    return Err(self.count_error(i, ids.len(), in_grads.len()));
+                }
+                for (k, (&j, &gj)) in ids.iter().zip(&in_grads).enumerate() {
+                    let Some(gj) = gj.filter(|_| self.requires_grad_of(j)) else {
+                        continue;
+                    };
+                    let ok = {
+                        let nodes = self.nodes.borrow();
+                        self.sent_ok(&nodes[j], &nodes[gj.id()].value)
+                    };
+                    if !ok {
+                        return Err(self.sent_error(i, k, j, &gj.value()));
+                    }
+                    accumulate(&mut grads[j], gj).map_err(|e| self.as_backward(i, e))?;
+                }
+            }
+            Ok(())
+        })();
+        self.set_grad_enabled(was);
+        result.map(|()| grads)
+    }
+
+    /// Runs node `i`'s recorded backward rule with output gradient `g`.
+    /// Returns an empty list for a leaf.
+    fn graph_rule<'t>(&'t self, i: usize, g: Var<'t, T>) -> Result<InputGrads<'t, T>> {
+        // Take the op out of its node while its rule runs: the rule records
+        // new nodes, which needs the tape mutably. One borrow reads
+        // everything the context needs.
+        let (op, cx) = {
+            let mut nodes = self.nodes.borrow_mut();
+            let Some(op) = nodes[i].op.take() else {
+                return Ok(InputGrads::new());
+            };
+            let ids = &nodes[i].inputs;
+            let cx = BackwardCtx {
+                inputs: small2(ids.len(), Var::new(self, 0), |k| Var::new(self, ids[k])),
+                output: Var::new(self, i),
+                grad_output: g,
+                needs_grad: small2(ids.len(), false, |k| nodes[ids[k]].requires_grad),
+            };
+            (op, cx)
+        };
+        let res = op.backward(&cx);
+        self.nodes.borrow_mut()[i].op = Some(op);
+        res.map_err(|e| self.as_backward(i, e))
+    }
+
+    /// A non-finite value inside a recorded rule is caught by anomaly mode
+    /// as the *forward* of some helper op the rule recorded (a `div` past the
+    /// end of the tape, say). Report it as the backward of the op whose rule
+    /// ran, at its tape position.
+    fn as_backward(&self, i: usize, e: Error) -> Error {
+        match e {
+            Error::Anomaly { .. } => self.backward_anomaly(i),
+            other => other,
+        }
+    }
+
+    fn backward_anomaly(&self, i: usize) -> Error {
+        let nodes = self.nodes.borrow();
+        Error::Anomaly {
+            op: op_name(&nodes[i]),
+            node: i,
+            phase: "backward",
+            input_shapes: nodes[i]
+                .inputs
+                .iter()
+                .map(|&j| nodes[j].value.shape().to_vec())
+                .collect(),
+        }
+    }
+
+    fn inputs_of(&self, i: usize) -> SmallVec<[usize; 2]> {
+        let nodes = self.nodes.borrow();
+        let ids = &nodes[i].inputs;
+        small2(ids.len(), 0, |k| ids[k])
+    }
+
+    fn op_name_formula(&self, i: usize) -> (String, Option<String>) {
+        let nodes = self.nodes.borrow();
+        (
+            op_name(&nodes[i]),
+            nodes[i].op.as_ref().and_then(|o| o.formula()),
+        )
+    }
+
+    /// The error for a rule that returned `got` gradients for `expected`
+    /// inputs.
+    fn count_error(&self, i: usize, expected: usize, got: usize) -> Error {
+        Error::GradCount {
+            op: op_name(&self.nodes.borrow()[i]),
+            node: i,
+            expected,
+            got,
+        }
+    }
+
+    /// Whether a gradient sent to `input` has its shape (and, in anomaly
+    /// mode, is finite).
+    fn sent_ok(&self, input: &Node<T>, g: &Tensor<T>) -> bool {
+        same_dims(g.shape(), input.value.shape()) && (!self.anomaly_detection() || all_finite(g))
+    }
+
+    /// The error for a gradient `gj` that node `i`'s rule sent to its input
+    /// `k` (node `j`) and [`sent_ok`](Self::sent_ok) rejected.
+    fn sent_error(&self, i: usize, k: usize, j: usize, gj: &Tensor<T>) -> Error {
+        let nodes = self.nodes.borrow();
+        if !same_dims(gj.shape(), nodes[j].value.shape()) {
+            return Error::GradShape {
+                op: op_name(&nodes[i]),
+                node: i,
+                input: k,
+                expected: nodes[j].value.shape().to_vec(),
+                got: gj.shape().to_vec(),
+            };
+        }
+        drop(nodes);
+        self.backward_anomaly(i)
+    }
+}
+
+/// What [`Tape::value_rule`] did at a node.
+enum Rule<T: Element> {
+    /// Nothing: a leaf, or a node that needs no gradient.
+    Leaf,
+    /// The rule ran and gave these input gradients.
+    Ran(TensorGrads<T>),
+}
+
+fn op_name<T: Element>(node: &Node<T>) -> String {
+    node.op
+        .as_ref()
+        .map(|o| o.name().to_string())
+        .unwrap_or_default()
+}
+
+fn accumulate_value<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) -> Result<()> {
+    *slot = Some(match slot.take() {
+        None => g,
+        Some(prev) => prev.add(&g)?,
+    });
+    Ok(())
 }
 
 #[inline]

@@ -5,6 +5,9 @@
 //! pseudo-random `r` (so every output element is checked, not just their
 //! sum), and compares `∂L/∂x` from `backward` with the central difference
 //! `(L(x + ε) − L(x − ε)) / 2ε`, element by element.
+//! The analytic gradient is computed twice, by the ops' value rules (what
+//! `backward` uses) and by their recorded rules (what `grad_graph` uses), and
+//! the two must agree to `1e-9·(1 + |g|)`.
 //! [`gradcheck_second_order`] does the same for the gradient itself
 //! (recorded with `create_graph`), which checks every backward rule's own
 //! backward rule.
@@ -51,6 +54,11 @@ pub struct GradcheckReport {
     /// Where the worst element (by tolerance ratio) is: input number and
     /// flat element index.
     pub worst: Option<(usize, usize)>,
+    /// Largest difference between the gradient from the ops' value rules
+    /// ([`Op::backward_value`](crate::Op::backward_value), used by
+    /// `backward`) and from their recorded rules (used by `grad_graph`).
+    /// The check fails if it exceeds `1e-9·(1 + |g|)` anywhere.
+    pub max_rule_mismatch: f64,
     /// The analytic gradient of each input.
     pub analytic: Vec<Tensor<f64>>,
     /// The finite-difference gradient of each input.
@@ -66,6 +74,13 @@ impl fmt::Display for GradcheckReport {
             self.max_abs_error,
             self.max_rel_error
         )?;
+        if self.max_rule_mismatch > 0.0 {
+            write!(
+                f,
+                "; value and recorded backward rules differ by up to {:.3e}",
+                self.max_rule_mismatch
+            )?;
+        }
         if let Some((i, j)) = self.worst {
             let a = self.analytic[i].to_vec()[j];
             let n = self.numeric[i].to_vec()[j];
@@ -146,6 +161,25 @@ where
     let l = project(f(&tape, &vars)?, 0)?;
     let grads = tape.backward(l)?;
     let analytic: Vec<Tensor<f64>> = vars.iter().map(|&v| grads.get_or_zeros(v)).collect();
+    let recorded = tape.grad_graph(&[l], &vars)?;
+    let mut max_rule_mismatch = 0.0f64;
+    let mut rules_agree = true;
+    for (a, r) in analytic.iter().zip(&recorded) {
+        let r = r.map_or_else(|| Tensor::zeros(a.shape()), |r| r.value());
+        for (x, y) in a.to_vec().into_iter().zip(r.to_vec()) {
+            let d = (x - y).abs();
+            // NaN on both sides is agreement; NaN on one is not.
+            let d = if x.is_nan() && y.is_nan() {
+                0.0
+            } else if d.is_nan() {
+                f64::INFINITY
+            } else {
+                d
+            };
+            max_rule_mismatch = max_rule_mismatch.max(d);
+            rules_agree &= d <= 1e-9 * (1.0 + y.abs());
+        }
+    }
     // Numeric, one element at a time.
     let mut numeric = Vec::with_capacity(inputs.len());
     for i in 0..inputs.len() {
@@ -166,7 +200,8 @@ where
     }
     // Compare.
     let mut report = GradcheckReport {
-        passed: true,
+        passed: rules_agree,
+        max_rule_mismatch,
         max_abs_error: 0.0,
         max_rel_error: 0.0,
         worst: None,

@@ -47,6 +47,6 @@ pub use draw::DrawOptions;
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
 pub use higher::{hessian, hvp};
-pub use op::{BackwardCtx, InputGrads, Op};
+pub use op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
 pub use tape::{NodeInfo, NodeKind, Tape};
 pub use var::Var;

@@ -3,6 +3,7 @@
 
 use tapegrad_autograd::{
     gradcheck, gradcheck_second_order, BackwardCtx, Error, InputGrads, Op, Result, Tape,
+    TensorGrads, ValueCtx,
 };
 use tapegrad_tensor::{Element, Tensor};
 
@@ -230,4 +231,115 @@ fn custom_forward_error_carries_the_tape_position() {
             .starts_with("at tape node %0001 (needs_matrix): "),
         "{e}"
     );
+}
+
+/// y = 3x with a recorded rule and a value rule; `value_factor` is what the
+/// value rule multiplies by (3 when it is right), and `value_count` how many
+/// gradients it returns.
+struct Triple {
+    value_factor: f64,
+    value_count: usize,
+    value_shape_scalar: bool,
+}
+impl Triple {
+    fn right() -> Self {
+        Triple {
+            value_factor: 3.0,
+            value_count: 1,
+            value_shape_scalar: false,
+        }
+    }
+}
+impl<T: Element> Op<T> for Triple {
+    fn name(&self) -> &str {
+        "triple"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].mul_scalar(3.0))
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        Ok(InputGrads::from_elem(
+            Some(cx.grad_output.mul_scalar(3.0)?),
+            1,
+        ))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let mut g = cx.grad_output.mul_scalar(self.value_factor);
+        if self.value_shape_scalar {
+            g = g.sum_all();
+        }
+        Some(Ok(TensorGrads::from_elem(Some(g), self.value_count)))
+    }
+}
+
+#[test]
+fn value_rule_is_used_by_backward_and_agrees_with_the_recorded_rule() {
+    let x = Tensor::from_vec(vec![0.5, -1.0, 2.0], &[3]).unwrap();
+    let report = gradcheck(|tape, v| tape.apply(Triple::right(), &[v[0]]), &[x]).unwrap();
+    assert!(report.passed, "{report}");
+    assert_eq!(report.max_rule_mismatch, 0.0);
+}
+
+#[test]
+fn gradcheck_catches_a_value_rule_that_disagrees() {
+    // Finite differences only see the recorded rule through `grad_graph`;
+    // `backward` uses the value rule. A wrong value rule must fail the check
+    // even though the recorded rule is right.
+    let wrong = || Triple {
+        value_factor: 2.0,
+        ..Triple::right()
+    };
+    // Backward really takes the value rule: d(2x... )/dx comes out as 2.
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(Tensor::scalar(1.0));
+    let y = tape.apply(wrong(), &[x]).unwrap();
+    assert_eq!(
+        tape.backward(y).unwrap().get(x).unwrap().item().unwrap(),
+        2.0
+    );
+    // And grad_graph takes the recorded one.
+    let g = tape.grad_graph(&[y], &[x]).unwrap()[0].unwrap();
+    assert_eq!(g.item().unwrap(), 3.0);
+
+    let xs = Tensor::from_vec(vec![0.5, -1.0], &[2]).unwrap();
+    let report = gradcheck(|tape, v| tape.apply(wrong(), &[v[0]]), &[xs]).unwrap();
+    assert!(!report.passed);
+    assert!(report.max_rule_mismatch > 0.1, "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("value and recorded backward rules differ"),
+        "{report}"
+    );
+}
+
+#[test]
+fn value_rule_with_the_wrong_shape_or_count_names_the_op() {
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
+    let bad_shape = Triple {
+        value_shape_scalar: true,
+        ..Triple::right()
+    };
+    let y = tape.apply(bad_shape, &[x]).unwrap().sum_all().unwrap();
+    match tape.backward(y).unwrap_err() {
+        Error::GradShape {
+            op, expected, got, ..
+        } => {
+            assert_eq!(op, "triple");
+            assert_eq!((expected, got), (vec![2], vec![]));
+        }
+        other => panic!("expected GradShape, got {other}"),
+    }
+    let bad_count = Triple {
+        value_count: 2,
+        ..Triple::right()
+    };
+    let y = tape.apply(bad_count, &[x]).unwrap().sum_all().unwrap();
+    match tape.backward(y).unwrap_err() {
+        Error::GradCount {
+            op, expected, got, ..
+        } => assert_eq!((op.as_str(), expected, got), ("triple", 1, 2)),
+        other => panic!("expected GradCount, got {other}"),
+    }
 }

@@ -24,7 +24,7 @@
 //! Their rules are written with tape ops, so second derivatives work too.
 //! [`cross_entropy_unfused`] is the plain composition, kept as the reference.
 
-use tapegrad_autograd::{BackwardCtx, Error, InputGrads, Op, Result, Var};
+use tapegrad_autograd::{BackwardCtx, Error, InputGrads, Op, Result, TensorGrads, ValueCtx, Var};
 use tapegrad_tensor::{Element, Tensor};
 
 fn same_shape<T: Element>(op: &str, p: Var<'_, T>, y: Var<'_, T>) -> Result<()> {
@@ -244,19 +244,24 @@ impl<T: Element> Op<T> for CrossEntropy {
         let shape = x.shape();
         let n = shape[0].max(1) as f64;
         let onehot = Tensor::<T>::one_hot(&self.labels, shape[1])?;
-        let grad = if tape.is_grad_enabled() {
-            // create_graph: record the rule so it can be differentiated again.
-            let p = x.softmax(1)?;
-            p.sub(tape.constant(onehot))?
-                .mul(cx.grad_output)?
-                .mul_scalar(1.0 / n)?
-        } else {
-            // First order only: one pass over the rows, no intermediate nodes.
-            let g = cx.grad_output.value().item()?.to_f64() / n;
-            let p = x.value().softmax(1)?;
-            tape.constant(p.sub(&onehot)?.mul_scalar(g))
-        };
+        // Recorded so it can be differentiated again.
+        let p = x.softmax(1)?;
+        let grad = p
+            .sub(tape.constant(onehot))?
+            .mul(cx.grad_output)?
+            .mul_scalar(1.0 / n)?;
         Ok(InputGrads::from_elem(Some(grad), 1))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        // First order only: softmax rows, minus the one-hot, scaled once.
+        let x = cx.inputs[0];
+        let n = x.shape()[0].max(1) as f64;
+        Some((|| {
+            let onehot = Tensor::<T>::one_hot(&self.labels, x.shape()[1])?;
+            let g = cx.grad_output.item()?.to_f64() / n;
+            let grad = x.softmax(1)?.sub(&onehot)?.mul_scalar(g);
+            Ok(TensorGrads::from_elem(Some(grad), 1))
+        })())
     }
 }
 
@@ -302,5 +307,18 @@ impl<T: Element> Op<T> for BceWithLogits {
         v.push(dx);
         v.push(dy);
         Ok(v)
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (x, y) = (cx.inputs[0], cx.inputs[1]);
+        let n = x.numel().max(1) as f64;
+        let g = cx.grad_output.mul_scalar(1.0 / n);
+        Some((|| {
+            let dx = cx.grad_for(0, || Ok(x.sigmoid().sub(y)?.mul(&g)?))?;
+            let dy = cx.grad_for(1, || Ok(x.neg().mul(&g)?))?;
+            let mut v = TensorGrads::new();
+            v.push(dx);
+            v.push(dy);
+            Ok(v)
+        })())
     }
 }

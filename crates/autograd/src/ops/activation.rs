@@ -18,8 +18,27 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
-use crate::ops::arith::{pair, single};
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{pair, single, tsingle};
+
+/// `g · (1 − y²)`, the kernel of [`TanhBackward`].
+fn tanh_backward<T: Element>(g: &Tensor<T>, y: &Tensor<T>) -> Result<Tensor<T>> {
+    Ok(g.zip_with(y, "tanh_backward", |g, y| g * (T::ONE - y * y))?)
+}
+
+/// `g · y · (1 − y)`, the kernel of [`SigmoidBackward`].
+fn sigmoid_backward<T: Element>(g: &Tensor<T>, y: &Tensor<T>) -> Result<Tensor<T>> {
+    Ok(g.zip_with(y, "sigmoid_backward", |g, y| g * y * (T::ONE - y))?)
+}
+
+/// `g` where `y > 0`, else 0: the kernel of [`ReluBackward`].
+fn relu_backward<T: Element>(g: &Tensor<T>, y: &Tensor<T>) -> Result<Tensor<T>> {
+    Ok(g.zip_with(
+        y,
+        "relu_backward",
+        |g, y| if y > T::ZERO { g } else { T::ZERO },
+    )?)
+}
 
 /// Hyperbolic tangent.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +59,9 @@ impl<T: Element> Op<T> for Tanh {
             tape.apply(TanhBackward, &[cx.grad_output, cx.output])?,
         ))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(tanh_backward(cx.grad_output, cx.output).map(tsingle))
+    }
 }
 
 /// `g · (1 − y²)` for `y = tanh(x)`: the fused backward of [`Tanh`].
@@ -53,7 +75,7 @@ impl<T: Element> Op<T> for TanhBackward {
         Some("h = g·(1 - y²): dh/dg = 1 - y², dh/dy = -2·g·y".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].zip_with(x[1], "tanh_backward", |g, y| g * (T::ONE - y * y))?)
+        tanh_backward(x[0], x[1])
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (h, g, y) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
@@ -91,6 +113,9 @@ impl<T: Element> Op<T> for Sigmoid {
             tape.apply(SigmoidBackward, &[cx.grad_output, cx.output])?,
         ))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(sigmoid_backward(cx.grad_output, cx.output).map(tsingle))
+    }
 }
 
 /// `g · y · (1 − y)` for `y = σ(x)`: the fused backward of [`Sigmoid`].
@@ -104,7 +129,7 @@ impl<T: Element> Op<T> for SigmoidBackward {
         Some("h = g·y·(1 - y): dh/dg = y·(1 - y), dh/dy = g·(1 - 2y)".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].zip_with(x[1], "sigmoid_backward", |g, y| g * y * (T::ONE - y))?)
+        sigmoid_backward(x[0], x[1])
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (h, g, y) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
@@ -143,6 +168,9 @@ impl<T: Element> Op<T> for Relu {
             tape.apply(ReluBackward, &[cx.grad_output, cx.output])?,
         ))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(relu_backward(cx.grad_output, cx.output).map(tsingle))
+    }
 }
 
 /// `g` where `y > 0`, else 0, for `y = relu(x)` (`y > 0` exactly where
@@ -158,11 +186,7 @@ impl<T: Element> Op<T> for ReluBackward {
         Some("h = g·[y > 0]: dh/dg = [y > 0], dh/dy = 0".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].zip_with(
-            x[1],
-            "relu_backward",
-            |g, y| if y > T::ZERO { g } else { T::ZERO },
-        )?)
+        relu_backward(x[0], x[1])
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (h, g, y) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);

@@ -15,7 +15,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
 use crate::var::Var;
 
 /// Two input gradients.
@@ -27,6 +27,19 @@ pub(crate) fn pair<'t, T: Element>(
     v.push(a);
     v.push(b);
     v
+}
+
+/// Two input gradients, as tensors (for value rules).
+pub(crate) fn tpair<T: Element>(a: Option<Tensor<T>>, b: Option<Tensor<T>>) -> TensorGrads<T> {
+    let mut v = TensorGrads::new();
+    v.push(a);
+    v.push(b);
+    v
+}
+
+/// One input gradient, as a tensor (for value rules).
+pub(crate) fn tsingle<T: Element>(a: Tensor<T>) -> TensorGrads<T> {
+    TensorGrads::from_elem(Some(a), 1)
 }
 
 /// One input gradient.
@@ -61,6 +74,14 @@ impl<T: Element> Op<T> for Add {
         };
         Ok(pair(ga, gb))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let g = cx.grad_output;
+        Some((|| {
+            let ga = cx.grad_for(0, || cx.sum_to_input(g.clone(), 0))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(g.clone(), 1))?;
+            Ok(tpair(ga, gb))
+        })())
+    }
 }
 
 /// `a - b`, broadcasting.
@@ -89,6 +110,14 @@ impl<T: Element> Op<T> for Sub {
             None
         };
         Ok(pair(ga, gb))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let g = cx.grad_output;
+        Some((|| {
+            let ga = cx.grad_for(0, || cx.sum_to_input(g.clone(), 0))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(g.neg(), 1))?;
+            Ok(tpair(ga, gb))
+        })())
     }
 }
 
@@ -119,6 +148,14 @@ impl<T: Element> Op<T> for Mul {
         };
         Ok(pair(ga, gb))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        Some((|| {
+            let ga = cx.grad_for(0, || cx.sum_to_input(g.mul(b)?, 0))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(g.mul(a)?, 1))?;
+            Ok(tpair(ga, gb))
+        })())
+    }
 }
 
 /// `a / b` elementwise, broadcasting.
@@ -148,6 +185,14 @@ impl<T: Element> Op<T> for Div {
             None
         };
         Ok(pair(ga, gb))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (g, b, out) = (cx.grad_output, cx.inputs[1], cx.output);
+        Some((|| {
+            let ga = cx.grad_for(0, || cx.sum_to_input(g.div(b)?, 0))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(g.mul(out)?.div(b)?.neg(), 1))?;
+            Ok(tpair(ga, gb))
+        })())
     }
 }
 
@@ -197,6 +242,9 @@ impl<T: Element> Op<T> for Neg {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.neg()?))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(Ok(tsingle(cx.grad_output.neg())))
+    }
 }
 
 /// `x + c` for a constant `c`.
@@ -218,6 +266,9 @@ impl<T: Element> Op<T> for AddScalar {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(Ok(tsingle(cx.grad_output.clone())))
+    }
 }
 
 /// `x · c` for a constant `c`.
@@ -238,6 +289,9 @@ impl<T: Element> Op<T> for MulScalar {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul_scalar(self.0)?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(Ok(tsingle(cx.grad_output.mul_scalar(self.0))))
     }
 }
 

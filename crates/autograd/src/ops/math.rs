@@ -12,8 +12,8 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
-use crate::ops::arith::single;
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{single, tsingle};
 
 /// `eˣ`.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,14 @@ impl<T: Element> Op<T> for Exp {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.output)?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(
+            cx.grad_output
+                .mul(cx.output)
+                .map(tsingle)
+                .map_err(Into::into),
+        )
     }
 }
 
@@ -49,6 +57,14 @@ impl<T: Element> Op<T> for Ln {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.div(cx.inputs[0])?))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(
+            cx.grad_output
+                .div(cx.inputs[0])
+                .map(tsingle)
+                .map_err(Into::into),
+        )
+    }
 }
 
 /// Square root.
@@ -66,6 +82,14 @@ impl<T: Element> Op<T> for Sqrt {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.div(cx.output)?.mul_scalar(0.5)?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(
+            cx.grad_output
+                .div(cx.output)
+                .map(|q| tsingle(q.mul_scalar(0.5)))
+                .map_err(Into::into),
+        )
     }
 }
 
@@ -100,6 +124,20 @@ impl<T: Element> Op<T> for Powf {
             g.mul(x.powf(self.0 - 1.0)?.mul_scalar(self.0)?)?
         };
         Ok(single(grad))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (g, x) = (cx.grad_output, cx.inputs[0]);
+        // The same cases as the recorded rule, in the same arithmetic order.
+        let grad = if self.0 == 0.0 {
+            Ok(Tensor::zeros(x.shape()))
+        } else if self.0 == 1.0 {
+            Ok(g.clone())
+        } else if self.0 == 2.0 {
+            g.mul(&x.mul_scalar(2.0))
+        } else {
+            g.mul(&x.powf(self.0 - 1.0).mul_scalar(self.0))
+        };
+        Some(grad.map(tsingle).map_err(Into::into))
     }
 }
 

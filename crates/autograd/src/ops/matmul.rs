@@ -8,8 +8,8 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
-use crate::ops::arith::pair;
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{pair, tpair};
 
 /// `a · b` for operands of rank 2 or more.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,14 @@ impl<T: Element> Op<T> for Matmul {
             None
         };
         Ok(pair(ga, gb))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        Some((|| {
+            let ga = cx.grad_for(0, || cx.sum_to_input(g.matmul(&b.t()?)?, 0))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(a.t()?.matmul(g)?, 1))?;
+            Ok(tpair(ga, gb))
+        })())
     }
 }
 

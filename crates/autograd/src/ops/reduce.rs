@@ -13,8 +13,8 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
-use crate::ops::arith::single;
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{single, tsingle};
 use crate::var::Var;
 
 /// How a reduction's axes print in the tape table: `axes=[0], keepdim`.
@@ -66,6 +66,13 @@ impl<T: Element> Op<T> for Sum {
             &self.axes,
         )?))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let x = cx.inputs[0].shape();
+        Some((|| {
+            let g = cx.grad_output.reshape(&keepdim_shape(x, &self.axes))?;
+            Ok(tsingle(g.broadcast_to(x)?))
+        })())
+    }
 }
 
 /// Sums a broadcast value back down to `shape` (the inverse of
@@ -85,6 +92,26 @@ pub(crate) fn broadcast_axes(from: &[usize], to: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// `x` summed over the axes that broadcasting `shape` up to `x`'s shape
+/// created or stretched; `x` itself when the shapes match.
+pub(crate) fn sum_to_shape<T: Element>(x: Tensor<T>, shape: &[usize]) -> Result<Tensor<T>> {
+    let from = x.shape();
+    if crate::backward::same_dims(from, shape) {
+        return Ok(x);
+    }
+    let ok = from.len() >= shape.len()
+        && tapegrad_tensor::broadcast_shapes("sum_to", shape, from)
+            .is_ok_and(|s| s.as_slice() == from);
+    if !ok {
+        return Err(crate::Error::InvalidArgument {
+            op: "sum_to".into(),
+            msg: format!("cannot sum {from:?} down to {shape:?}: it does not broadcast back"),
+        });
+    }
+    let axes = broadcast_axes(from, shape);
+    Ok(x.sum(&axes, true)?.reshape(shape)?)
+}
+
 impl<T: Element> Op<T> for SumTo {
     fn name(&self) -> &str {
         "sum_to"
@@ -96,24 +123,18 @@ impl<T: Element> Op<T> for SumTo {
         Some("sum over broadcast axes; d/dx = g broadcast back".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        let from = x[0].shape();
-        let ok = from.len() >= self.shape.len()
-            && tapegrad_tensor::broadcast_shapes("sum_to", &self.shape, from)
-                .is_ok_and(|s| s.as_slice() == from);
-        if !ok {
-            return Err(crate::Error::InvalidArgument {
-                op: "sum_to".into(),
-                msg: format!(
-                    "cannot sum {from:?} down to {:?}: it does not broadcast back",
-                    self.shape
-                ),
-            });
-        }
-        let axes = broadcast_axes(from, &self.shape);
-        Ok(x[0].sum(&axes, true)?.reshape(&self.shape)?)
+        sum_to_shape(x[0].clone(), &self.shape)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.broadcast_to(&cx.inputs[0].shape())?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(
+            cx.grad_output
+                .broadcast_to(cx.inputs[0].shape())
+                .map(tsingle)
+                .map_err(Into::into),
+        )
     }
 }
 
@@ -138,6 +159,9 @@ impl<T: Element> Op<T> for BroadcastTo {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.sum_to_like(cx.inputs[0])?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(cx.sum_to_input(cx.grad_output.clone(), 0).map(tsingle))
     }
 }
 

@@ -10,8 +10,8 @@
 use tapegrad_tensor::{Element, Layout, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
-use crate::ops::arith::single;
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{single, tsingle};
 
 /// Same elements, another shape (a view when the layout allows it).
 #[derive(Debug, Clone)]
@@ -35,6 +35,23 @@ impl<T: Element> Op<T> for Reshape {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.reshape(&cx.inputs[0].shape())?))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(
+            cx.grad_output
+                .reshape(cx.inputs[0].shape())
+                .map(tsingle)
+                .map_err(Into::into),
+        )
+    }
+}
+
+/// The inverse permutation: `inverse(p)[p[i]] = i`.
+fn inverse(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    inv
 }
 
 /// Reorders axes (a view).
@@ -57,11 +74,15 @@ impl<T: Element> Op<T> for Permute {
         Ok(x[0].permute(&self.perm)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
-        let mut inv = vec![0; self.perm.len()];
-        for (i, &p) in self.perm.iter().enumerate() {
-            inv[p] = i;
-        }
-        Ok(single(cx.grad_output.permute(&inv)?))
+        Ok(single(cx.grad_output.permute(&inverse(&self.perm))?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some(
+            cx.grad_output
+                .permute(&inverse(&self.perm))
+                .map(tsingle)
+                .map_err(Into::into),
+        )
     }
 }
 

@@ -12,8 +12,8 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op};
-use crate::ops::arith::single;
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{single, tsingle};
 use crate::ops::reduce::{axes_params, keepdim_shape};
 
 /// Softmax along `axis`.
@@ -40,6 +40,13 @@ impl<T: Element> Op<T> for Softmax {
         let s = g.mul(y)?.sum(&[self.axis], true)?;
         Ok(single(y.mul(g.sub(s)?)?))
     }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (g, y) = (cx.grad_output, cx.output);
+        Some((|| {
+            let s = g.mul(y)?.sum(&[self.axis], true)?;
+            Ok(tsingle(y.mul(&g.sub(&s)?)?))
+        })())
+    }
 }
 
 /// Log-softmax along `axis`.
@@ -65,6 +72,13 @@ impl<T: Element> Op<T> for LogSoftmax {
         let (g, y) = (cx.grad_output, cx.output);
         let s = g.sum(&[self.axis], true)?;
         Ok(single(g.sub(y.exp()?.mul(s)?)?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (g, y) = (cx.grad_output, cx.output);
+        Some((|| {
+            let s = g.sum(&[self.axis], true)?;
+            Ok(tsingle(g.sub(&y.exp().mul(&s)?)?))
+        })())
     }
 }
 
