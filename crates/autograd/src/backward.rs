@@ -314,7 +314,7 @@ impl<T: Element> Tape<T> {
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
                 let Some(g) = rest[0].as_ref() else { continue };
-                let in_grads = match self.value_rule(i, g)? {
+                let mut in_grads = match self.value_rule(i, g)? {
                     Rule::Leaf => continue,
                     Rule::Ran(in_grads) => in_grads,
                 };
@@ -327,9 +327,11 @@ impl<T: Element> Tape<T> {
                     return Err(self.count_error(i, expected, in_grads.len()));
                 }
                 let mut sent = Vec::new();
-                for (k, gj) in in_grads.into_iter().enumerate() {
+                // Taken out slot by slot: moving the whole list into an
+                // iterator copies every tensor in it once more.
+                for (k, slot) in in_grads.iter_mut().enumerate() {
                     let j = ids[k];
-                    let gj = gj.filter(|_| nodes[j].requires_grad);
+                    let gj = slot.take().filter(|_| nodes[j].requires_grad);
                     if let Some(gj) = &gj {
                         if !self.sent_ok(&nodes[j], gj) {
                             drop(nodes);
@@ -374,13 +376,27 @@ impl<T: Element> Tape<T> {
             // The rule sees only tensors, never the tape, so holding the
             // borrow while it runs is safe.
             let ids = &node.inputs;
-            let inputs = small2(ids.len(), &node.value, |k| &nodes[ids[k]].value);
-            let needs = small2(ids.len(), false, |k| nodes[ids[k]].requires_grad);
+            // Up to two inputs (nearly every op) go in arrays.
+            let (pair, needs2);
+            let (long, needs_long): (Vec<&Tensor<T>>, Vec<bool>);
+            let (inputs, needs): (&[&Tensor<T>], &[bool]) = match ids.len() {
+                1 | 2 => {
+                    let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
+                    pair = [&a.value, &b.value];
+                    needs2 = [a.requires_grad, b.requires_grad];
+                    (&pair[..ids.len()], &needs2[..ids.len()])
+                }
+                _ => {
+                    long = ids.iter().map(|&j| &nodes[j].value).collect();
+                    needs_long = ids.iter().map(|&j| nodes[j].requires_grad).collect();
+                    (&long, &needs_long)
+                }
+            };
             let cx = ValueCtx {
-                inputs: &inputs,
+                inputs,
                 output: &node.value,
                 grad_output: g,
-                needs_grad: &needs,
+                needs_grad: needs,
             };
             if let Some(res) = op.backward_value(&cx) {
                 return res.map(Rule::Ran).map_err(|e| match e {
@@ -560,10 +576,10 @@ fn op_name<T: Element>(node: &Node<T>) -> String {
 }
 
 fn accumulate_value<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) -> Result<()> {
-    *slot = Some(match slot.take() {
-        None => g,
-        Some(prev) => prev.add(&g)?,
-    });
+    match slot {
+        None => *slot = Some(g),
+        Some(prev) => *prev = prev.add(&g)?,
+    }
     Ok(())
 }
 

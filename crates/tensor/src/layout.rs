@@ -132,6 +132,14 @@ impl Layout {
     /// ```
     #[inline]
     pub fn contiguous(shape: &[usize]) -> Self {
+        if shape.is_empty() {
+            // 0-d values (every node of a scalar tape): nothing to compute.
+            return Layout {
+                shape: Shape::new(),
+                strides: Shape::new(),
+                offset: 0,
+            };
+        }
         Layout {
             shape: shape_of(shape),
             strides: contiguous_strides(shape),

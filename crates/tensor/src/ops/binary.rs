@@ -38,7 +38,6 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
-        let same = self.shape() == other.shape();
         if self.numel() == 1 && other.numel() == 1 {
             // Scalar tapes: both shapes are all ones, so the broadcast shape
             // is the longer one; no buffer, no layout work.
@@ -49,6 +48,7 @@ impl<T: Element> Tensor<T> {
             };
             return Ok(Tensor::scalar_shaped(f(self.first(), other.first()), shape));
         }
+        let same = self.shape() == other.shape();
         let shape = if same {
             self.dims()
         } else {
