@@ -5,14 +5,17 @@
 //! Run with `cargo run --release --example custom_op`.
 
 use tapegrad::autograd::{
-    gradcheck, gradcheck_second_order, BackwardCtx, InputGrads, Op, Result, Tape,
+    gradcheck, gradcheck_second_order, BackwardCtx, InputGrads, Op, Result, Tape, TensorGrads,
+    ValueCtx,
 };
 use tapegrad::tensor::{Element, Tensor};
 
 /// softplus(x) = ln(1 + eˣ); d/dx = σ(x) = 1 / (1 + e⁻ˣ).
 ///
 /// The forward works on plain tensors. The backward is written with `Var`
-/// ops, so the tape records it when a second derivative is asked for.
+/// ops, so the tape records it when a second derivative is asked for. The
+/// optional value rule computes the same gradient straight on tensors, which
+/// `backward` prefers (nothing recorded); gradcheck checks the two agree.
 struct Softplus;
 
 impl<T: Element> Op<T> for Softplus {
@@ -29,6 +32,13 @@ impl<T: Element> Op<T> for Softplus {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let sigmoid = cx.inputs[0].neg()?.exp()?.add_scalar(1.0)?.recip()?;
         Ok(InputGrads::from_elem(Some(cx.grad_output.mul(sigmoid)?), 1))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let grad = cx.grad_output.mul(&cx.inputs[0].sigmoid());
+        Some(
+            grad.map(|g| TensorGrads::from_elem(Some(g), 1))
+                .map_err(Into::into),
+        )
     }
 }
 
