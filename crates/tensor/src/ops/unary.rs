@@ -135,18 +135,22 @@ impl<T: Element> Tensor<T> {
     pub fn tanh(&self) -> Self {
         self.map(T::tanh_fast)
     }
-    /// `max(x, 0)`. NaN maps to 0 (unlike
-    /// [`maximum_scalar`](Self::maximum_scalar)`(0.0)`, which keeps NaN).
+    /// `max(x, 0)`. NaN stays NaN (as in PyTorch and
+    /// [`maximum_scalar`](Self::maximum_scalar)): a NaN hidden as 0 would
+    /// let a diverged model train on silently.
     ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let x = Tensor::from_vec(vec![-2.0f32, 0.0, 3.0, f32::NAN], &[4])?;
-    /// assert_eq!(x.relu().to_vec(), vec![0.0, 0.0, 3.0, 0.0]);
+    /// let y = x.relu().to_vec();
+    /// assert_eq!(y[..3], [0.0, 0.0, 3.0]);
+    /// assert!(y[3].is_nan());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn relu(&self) -> Self {
-        self.map(|x| if x > T::ZERO { x } else { T::ZERO })
+        // `!(x <= 0)` is true for positive x and for NaN.
+        self.map(|x| if x <= T::ZERO { T::ZERO } else { x })
     }
     /// Sine.
     pub fn sin(&self) -> Self {
@@ -160,27 +164,26 @@ impl<T: Element> Tensor<T> {
     pub fn softplus(&self) -> Self {
         self.map(softplus_scalar)
     }
-    /// Limits every element to `[min, max]`; NaN stays NaN. Unlike
-    /// [`f64::clamp`] this does not panic when `min > max`, but the result is
-    /// then meaningless (values below `min` become `min`, the rest at most
-    /// `max`).
+    /// Limits every element to `[min, max]`, as `min(max(x, min), max)`;
+    /// NaN stays NaN. When `min > max` every element becomes `max`, as in
+    /// PyTorch (unlike [`f64::clamp`], which panics).
     ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let x = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0], &[3])?;
     /// assert_eq!(x.clamp(0.0, 1.0).to_vec(), vec![0.0, 0.5, 1.0]);
+    /// assert_eq!(x.clamp(2.0, 1.0).to_vec(), vec![1.0, 1.0, 1.0]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn clamp(&self, min: f64, max: f64) -> Self {
         let (lo, hi) = (T::from_f64(min), T::from_f64(max));
         self.map(move |x| {
-            if x < lo {
-                lo
-            } else if x > hi {
+            let y = if x < lo { lo } else { x };
+            if y > hi {
                 hi
             } else {
-                x
+                y
             }
         })
     }
