@@ -1,12 +1,15 @@
 //! When and how kernels split work across threads.
 //!
-//! Work is cut into fixed-size chunks that do not depend on the number of
-//! threads, and partial results (of reductions) are combined in chunk order,
-//! so a result is bit-for-bit the same from run to run and for any thread
-//! count. Below [`PAR_THRESHOLD`] elements everything runs on the calling
-//! thread: small tensors never pay for waking the pool.
+//! Large jobs are dealt out statically, one contiguous run of chunks per
+//! thread, the same way every call (see [`for_each_chunk`]). Reductions fold fixed-size
+//! chunks whose boundaries do not depend on the number of threads and
+//! combine the partial results in chunk order, so a result is bit-for-bit
+//! the same from run to run and for any thread count; elementwise results
+//! do not depend on the split at all. Below [`PAR_THRESHOLD`] elements
+//! everything runs on the calling thread: small tensors never pay for
+//! waking the pool.
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Element count below which kernels stay serial.
 pub const PAR_THRESHOLD: usize = 1 << 15;
@@ -20,16 +23,86 @@ pub(crate) fn use_parallel(n: usize) -> bool {
     n >= PAR_THRESHOLD && rayon::current_num_threads() > 1
 }
 
-/// Fills `out` by calling `f(start, chunk)` on fixed-size chunks, in
-/// parallel when large.
+/// Fills `out` by calling `f(start, part)` on disjoint parts that together
+/// are all of `out`, in parallel when large (see [`for_each_chunk`]).
+/// Elementwise results do not depend on how the work is cut.
 pub(crate) fn fill_chunks<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
     if use_parallel(out.len()) {
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, c)| f(i * CHUNK, c));
+        for_each_chunk(out, CHUNK, f);
     } else {
         f(0, out);
     }
+}
+
+/// `f(c)` for every chunk index `c` in `0..chunks`, returned in chunk order
+/// (so partial results combined left to right give the same bits for any
+/// thread count); in parallel when `parallel`.
+pub(crate) fn map_chunks<R: Send>(
+    chunks: usize,
+    parallel: bool,
+    f: impl Fn(usize) -> R + Sync + Send,
+) -> Vec<R> {
+    if !parallel {
+        return (0..chunks).map(f).collect();
+    }
+    let mut out: Vec<Option<R>> = (0..chunks).map(|_| None).collect();
+    for_each_chunk(&mut out, 1, |start, part| {
+        for (i, o) in part.iter_mut().enumerate() {
+            *o = Some(f(start + i));
+        }
+    });
+    out.into_iter()
+        .map(|r| r.expect("for_each_chunk runs every chunk"))
+        .collect()
+}
+
+/// Calls `f(start, chunk)` on every `chunk`-long piece of `out` (the last
+/// may be shorter), on the calling thread and the pool's.
+///
+/// Scheduling is static first: the pieces are dealt out as one contiguous
+/// run per thread, the calling thread takes the first run itself, and each
+/// thread works through its own run in order. A kernel called in a loop then
+/// finds its run of the operands still in its core's cache from the last
+/// call; with work stealing any thread took any piece, and the caller slept
+/// while the pool worked. A thread that finishes early then takes the
+/// remaining pieces of the others from their far end, so a core slowed by
+/// other work is not waited for.
+pub(crate) fn for_each_chunk<T: Send>(
+    out: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    type Slot<'a, T> = Mutex<Option<(usize, &'a mut [T])>>;
+    let chunk = chunk.max(1);
+    let slots: Vec<Slot<'_, T>> = out
+        .chunks_mut(chunk)
+        .enumerate()
+        .map(|(i, c)| Mutex::new(Some((i * chunk, c))))
+        .collect();
+    let n = slots.len();
+    let threads = rayon::current_num_threads().clamp(1, n.max(1));
+    let run = |i: usize| {
+        // A piece is taken once; a poisoned lock means its taker panicked,
+        // which the scope re-raises.
+        let taken = slots[i].lock().map(|mut s| s.take());
+        if let Ok(Some((start, piece))) = taken {
+            f(start, piece);
+        }
+    };
+    let work = |k: usize| {
+        let (lo, hi) = (n * k / threads, n * (k + 1) / threads);
+        (lo..hi)
+            .chain((hi..n).rev())
+            .chain((0..lo).rev())
+            .for_each(run);
+    };
+    let work = &work;
+    rayon::in_place_scope(|scope| {
+        for k in 1..threads {
+            scope.spawn(move |_| work(k));
+        }
+        work(0);
+    });
 }
 
 /// Fills `out`, seen as rows of length `row`, by calling `f(r, c, seg)` on
@@ -57,9 +130,7 @@ pub(crate) fn fill_segments<T: Send>(
         }
     };
     if use_parallel(out.len()) {
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, c)| walk(i * CHUNK, c));
+        for_each_chunk(out, CHUNK, walk);
     } else {
         walk(0, out);
     }
@@ -68,6 +139,31 @@ pub(crate) fn fill_segments<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_cover_every_element_once_on_any_pool() {
+        for threads in [1, 2, 3, 5] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for (n, chunk) in [(0, 4), (1, 4), (10, 3), (100, 7), (64, 64), (1000, 1)] {
+                    let mut out = vec![usize::MAX; n];
+                    for_each_chunk(&mut out, chunk, |start, piece| {
+                        assert!(start % chunk == 0 && piece.len() <= chunk);
+                        for (i, o) in piece.iter_mut().enumerate() {
+                            assert_eq!(*o, usize::MAX, "written twice");
+                            *o = start + i;
+                        }
+                    });
+                    assert_eq!(out, (0..n).collect::<Vec<_>>(), "{threads} threads, n {n}");
+                    let squares = map_chunks(n, true, |c| c * c);
+                    assert_eq!(squares, (0..n).map(|c| c * c).collect::<Vec<_>>());
+                }
+            });
+        }
+    }
 
     #[test]
     fn segments_cover_every_element_once_and_stay_inside_rows() {

@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 
 use crate::buffer::{assume_init_mut, vec_filled_by};
 use crate::ops::strided::{coalesce, Rows};
-use crate::parallel::{use_parallel, CHUNK};
+use crate::parallel::{for_each_chunk, map_chunks, use_parallel, CHUNK};
 use crate::simd;
 use crate::{Element, Tensor};
 
@@ -61,17 +61,10 @@ pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> S
 /// results are combined left to right.
 fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync + Send)) -> T {
     let fold_slice = |xs: &[T]| -> T {
-        if use_parallel(xs.len()) {
-            let parts: Vec<T> = xs
-                .par_chunks(CHUNK)
-                .map(|c| simd::fold(c, init, f))
-                .collect();
-            parts.into_iter().fold(init, f)
-        } else {
-            xs.chunks(CHUNK)
-                .map(|c| simd::fold(c, init, f))
-                .fold(init, f)
-        }
+        let chunk = |c: usize| simd::fold(&xs[c * CHUNK..xs.len().min((c + 1) * CHUNK)], init, f);
+        map_chunks(xs.len().div_ceil(CHUNK), use_parallel(xs.len()), chunk)
+            .into_iter()
+            .fold(init, f)
     };
     // Contiguous: the sorted, coalesced layout below would be this slice.
     if let Some(xs) = t.as_slice() {
@@ -175,16 +168,12 @@ impl<T: Element> Tensor<T> {
                         *o = MaybeUninit::new(fold_row(start + j));
                     }
                 };
-                // SAFETY: `fill_chunks` passes disjoint chunks covering all
-                // of `out`, and `fill` writes every element of each.
+                // SAFETY: `for_each_chunk` passes disjoint pieces covering
+                // all of `out`, and `fill` writes every element of each.
+                // Rows are independent, so any split gives the same result.
                 let out = if use_parallel(n_out * n_red) {
-                    unsafe {
-                        vec_filled_by(n_out, |out| {
-                            out.par_chunks_mut((CHUNK / n_red).max(1))
-                                .enumerate()
-                                .for_each(|(ci, c)| fill(ci * (CHUNK / n_red).max(1), c))
-                        })
-                    }
+                    let per = (CHUNK / n_red).max(1);
+                    unsafe { vec_filled_by(n_out, |out| for_each_chunk(out, per, fill)) }
                 } else {
                     unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
                 };
@@ -202,8 +191,9 @@ impl<T: Element> Tensor<T> {
         if let Some(xs) = self.as_slice() {
             if axes.iter().enumerate().all(|(i, &a)| i == a) {
                 if use_parallel(xs.len()) {
-                    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, oc)| {
-                        let s = ci * CHUNK;
+                    // Each output column is summed in row order whatever
+                    // the split, so the result does not depend on it.
+                    for_each_chunk(&mut out, CHUNK, |s, oc| {
                         for r in 0..n_red {
                             simd::accumulate(oc, &xs[r * n_out + s..], &f);
                         }
@@ -506,15 +496,9 @@ impl<T: Element> Tensor<T> {
         };
         let out = if use_parallel(xs.len()) {
             let per = (CHUNK / n_red).max(1);
-            // SAFETY: `par_chunks_mut` cuts `out` into disjoint chunks that
+            // SAFETY: `for_each_chunk` cuts `out` into disjoint pieces that
             // cover it, and `fill` writes every element of each.
-            unsafe {
-                vec_filled_by(n_out, |out| {
-                    out.par_chunks_mut(per)
-                        .enumerate()
-                        .for_each(|(ci, c)| fill(ci * per, c))
-                })
-            }
+            unsafe { vec_filled_by(n_out, |out| for_each_chunk(out, per, fill)) }
         } else {
             // SAFETY: `fill` writes every element of `out`.
             unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
@@ -621,16 +605,11 @@ impl<T: Element> Tensor<T> {
             Vec::new()
         } else if use_parallel(n) {
             let per = (CHUNK / len).max(1) * len;
-            // SAFETY: `par_chunks_mut` cuts `out` into disjoint chunks of
-            // whole rows that cover it; `rows` cuts each into rows of `len`
-            // and `row` writes every element of each.
-            unsafe {
-                vec_filled_by(n, |out| {
-                    out.par_chunks_mut(per)
-                        .enumerate()
-                        .for_each(|(ci, c)| rows(ci * per, c))
-                })
-            }
+            // SAFETY: `for_each_chunk` cuts `out` into disjoint pieces of
+            // whole rows (`per` is a multiple of `len`) that cover it;
+            // `rows` cuts each into rows of `len` and `row` writes every
+            // element of each.
+            unsafe { vec_filled_by(n, |out| for_each_chunk(out, per, rows)) }
         } else {
             // SAFETY: `rows` cuts `out` (n = rows · len) into rows of `len`
             // and `row` writes every element of each.
