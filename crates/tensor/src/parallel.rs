@@ -120,13 +120,18 @@ pub(crate) fn fill_segments<T: Send>(
         return;
     }
     let walk = |start: usize, chunk: &mut [T]| {
+        // One division per chunk, then step along (a division per row
+        // showed up on short rows).
+        let (mut r, mut c) = (start / row, start % row);
         let mut pos = 0;
         while pos < chunk.len() {
-            let g = start + pos;
-            let (r, c) = (g / row, g % row);
             let len = (row - c).min(chunk.len() - pos);
             f(r, c, &mut chunk[pos..pos + len]);
             pos += len;
+            c += len;
+            if c == row {
+                (r, c) = (r + 1, 0);
+            }
         }
     };
     if use_parallel(out.len()) {
