@@ -83,6 +83,28 @@ impl<T: Element> Param<T> {
         *self.slot.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// The value's elements (row-major) for an in-place update; optimisers
+    /// call this. Copy-on-write through [`Tensor::make_mut_slice`]: written
+    /// in place when this parameter is the only holder of its buffer, else
+    /// copied first, so a tape node or a clone of [`value`](Self::value)
+    /// taken earlier keeps the old values. Like [`set_value`](Self::set_value)
+    /// it forgets the tape nodes registered so far.
+    ///
+    /// ```
+    /// use tapegrad_nn::Param;
+    /// use tapegrad_tensor::Tensor;
+    /// let mut p = Param::new("w", Tensor::from_vec(vec![1.0f32, 2.0], &[2])?);
+    /// let before = p.value().clone();
+    /// p.make_mut_slice().iter_mut().for_each(|w| *w -= 0.5);
+    /// assert_eq!(p.value().to_vec(), vec![0.5, 1.5]);
+    /// assert_eq!(before.to_vec(), vec![1.0, 2.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn make_mut_slice(&mut self) -> &mut [T] {
+        *self.slot.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        self.value.make_mut_slice()
+    }
+
     /// Registers the value on `tape` as a parameter node and returns it.
     pub fn var<'t>(&self, tape: &'t Tape<T>) -> Var<'t, T> {
         let v = tape.param(&self.name, self.value.clone());

@@ -480,6 +480,10 @@ impl Trainer {
                     let grads = tape.backward(l)?;
                     (l.item()?.to_f64(), out.value(), grads)
                 };
+                // The tape's nodes share the parameters' buffers; dropping
+                // them first lets the optimiser update in place (else each
+                // parameter is copied once, copy-on-write).
+                tape.clear();
                 opt.step(model.parameters_mut(), &grads)?;
                 step += 1;
                 history.step_losses.push(l);

@@ -216,3 +216,23 @@ fn initialisers_are_seeded_and_scaled() {
         .iter()
         .all(|v| v.abs() <= b));
 }
+
+#[test]
+fn a_state_dict_saved_before_fit_keeps_its_values() {
+    // The trainer updates parameters in place; a snapshot shares their
+    // buffers, so the first step must copy instead of writing through it.
+    let x = Tensor::<f64>::from_vec(vec![0., 1., 2., 3.], &[4, 1]).unwrap();
+    let data = Dataset::new(x.clone(), Target::Values(x.mul_scalar(3.0))).unwrap();
+    let mut model = Linear::<f64>::new(1, 1, 0);
+    let before = model.state_dict();
+    let values: Vec<Vec<f64>> = before.values().map(|t| t.to_vec()).collect();
+    Trainer::new(Objective::Mse)
+        .epochs(5)
+        .batch_size(2)
+        .progress(Progress::Never)
+        .fit(&mut model, &mut Adam::new(0.1), &data, None)
+        .unwrap();
+    let kept: Vec<Vec<f64>> = before.values().map(|t| t.to_vec()).collect();
+    assert_eq!(kept, values);
+    assert_ne!(model.state_dict(), before);
+}

@@ -41,6 +41,9 @@
 //! - **Indexing**: [`concat`](Tensor::concat), [`stack`](Tensor::stack),
 //!   [`index_select`](Tensor::index_select), [`gather`](Tensor::gather),
 //!   [`gather_rows`](Tensor::gather_rows), [`one_hot`](Tensor::one_hot).
+//! - **In place**: [`make_mut_slice`](Tensor::make_mut_slice), copy-on-write
+//!   access for updates such as an optimiser step (other handles on the
+//!   buffer never see the writes).
 //!
 //! One-element tensors (the nodes of a scalar tape) are stored inline and
 //! every kernel has an allocation-free path for them.

@@ -14,12 +14,15 @@ use std::sync::Mutex;
 /// Element count below which kernels stay serial.
 pub const PAR_THRESHOLD: usize = 1 << 15;
 
-/// Elements per parallel chunk.
-pub(crate) const CHUNK: usize = 1 << 14;
+/// Elements per parallel chunk. Fixed, so that how work (and rounding) is
+/// split does not depend on the number of threads.
+pub const CHUNK: usize = 1 << 14;
 
-/// Whether a job of `n` elements should use the thread pool.
+/// Whether a job of `n` elements should use the thread pool: at least
+/// [`PAR_THRESHOLD`] elements and more than one thread. Other crates of the
+/// workspace (the optimisers in `tapegrad-nn`) follow the same rule.
 #[inline]
-pub(crate) fn use_parallel(n: usize) -> bool {
+pub fn use_parallel(n: usize) -> bool {
     n >= PAR_THRESHOLD && rayon::current_num_threads() > 1
 }
 

@@ -3,8 +3,11 @@
 //! A one-element buffer is kept inline instead of behind an `Arc`: scalar
 //! tapes (micrograd-style models) create millions of 0-d tensors, and this
 //! makes each of them allocation-free. Larger buffers are an `Arc<Vec<T>>`,
-//! shared by every view and never mutated after creation, which is what makes
-//! `Tensor` cheap to clone and `Send + Sync` without locks.
+//! shared by every view, which is what makes `Tensor` cheap to clone and
+//! `Send + Sync` without locks. A buffer is written only through
+//! [`Storage::unique_mut`], which hands it out only while a single handle
+//! owns it (copy-on-write, as `Arc::make_mut`), so no view ever sees its
+//! values change.
 
 use std::sync::Arc;
 
@@ -41,6 +44,16 @@ impl<T: Element> Storage<T> {
         match self {
             Storage::Scalar(x) => x,
             Storage::Shared(v) => &v.0,
+        }
+    }
+
+    /// The whole buffer for writing, if this handle is its only owner (an
+    /// inline scalar always is); `None` while another tensor shares it.
+    #[inline]
+    pub(crate) fn unique_mut(&mut self) -> Option<&mut [T]> {
+        match self {
+            Storage::Scalar(x) => Some(x),
+            Storage::Shared(a) => Arc::get_mut(a).map(|b| &mut b.0[..]),
         }
     }
 

@@ -13,8 +13,11 @@ use crate::Element;
 /// Cloning is cheap (it shares the buffer), and so are views: `reshape`,
 /// `permute`, `slice`, `broadcast_to` and friends return tensors that read the
 /// same storage through a new [`Layout`]. Kernels always write fresh,
-/// contiguous outputs, so a tensor's data never changes after creation; that
-/// is why `Tensor` is `Send + Sync` without any lock.
+/// contiguous outputs, so the values a tensor shows never change after
+/// creation; that is why `Tensor` is `Send + Sync` without any lock. The one
+/// way to write into a tensor, [`make_mut_slice`](Self::make_mut_slice),
+/// takes `&mut self` and copies first unless this handle is the buffer's only
+/// owner (copy-on-write), so no clone or view ever sees the change.
 ///
 /// ```
 /// use tapegrad_tensor::Tensor;
@@ -415,6 +418,69 @@ impl<T: Element> Tensor<T> {
             Some(&self.storage.as_slice()[o..o + n])
         } else {
             None
+        }
+    }
+
+    /// The elements in row-major order, for writing in place
+    /// (copy-on-write, like [`Arc::make_mut`](std::sync::Arc::make_mut)).
+    ///
+    /// If the tensor is contiguous and this handle is the only one on its
+    /// buffer, the slice is that buffer itself: nothing is allocated or
+    /// copied. Otherwise (the buffer is shared with a clone or a view, or the
+    /// tensor is a strided or broadcast view) the elements are first copied
+    /// into a fresh contiguous buffer that only `self` owns, so the other
+    /// handles keep their values. Either way the tensor is contiguous
+    /// afterwards, and a second call does not copy again.
+    ///
+    /// Optimisers use this to update parameters without allocating a new
+    /// tensor per step. One-element tensors are stored inline and never
+    /// shared, so they are always written in place.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let mut a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3])?;
+    /// let before = a.clone(); // shares a's buffer
+    /// a.make_mut_slice()[0] = 10.0; // shared: a copies first
+    /// assert_eq!(a.to_vec(), vec![10.0, 2.0, 3.0]);
+    /// assert_eq!(before.to_vec(), vec![1.0, 2.0, 3.0]);
+    ///
+    /// // `a` is now the only handle on its buffer: written in place.
+    /// let ptr = a.as_slice().unwrap().as_ptr();
+    /// a.make_mut_slice().iter_mut().for_each(|x| *x *= 2.0);
+    /// assert_eq!(a.as_slice().unwrap().as_ptr(), ptr);
+    /// assert_eq!(a.to_vec(), vec![20.0, 4.0, 6.0]);
+    ///
+    /// // A strided view becomes contiguous; its slice is in row-major order.
+    /// let mut t = Tensor::<f64>::arange(0.0, 4.0, 1.0)?.reshape(&[2, 2])?.t()?;
+    /// t.make_mut_slice()[1] = -1.0;
+    /// assert_eq!(t.to_vec(), vec![0.0, -1.0, 1.0, 3.0]);
+    /// assert!(t.is_contiguous());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn make_mut_slice(&mut self) -> &mut [T] {
+        let n = self.numel();
+        if n == 0 {
+            return &mut [];
+        }
+        if !(self.is_contiguous() && self.storage.unique_mut().is_some()) {
+            let data = match self.as_slice() {
+                Some(s) => {
+                    // A recycled buffer when one fits, as kernel outputs use.
+                    let mut v = crate::pool::with_capacity(n);
+                    v.extend_from_slice(s);
+                    v
+                }
+                None => self.to_vec(),
+            };
+            let shape = self.dims();
+            *self = Self::from_parts(data, &shape);
+        }
+        let o = self.layout.offset;
+        match self.storage.unique_mut() {
+            Some(buf) => &mut buf[o..o + n],
+            // Either checked above or just made: a fresh buffer has one owner.
+            None => unreachable!("make_mut_slice: a fresh buffer is not shared"),
         }
     }
 

@@ -198,3 +198,51 @@ fn reshape_view_of_a_sliced_matrix_does_not_copy() {
     assert!(!f.shares_storage_with(&a));
     assert_eq!(f.get(&[1]).unwrap(), 6.0);
 }
+
+#[test]
+fn transposed_matrices_copy_right_at_every_tile_edge() {
+    // The tiled copy of a transposed matrix (blocks of 16 output rows, eight
+    // columns at a time): row counts around the block size, column counts
+    // with and without a remainder, a view with an offset and a column
+    // stride larger than the row count, and one large enough for the
+    // parallel path. Checked element by element against `get`.
+    for (rows, cols) in [
+        (1, 5),
+        (15, 9),
+        (16, 3),
+        (17, 40),
+        (45, 13),
+        (70, 1),
+        (300, 200),
+    ] {
+        let base = Tensor::<f64>::arange(0.0, ((cols + 2) * (rows + 3)) as f64, 1.0)
+            .unwrap()
+            .reshape(&[cols + 2, rows + 3])
+            .unwrap();
+        // [cols, rows] carved out at row 1, column 2, then transposed.
+        let view = base
+            .slice(0, 1, cols + 1, 1)
+            .unwrap()
+            .slice(1, 2, rows + 2, 1)
+            .unwrap()
+            .t()
+            .unwrap();
+        assert_eq!(view.shape(), &[rows, cols]);
+        let want: Vec<f64> = (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| (r, c)))
+            .map(|(r, c)| view.get(&[r, c]).unwrap())
+            .collect();
+        assert_eq!(view.to_vec(), want, "{rows}x{cols}");
+        let doubled: Vec<f64> = want.iter().map(|x| 2.0 * x + 1.0).collect();
+        assert_eq!(
+            view.map(|x| 2.0 * x + 1.0).to_vec(),
+            doubled,
+            "{rows}x{cols}"
+        );
+        let f32s: Tensor<f32> = view.cast();
+        assert_eq!(
+            f32s.to_vec(),
+            want.iter().map(|&x| x as f32).collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,20 +1,24 @@
 //! Adam (Kingma & Ba, 2015) and AdamW (Loshchilov & Hutter, 2019), as in
 //! `torch.optim.Adam` / `AdamW`.
 
-use indexmap::IndexMap;
 use tapegrad_autograd::Gradients;
 use tapegrad_tensor::Element;
 
-use super::{gather_grads, state_mismatch, write_param, Optimizer};
+use super::state::{StateEntry, StateMap};
+use super::Optimizer;
+use super::{contiguous, for_each_piece, grad_mismatch, grads_and_scale, state_mismatch};
 use crate::error::Result;
 use crate::param::Param;
 
+/// One parameter's step count and moment estimates, in its element type.
 #[derive(Debug, Clone)]
-struct Moments {
+struct Moments<T> {
     step: u64,
-    m: Vec<f64>,
-    v: Vec<f64>,
+    m: Vec<T>,
+    v: Vec<T>,
 }
+
+impl<T: Element> StateEntry for Moments<T> {}
 
 /// Adam, or AdamW when built with [`Adam::adamw`]. For each parameter with
 /// gradient `g`, at its step `t` (from 1):
@@ -22,6 +26,11 @@ struct Moments {
 ///   `θ ← θ − αλθ` before the update;
 /// - `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²`;
 /// - `θ ← θ − α · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)`.
+///
+/// The update runs in place in the parameters' element type, with `m` and
+/// `v` kept in that type, and is evaluated as PyTorch does:
+/// `θ ← θ − (α / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`, the per-step
+/// scalars computed in `f64` and rounded to the element type once.
 #[derive(Debug, Clone)]
 pub struct Adam {
     lr: f64,
@@ -31,7 +40,8 @@ pub struct Adam {
     weight_decay: f64,
     decoupled: bool,
     max_grad_norm: Option<f64>,
-    state: IndexMap<String, Moments>,
+    /// `Moments<T>` of each parameter.
+    state: StateMap,
 }
 
 impl Adam {
@@ -45,7 +55,7 @@ impl Adam {
             weight_decay: 0.0,
             decoupled: false,
             max_grad_norm: None,
-            state: IndexMap::new(),
+            state: StateMap::default(),
         }
     }
 
@@ -91,36 +101,56 @@ impl<T: Element> Optimizer<T> for Adam {
         mut params: Vec<(String, &mut Param<T>)>,
         grads: &Gradients<T>,
     ) -> Result<()> {
-        let gs = gather_grads(&params, grads, self.max_grad_norm);
+        let (gs, scale) = grads_and_scale(&params, grads, self.max_grad_norm);
         let (b1, b2, lr, wd) = (self.beta1, self.beta2, self.lr, self.weight_decay);
-        for ((name, p), g) in params.iter_mut().zip(gs) {
-            let Some(mut g) = g else { continue };
-            let mut theta: Vec<f64> = p.value().to_vec().iter().map(|v| v.to_f64()).collect();
-            if wd != 0.0 {
-                if self.decoupled {
-                    theta.iter_mut().for_each(|t| *t *= 1.0 - lr * wd);
-                } else {
-                    g.iter_mut().zip(&theta).for_each(|(g, t)| *g += wd * t);
-                }
+        let l2 = wd != 0.0 && !self.decoupled;
+        let decoupled = wd != 0.0 && self.decoupled;
+        // Scalars in T, once per step.
+        let scale = T::from_f64(scale);
+        let (wd_t, keep) = (T::from_f64(wd), T::from_f64(1.0 - lr * wd));
+        let (b1_t, one_b1) = (T::from_f64(b1), T::from_f64(1.0 - b1));
+        let (b2_t, one_b2) = (T::from_f64(b2), T::from_f64(1.0 - b2));
+        let eps = T::from_f64(self.eps);
+        for ((name, p), g) in params.iter_mut().zip(&gs) {
+            let Some(g) = g else { continue };
+            let g = contiguous(g);
+            let n = p.numel();
+            if g.len() != n {
+                return Err(grad_mismatch(name, n, g.len()));
             }
-            let st = self.state.entry(name.clone()).or_insert_with(|| Moments {
+            let (st, _) = self.state.get_or_insert_with(name, || Moments {
                 step: 0,
-                m: vec![0.0; g.len()],
-                v: vec![0.0; g.len()],
-            });
-            if st.m.len() != g.len() {
-                return Err(state_mismatch(name, st.m.len(), g.len()));
+                m: vec![T::ZERO; n],
+                v: vec![T::ZERO; n],
+            })?;
+            if st.m.len() != n {
+                return Err(state_mismatch(name, st.m.len(), n));
             }
             st.step += 1;
             let bc1 = 1.0 - b1.powi(st.step as i32);
             let bc2 = 1.0 - b2.powi(st.step as i32);
-            for i in 0..g.len() {
-                st.m[i] = b1 * st.m[i] + (1.0 - b1) * g[i];
-                st.v[i] = b2 * st.v[i] + (1.0 - b2) * g[i] * g[i];
-                let denom = (st.v[i] / bc2).sqrt() + self.eps;
-                theta[i] -= lr * (st.m[i] / bc1) / denom;
-            }
-            write_param(p, theta)?;
+            let step_size = T::from_f64(lr / bc1);
+            let bc2_sqrt = T::from_f64(bc2.sqrt());
+            let state = [&mut st.m[..], &mut st.v[..]];
+            // A `move` closure that copies its scalars into locals: see Sgd.
+            for_each_piece(p.make_mut_slice(), &g, state, move |th, gp, [mp, vp]| {
+                let (scale, keep, wd_t, eps) = (scale, keep, wd_t, eps);
+                let (b1_t, one_b1, b2_t, one_b2) = (b1_t, one_b1, b2_t, one_b2);
+                let (step_size, bc2_sqrt, decoupled, l2) = (step_size, bc2_sqrt, decoupled, l2);
+                let it = th.iter_mut().zip(gp).zip(mp.iter_mut().zip(vp.iter_mut()));
+                for ((t, &g), (m, v)) in it {
+                    let mut g = g * scale;
+                    if decoupled {
+                        *t *= keep;
+                    } else if l2 {
+                        g += wd_t * *t;
+                    }
+                    *m = b1_t * *m + one_b1 * g;
+                    *v = b2_t * *v + one_b2 * g * g;
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *t -= step_size * (*m / denom);
+                }
+            });
         }
         Ok(())
     }

@@ -4,7 +4,19 @@
 //! [`Module::parameters_mut`](crate::Module::parameters_mut)) and the
 //! gradients of one backward pass, and updates each parameter that has a
 //! gradient. Per-parameter state (momentum, Adam's moments) is kept by name,
-//! so the same optimiser must be used with the same model.
+//! in the parameters' element type, so the same optimiser must be used with
+//! the same model.
+//!
+//! Each step updates every parameter in place, in its own element type, with
+//! one fused loop (weight decay, momentum or Adam's moments, clipping) that
+//! large parameters split across threads in fixed-size chunks (so results
+//! do not depend on the thread count). The write goes through
+//! [`Param::make_mut_slice`], which is copy-on-write: if a tape or a clone
+//! still shares the parameter's buffer (a tape kept alive past `backward`,
+//! a saved `state_dict`), the parameter is copied once first and the other
+//! handles keep the old values. Dropping or [clearing](tapegrad_autograd::Tape::clear)
+//! the tape before `step`, as [`Trainer`](crate::Trainer) does, saves that
+//! copy.
 //!
 //! ```
 //! use tapegrad_autograd::Tape;
@@ -27,12 +39,17 @@
 mod adam;
 mod schedule;
 mod sgd;
+mod state;
 
 pub use adam::Adam;
 pub use schedule::LrSchedule;
 pub use sgd::Sgd;
 
+use std::borrow::Cow;
+
+use rayon::prelude::*;
 use tapegrad_autograd::Gradients;
+use tapegrad_tensor::parallel::{use_parallel, CHUNK};
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{Error, Result};
@@ -44,7 +61,9 @@ pub trait Optimizer<T: Element = f32>: Send {
     /// (parameters the loss does not depend on are left alone).
     ///
     /// # Errors
-    /// If a parameter's shape changed since the optimiser last saw it.
+    /// If a parameter's shape changed since the optimiser last saw it, or
+    /// the same optimiser stepped parameters of another element type under
+    /// the same name before.
     fn step(&mut self, params: Vec<(String, &mut Param<T>)>, grads: &Gradients<T>) -> Result<()>;
 
     /// The current learning rate.
@@ -55,54 +74,121 @@ pub trait Optimizer<T: Element = f32>: Send {
 }
 
 /// The global L2 norm of all the parameters' gradients,
-/// `√(Σ_p Σ_i g_pi²)`.
+/// `√(Σ_p Σ_i g_pi²)`, accumulated in `f64`.
 pub fn global_grad_norm<T: Element>(params: &[(String, &Param<T>)], grads: &Gradients<T>) -> f64 {
     params
         .iter()
         .filter_map(|(_, p)| p.grad(grads))
-        .map(|g| g.to_vec().iter().map(|v| v.to_f64().powi(2)).sum::<f64>())
+        .map(|g| sum_sq(&contiguous(&g)))
         .sum::<f64>()
         .sqrt()
 }
 
-/// Each parameter's gradient as `f64`s, scaled so that the global norm is
-/// at most `max_norm` (PyTorch's `clip_grad_norm_`: factor
-/// `max_norm / (norm + 1e-6)` when that is below 1).
-pub(crate) fn gather_grads<T: Element>(
+/// Each parameter's gradient, contiguous (`None` where the loss does not
+/// depend on it), and the factor that scales them to a global norm of at
+/// most `max_norm`: PyTorch's `clip_grad_norm_`, `max_norm / (norm + 1e-6)`
+/// when that is below 1, else 1 (and 1 without clipping).
+///
+/// A strided gradient (a `Linear` weight's arrives transposed) is copied
+/// here once, for both the norm and the update.
+pub(crate) fn grads_and_scale<T: Element>(
     params: &[(String, &mut Param<T>)],
     grads: &Gradients<T>,
     max_norm: Option<f64>,
-) -> Vec<Option<Vec<f64>>> {
-    let mut gs: Vec<Option<Vec<f64>>> = params
+) -> (Vec<Option<Tensor<T>>>, f64) {
+    let gs: Vec<Option<Tensor<T>>> = params
         .iter()
-        .map(|(_, p)| {
-            p.grad(grads)
-                .map(|g| g.to_vec().into_iter().map(|v| v.to_f64()).collect())
-        })
+        .map(|(_, p)| p.grad(grads).map(|g| g.to_contiguous()))
         .collect();
+    let mut scale = 1.0;
     if let Some(max) = max_norm {
         let norm = gs
             .iter()
             .flatten()
-            .map(|g| g.iter().map(|v| v * v).sum::<f64>())
+            .map(|g| sum_sq(&contiguous(g)))
             .sum::<f64>()
             .sqrt();
         let coef = max / (norm + 1e-6);
         if coef < 1.0 {
-            for g in gs.iter_mut().flatten() {
-                g.iter_mut().for_each(|v| *v *= coef);
-            }
+            scale = coef;
         }
     }
-    gs
+    (gs, scale)
 }
 
-/// Writes `new` (as `f64`s) into `p`, keeping its shape.
-pub(crate) fn write_param<T: Element>(p: &mut Param<T>, new: Vec<f64>) -> Result<()> {
-    let shape = p.shape().to_vec();
-    let t = Tensor::from_vec(new.into_iter().map(T::from_f64).collect(), &shape)?;
-    p.set_value(t);
-    Ok(())
+/// A tensor's elements in row-major order: borrowed when it is contiguous
+/// (as [`grads_and_scale`] makes every gradient), else copied.
+pub(crate) fn contiguous<T: Element>(t: &Tensor<T>) -> Cow<'_, [T]> {
+    match t.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_vec()),
+    }
+}
+
+/// `Σ x²` in `f64`. Partial sums over fixed [`CHUNK`]s, each with eight
+/// running sums (so the adds overlap and vectorise), are added in chunk
+/// order: the same result serially and on any number of threads.
+pub(crate) fn sum_sq<T: Element>(xs: &[T]) -> f64 {
+    fn chunk<T: Element>(xs: &[T]) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let mut blocks = xs.chunks_exact(8);
+        for b in &mut blocks {
+            for (a, &x) in acc.iter_mut().zip(b) {
+                let x = x.to_f64();
+                *a += x * x;
+            }
+        }
+        let tail: f64 = blocks.remainder().iter().map(|&x| x.to_f64().powi(2)).sum();
+        acc.iter().sum::<f64>() + tail
+    }
+    if use_parallel(xs.len()) {
+        let parts: Vec<f64> = xs.par_chunks(CHUNK).map(chunk).collect();
+        parts.iter().sum()
+    } else {
+        xs.chunks(CHUNK).map(chunk).sum()
+    }
+}
+
+/// Runs a fused update `f(θ, g, state)` over a parameter `theta`, its
+/// gradient `g` and `K` state buffers of the same length. Large parameters
+/// (see [`use_parallel`]) are cut into [`CHUNK`]-element pieces, the same
+/// pieces of every buffer, updated on the thread pool; the update of an
+/// element depends only on that element, so the result is the same either
+/// way.
+pub(crate) fn for_each_piece<T: Element, const K: usize>(
+    theta: &mut [T],
+    g: &[T],
+    state: [&mut [T]; K],
+    f: impl Fn(&mut [T], &[T], [&mut [T]; K]) + Sync,
+) {
+    debug_assert!(g.len() == theta.len() && state.iter().all(|s| s.len() == theta.len()));
+    if !use_parallel(theta.len()) {
+        f(theta, g, state);
+        return;
+    }
+    let mut pieces = Vec::with_capacity(theta.len().div_ceil(CHUNK));
+    let (mut theta, mut g, mut state) = (theta, g, state);
+    while !theta.is_empty() {
+        let k = CHUNK.min(theta.len());
+        let (t0, t1) = std::mem::take(&mut theta).split_at_mut(k);
+        let (g0, g1) = g.split_at(k);
+        let s0 = state.each_mut().map(|s| {
+            let (a, b) = std::mem::take(s).split_at_mut(k);
+            *s = b;
+            a
+        });
+        pieces.push((t0, g0, s0));
+        (theta, g) = (t1, g1);
+    }
+    pieces.into_par_iter().for_each(|(t, g, s)| f(t, g, s));
+}
+
+/// The error for a gradient whose length is not its parameter's.
+pub(crate) fn grad_mismatch(name: &str, param: usize, grad: usize) -> Error {
+    Error::invalid(
+        "Optimizer::step",
+        format!("parameter {name:?} has {param} elements but its gradient has {grad}"),
+    )
 }
 
 pub(crate) fn state_mismatch(name: &str, had: usize, now: usize) -> Error {
@@ -110,4 +196,45 @@ pub(crate) fn state_mismatch(name: &str, had: usize, now: usize) -> Error {
         "Optimizer::step",
         format!("parameter {name:?} had {had} elements in the optimiser state but now has {now}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimisers_stay_send_sync_clone_debug() {
+        // Their state is type-erased now; the auto traits must survive it.
+        fn check<O: Send + Sync + Clone + std::fmt::Debug>() {}
+        check::<Sgd>();
+        check::<Adam>();
+    }
+
+    #[test]
+    fn sum_sq_matches_a_plain_sum_at_every_size() {
+        for n in [0, 1, 7, 8, 9, CHUNK - 1, CHUNK + 3, 3 * CHUNK + 5] {
+            let xs: Vec<f32> = (0..n).map(|i| ((i % 13) as f32 - 6.0) * 0.25).collect();
+            let want: f64 = xs.iter().map(|&x| (x as f64) * (x as f64)).sum();
+            // Every term is a multiple of 1/16 well under 2^40: sums are exact.
+            assert_eq!(sum_sq(&xs), want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn pieces_cover_every_element_once_with_matching_state() {
+        for n in [0, 5, CHUNK, 2 * CHUNK + 17, (1 << 15) + 1] {
+            let mut theta: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let g: Vec<f64> = (0..n).map(|i| 2.0 * i as f64).collect();
+            let mut m = vec![0.0f64; n];
+            for_each_piece(&mut theta, &g, [&mut m[..]], |t, g, [m]| {
+                for ((t, &g), m) in t.iter_mut().zip(g).zip(m.iter_mut()) {
+                    assert_eq!(g, 2.0 * *t, "pieces line up");
+                    *m += 1.0;
+                    *t = -*t;
+                }
+            });
+            assert!(m.iter().all(|&c| c == 1.0), "n = {n}");
+            assert!(theta.iter().enumerate().all(|(i, &t)| t == -(i as f64)));
+        }
+    }
 }

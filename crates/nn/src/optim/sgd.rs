@@ -1,11 +1,12 @@
 //! Stochastic gradient descent, with optional momentum, Nesterov momentum
 //! and L2 weight decay (PyTorch's `torch.optim.SGD` without dampening).
 
-use indexmap::IndexMap;
 use tapegrad_autograd::Gradients;
 use tapegrad_tensor::Element;
 
-use super::{gather_grads, state_mismatch, write_param, Optimizer};
+use super::state::StateMap;
+use super::Optimizer;
+use super::{contiguous, for_each_piece, grad_mismatch, grads_and_scale, state_mismatch};
 use crate::error::Result;
 use crate::param::Param;
 
@@ -15,6 +16,9 @@ use crate::param::Param;
 /// - momentum `μ`: `b ← μb + g` (`b = g` on the first step), then the step
 ///   direction is `b`, or `g + μb` with Nesterov;
 /// - `θ ← θ − α·direction`.
+///
+/// The update runs in place in the parameters' element type (as PyTorch
+/// does); the momentum buffers `b` are kept in that type too.
 #[derive(Debug, Clone)]
 pub struct Sgd {
     lr: f64,
@@ -22,7 +26,8 @@ pub struct Sgd {
     nesterov: bool,
     weight_decay: f64,
     max_grad_norm: Option<f64>,
-    buffers: IndexMap<String, Vec<f64>>,
+    /// Momentum buffer `b` of each parameter, a `Vec<T>`.
+    buffers: StateMap,
 }
 
 impl Sgd {
@@ -34,7 +39,7 @@ impl Sgd {
             nesterov: false,
             weight_decay: 0.0,
             max_grad_norm: None,
-            buffers: IndexMap::new(),
+            buffers: StateMap::default(),
         }
     }
 
@@ -69,41 +74,54 @@ impl<T: Element> Optimizer<T> for Sgd {
         mut params: Vec<(String, &mut Param<T>)>,
         grads: &Gradients<T>,
     ) -> Result<()> {
-        let gs = gather_grads(&params, grads, self.max_grad_norm);
-        for ((name, p), g) in params.iter_mut().zip(gs) {
-            let Some(mut g) = g else { continue };
-            let theta: Vec<f64> = p.value().to_vec().iter().map(|v| v.to_f64()).collect();
-            if self.weight_decay != 0.0 {
-                g.iter_mut()
-                    .zip(&theta)
-                    .for_each(|(g, t)| *g += self.weight_decay * t);
+        let (gs, scale) = grads_and_scale(&params, grads, self.max_grad_norm);
+        // The scalars in T, once per step (PyTorch's casts of Python floats).
+        let scale = T::from_f64(scale);
+        let lr = T::from_f64(self.lr);
+        let (decay, wd) = (self.weight_decay != 0.0, T::from_f64(self.weight_decay));
+        let (mu, nesterov) = (T::from_f64(self.momentum), self.nesterov);
+        for ((name, p), g) in params.iter_mut().zip(&gs) {
+            let Some(g) = g else { continue };
+            let g = contiguous(g);
+            let n = p.numel();
+            if g.len() != n {
+                return Err(grad_mismatch(name, n, g.len()));
             }
-            let dir = if self.momentum != 0.0 {
-                let mu = self.momentum;
-                let buf = match self.buffers.get_mut(name.as_str()) {
-                    Some(b) => {
-                        if b.len() != g.len() {
-                            return Err(state_mismatch(name, b.len(), g.len()));
-                        }
-                        b.iter_mut().zip(&g).for_each(|(b, g)| *b = mu * *b + g);
-                        b
-                    }
-                    None => self.buffers.entry(name.clone()).or_insert(g.clone()),
-                };
-                if self.nesterov {
-                    g.iter().zip(buf.iter()).map(|(g, b)| g + mu * b).collect()
+            // g ← scale·g (+ λθ): the clipped, decayed gradient.
+            let grad = move |g: T, t: T| {
+                let g = g * scale;
+                if decay {
+                    g + wd * t
                 } else {
-                    buf.clone()
+                    g
                 }
-            } else {
-                g
             };
-            let new = theta
-                .iter()
-                .zip(&dir)
-                .map(|(t, d)| t - self.lr * d)
-                .collect();
-            write_param(p, new)?;
+            // The kernels below are `move` closures that copy what they use
+            // into locals first: read through a captured reference, each
+            // scalar was reloaded per element (the stores to θ might alias
+            // it), which kept the loops from vectorising.
+            if self.momentum == 0.0 {
+                for_each_piece(p.make_mut_slice(), &g, [], move |th, gp, []| {
+                    let (grad, lr) = (grad, lr);
+                    for (t, &g) in th.iter_mut().zip(gp) {
+                        *t -= lr * grad(g, *t);
+                    }
+                });
+                continue;
+            }
+            let (buf, first) = self.buffers.get_or_insert_with(name, || vec![T::ZERO; n])?;
+            if buf.len() != n {
+                return Err(state_mismatch(name, buf.len(), n));
+            }
+            let state = [&mut buf[..]];
+            for_each_piece(p.make_mut_slice(), &g, state, move |th, gp, [bp]| {
+                let (grad, lr, mu, first, nesterov) = (grad, lr, mu, first, nesterov);
+                for ((t, &g), b) in th.iter_mut().zip(gp).zip(bp.iter_mut()) {
+                    let d = grad(g, *t);
+                    *b = if first { d } else { mu * *b + d };
+                    *t -= lr * if nesterov { d + mu * *b } else { *b };
+                }
+            });
         }
         Ok(())
     }
