@@ -135,6 +135,14 @@ fn accumulate_kernel<T: Copy, F: Fn(T, T) -> T>(acc: &mut [T], src: &[T], f: &F)
     }
 }
 
+/// `xs[i] = f(xs[i])` in place.
+#[inline(always)]
+fn map_in_place_kernel<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+    for x in xs.iter_mut() {
+        *x = f(*x);
+    }
+}
+
 // ----- feature-enabled copies ----------------------------------------------
 //
 // Each pair below is the same one-line body under a different
@@ -245,6 +253,14 @@ mod wide {
         map_fold_kernel(xs, init, g, f)
     }
     #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn map_in_place_avx2<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+        map_in_place_kernel(xs, f)
+    }
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn map_in_place_avx512<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+        map_in_place_kernel(xs, f)
+    }
+    #[target_feature(enable = "avx2")]
     pub(super) unsafe fn accumulate_avx2<T: Copy, F: Fn(T, T) -> T>(a: &mut [T], s: &[T], f: &F) {
         accumulate_kernel(a, s, f)
     }
@@ -315,6 +331,17 @@ pub(crate) fn map_fold<T: Copy, G: Fn(T) -> T, F: Fn(T, T) -> T>(
         map_fold_avx2,
         map_fold_avx512,
         (xs, init, g, f)
+    )
+}
+
+/// `xs[i] = f(xs[i])` in place.
+#[inline]
+pub(crate) fn map_in_place<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+    dispatch!(
+        map_in_place_kernel,
+        map_in_place_avx2,
+        map_in_place_avx512,
+        (xs, f)
     )
 }
 

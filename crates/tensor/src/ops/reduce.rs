@@ -536,9 +536,10 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `simd::map` wrote every element of `out`.
             let e = unsafe { assume_init_mut(out) };
             let s = simd::fold(e, T::ZERO, &|a, b| a + b);
-            for v in e.iter_mut() {
-                *v = *v / s;
-            }
+            // Dispatched like the passes above: a plain loop here is
+            // compiled for baseline x86-64 and its 4-wide divisions were a
+            // quarter of the op's time.
+            simd::map_in_place(e, &|v| v / s);
         })
     }
 
