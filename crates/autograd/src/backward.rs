@@ -365,7 +365,7 @@ impl<T: Element> Tape<T> {
 
     /// The input gradients of node `i` given its output gradient `g`, as
     /// tensors: from the op's value rule, or else from its recorded rule.
-    /// `None` for a node that needs no gradient or has no op (a leaf).
+    /// [`Rule::Leaf`] for a node that needs no gradient or has no op.
     fn value_rule(&self, i: usize, g: &Tensor<T>) -> Result<Rule<T>> {
         {
             let nodes = self.nodes.borrow();
