@@ -40,7 +40,16 @@ pub(crate) fn fill_chunks<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + 
 /// `f(c)` for every chunk index `c` in `0..chunks`, returned in chunk order
 /// (so partial results combined left to right give the same bits for any
 /// thread count); in parallel when `parallel`.
-pub(crate) fn map_chunks<R: Send>(
+///
+/// ```
+/// use tapegrad_tensor::parallel::{map_chunks, CHUNK};
+/// let xs = vec![1.0f64; 3 * CHUNK + 5];
+/// let parts = map_chunks(xs.len().div_ceil(CHUNK), true, |c| {
+///     xs[c * CHUNK..xs.len().min((c + 1) * CHUNK)].iter().sum::<f64>()
+/// });
+/// assert_eq!(parts, vec![CHUNK as f64, CHUNK as f64, CHUNK as f64, 5.0]);
+/// ```
+pub fn map_chunks<R: Send>(
     chunks: usize,
     parallel: bool,
     f: impl Fn(usize) -> R + Sync + Send,

@@ -49,7 +49,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 use tapegrad_autograd::Gradients;
-use tapegrad_tensor::parallel::{use_parallel, CHUNK};
+use tapegrad_tensor::parallel::{map_chunks, use_parallel, CHUNK};
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{Error, Result};
@@ -141,12 +141,10 @@ pub(crate) fn sum_sq<T: Element>(xs: &[T]) -> f64 {
         let tail: f64 = blocks.remainder().iter().map(|&x| x.to_f64().powi(2)).sum();
         acc.iter().sum::<f64>() + tail
     }
-    if use_parallel(xs.len()) {
-        let parts: Vec<f64> = xs.par_chunks(CHUNK).map(chunk).collect();
-        parts.iter().sum()
-    } else {
-        xs.chunks(CHUNK).map(chunk).sum()
-    }
+    let piece = |c: usize| chunk(&xs[c * CHUNK..xs.len().min((c + 1) * CHUNK)]);
+    map_chunks(xs.len().div_ceil(CHUNK), use_parallel(xs.len()), piece)
+        .iter()
+        .sum()
 }
 
 /// Runs a fused update `f(θ, g, state)` over a parameter `theta`, its

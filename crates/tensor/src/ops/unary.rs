@@ -2,11 +2,9 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 use crate::buffer::vec_filled_by;
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
-use crate::parallel::{fill_chunks, fill_segments, use_parallel};
+use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel};
 use crate::simd;
 use crate::{Element, Tensor};
 
@@ -76,9 +74,8 @@ fn transposed_map<T: Element>(
     unsafe {
         vec_filled_by(n, |out| {
             if use_parallel(n) {
-                out.par_chunks_mut(step)
-                    .enumerate()
-                    .for_each(|(b, o)| block(b * TILE_ROWS, o));
+                // `start` is a multiple of `step`: block `start / step`.
+                for_each_chunk(out, step, |start, o| block(start / cols, o));
             } else {
                 for (b, o) in out.chunks_mut(step).enumerate() {
                     block(b * TILE_ROWS, o);
