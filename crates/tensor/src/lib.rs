@@ -62,6 +62,7 @@ pub mod parallel;
 mod pool;
 mod simd;
 mod storage;
+mod team;
 mod tensor;
 
 pub use element::Element;

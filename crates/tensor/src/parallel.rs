@@ -92,7 +92,17 @@ pub(crate) fn for_each_chunk<T: Send>(
         .map(|(i, c)| Mutex::new(Some((i * chunk, c))))
         .collect();
     let n = slots.len();
-    let threads = rayon::current_num_threads().clamp(1, n.max(1));
+    // Outside rayon's pool the job goes to the spinning team, which starts
+    // it without waking sleeping threads (see `team`); inside the pool (a
+    // kernel called from a rayon task), or when the team is taken, rayon
+    // runs it.
+    let outside_pool = rayon::current_thread_index().is_none();
+    let pool_threads = if outside_pool {
+        crate::team::size()
+    } else {
+        rayon::current_num_threads()
+    };
+    let threads = pool_threads.clamp(1, n.max(1));
     let run = |i: usize| {
         // A piece is taken once; a poisoned lock means its taker panicked,
         // which the scope re-raises.
@@ -108,6 +118,9 @@ pub(crate) fn for_each_chunk<T: Send>(
             .chain((0..lo).rev())
             .for_each(run);
     };
+    if outside_pool && crate::team::run(threads, &work) {
+        return;
+    }
     let work = &work;
     rayon::in_place_scope(|scope| {
         for k in 1..threads {

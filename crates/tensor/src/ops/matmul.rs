@@ -76,6 +76,9 @@ pub(crate) fn gemm_into<T: Element>(
     let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
     assert!(a_extent < a.len() && b_extent < b.len() && c.len() == m * n);
     let par = if crate::parallel::use_parallel(m * n * k / 64) {
+        // The product runs on rayon's workers: free the cores the tensor
+        // kernels' spinning helpers hold.
+        crate::team::park();
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
