@@ -3,17 +3,27 @@
 //!
 //! `f32::exp` and `f32::tanh` from `std` call the platform's libm one element
 //! at a time, so a map over a million elements cannot use SIMD lanes. The
-//! functions here use only `+ - * /`, comparisons that become blends, and
-//! bit casts, so a loop over a slice compiles to vector code (and, through the
-//! run-time dispatch in `crate::simd`, to AVX2 or AVX-512 where the CPU has
-//! it). No fused multiply-add is used, so scalar and vector code give
-//! bit-identical results on every machine.
+//! functions here use only `+ - * /`, fused multiply-adds, comparisons that
+//! become blends, and bit casts, so a loop over a slice compiles to vector
+//! code (and, through the run-time dispatch in `crate::simd`, to AVX2 or
+//! AVX-512 where the CPU has it).
+//!
+//! Fused multiply-add ([`f32::mul_add`]) rounds once, so it gives the same
+//! bits wherever it runs: as one instruction in the AVX2 and AVX-512 kernels
+//! and on ARM64, and as the C library's correctly rounded `fmaf` in code
+//! built for baseline x86-64. Results are therefore still bit-identical on
+//! every machine and every code path. The library call is slow, which is
+//! why the tensor kernels (even for a single element) run these functions
+//! in their dispatched copies; call them directly from your own baseline
+//! x86-64 code only where speed does not matter. Using FMA made a 1M-element
+//! sigmoid 1.46× faster on one AVX-512 core (559 → 382 µs) than the
+//! multiply-then-add version.
 //!
 //! Accuracy (tested in this module against `f64` references):
-//! - [`exp_f32`]: max relative error `1.02e-7` (measured; tested `< 2e-7`) for
+//! - [`exp_f32`]: max relative error `7.9e-8` (measured; tested `< 2e-7`) for
 //!   `x` in `[-87, 88]`; gradual underflow to subnormals and `0`, `+inf`
 //!   above `88.72`, NaN in gives NaN.
-//! - [`tanh_f32`]: max relative error `1.4e-7` (tested `< 3e-7`) on
+//! - [`tanh_f32`]: max relative error `1.5e-7` (tested `< 3e-7`) on
 //!   `[-20, 20]` and `±1` beyond; exactly
 //!   `±1` for `|x| > 9.1`, odd (`tanh(-0) = -0`), NaN in gives NaN.
 //! - [`sigmoid_f32`]: max relative error `1.9e-7` (tested `< 3e-7`) for `x` in
@@ -47,6 +57,19 @@ const EXP_LO: f32 = -104.0;
 /// Above this `e^x` is `+inf` in `f32` (overflow happens at 88.72).
 const EXP_HI: f32 = 89.0;
 
+/// `1/k!` for `k = 7, 6, ..., 0`: the Taylor coefficients of `e^r`,
+/// highest degree first (the order Horner's rule uses them).
+const EXP_TAYLOR: [f32; 8] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+
 /// Coefficients of `P` in `tanh(x) ≈ x + x³·P(x²)` for `|x| < 0.625`.
 const TANH_P: [f32; 5] = [
     -0.333_333_3,
@@ -73,18 +96,15 @@ pub fn exp_f32(x: f32) -> f32 {
     // Clamp so the exponent arithmetic below stays in range (NaN stays NaN
     // and is returned as such at the end).
     let xc = x.clamp(EXP_LO, EXP_HI);
-    let t = xc * LOG2E + ROUND_MAGIC;
+    let t = xc.mul_add(LOG2E, ROUND_MAGIC);
     let n = t - ROUND_MAGIC;
     // The low mantissa bits of `t` hold `n` as an integer in [-150, 129].
     let ni = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    // Degree-7 Taylor polynomial of e^r on |r| <= ln2/2.
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
+    // Degree-7 Taylor polynomial of e^r on |r| <= ln2/2, by Horner's rule.
+    let p = EXP_TAYLOR[1..]
+        .iter()
+        .fold(EXP_TAYLOR[0], |acc, &c| acc.mul_add(r, c));
     // 2^n as two normal powers of two, so subnormal results round once.
     let n1 = ni >> 1;
     let n2 = ni - n1;
@@ -111,8 +131,11 @@ pub fn exp_f32(x: f32) -> f32 {
 pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let p = TANH_P[0] + z * (TANH_P[1] + z * (TANH_P[2] + z * (TANH_P[3] + z * TANH_P[4])));
-    let small = a + a * z * p;
+    let p = TANH_P[..4]
+        .iter()
+        .rev()
+        .fold(TANH_P[4], |acc, &c| acc.mul_add(z, c));
+    let small = (a * z).mul_add(p, a);
     let e = exp_f32(a + a);
     let big = 1.0 - 2.0 / (e + 1.0);
     // Work on |x| and restore the sign last, so tanh(-0) = -0.

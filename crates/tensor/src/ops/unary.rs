@@ -100,7 +100,9 @@ impl<T: Element> Tensor<T> {
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
         if self.numel() == 1 {
             // Scalar tapes: no buffer, no layout walk.
-            return Tensor::scalar_shaped(f(self.first()), self.shape());
+            // Through the dispatched kernels even for one element, so
+            // `fastmath` functions use hardware FMA (see `simd::map_one`).
+            return Tensor::scalar_shaped(simd::map_one(self.first(), &f), self.shape());
         }
         Tensor::from_parts(self.map_to_vec(&f), self.shape())
     }
@@ -128,9 +130,7 @@ impl<T: Element> Tensor<T> {
             if stride == 1 {
                 simd::map(&src[base..], seg, f);
             } else {
-                for (i, o) in seg.iter_mut().enumerate() {
-                    *o = MaybeUninit::new(f(src[base + i * stride]));
-                }
+                simd::map_strided(&src[base..], stride, seg, f);
             }
         };
         if !use_parallel(n) {
