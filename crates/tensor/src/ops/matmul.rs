@@ -4,13 +4,12 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use crate::buffer::{assume_init_mut, vec_filled_by};
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, Shape};
-use crate::parallel::use_parallel;
+use crate::parallel::{for_each_chunk, use_parallel, CHUNK};
 use crate::{Element, Tensor};
 
 /// Below this many multiply-adds the simple kernel wins: the GEMM crate's
@@ -183,9 +182,13 @@ pub(crate) fn gemm_generic<T: Element>(
     // `chunks_mut(n)` of the m·n-long `c` gives exactly the m rows, each
     // of length n, so every element is written by `row`.
     if use_parallel(m * n * k / 8) {
-        c.par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(i, crow)| row(i, crow));
+        // Whole rows per chunk: the start of each is a multiple of n.
+        let rows_per_chunk = (CHUNK / (n * k).max(1)).max(1);
+        for_each_chunk(c, rows_per_chunk * n, |start, rows| {
+            for (r, crow) in rows.chunks_mut(n).enumerate() {
+                row(start / n + r, crow);
+            }
+        });
     } else {
         for (i, crow) in c.chunks_mut(n).enumerate() {
             row(i, crow);
@@ -345,9 +348,7 @@ impl<T: Element> Tensor<T> {
                 vec_filled_by(total, |out| {
                     if nb > 1 && use_parallel(nb * m * n * k / 8) && m * n * k < (1 << 18) {
                         // Many small matrices: one batch element per task.
-                        out.par_chunks_mut(m * n)
-                            .enumerate()
-                            .for_each(|(bi, c)| one(bi, c));
+                        for_each_chunk(out, m * n, |start, c| one(start / (m * n), c));
                     } else {
                         for (bi, c) in out.chunks_mut(m * n).enumerate() {
                             one(bi, c);

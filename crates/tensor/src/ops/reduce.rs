@@ -1,6 +1,5 @@
 //! Reductions over one or more axes, softmax and log-sum-exp.
 
-use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
@@ -99,7 +98,14 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
         }
     };
     if use_parallel(c.numel()) && rows.bases.len() > 1 {
-        let parts: Vec<T> = rows.bases.par_iter().map(fold_row).collect();
+        // One partial per row, combined in row order whatever the split.
+        let mut parts = vec![init; rows.bases.len()];
+        let rows_per_chunk = (CHUNK / rows.len.max(1)).max(1);
+        for_each_chunk(&mut parts, rows_per_chunk, |start, piece| {
+            for (p, base) in piece.iter_mut().zip(&rows.bases[start..]) {
+                *p = fold_row(base);
+            }
+        });
         parts.into_iter().fold(init, f)
     } else {
         rows.bases.iter().map(fold_row).fold(init, f)
@@ -236,9 +242,12 @@ impl<T: Element> Tensor<T> {
             acc
         };
         if use_parallel(n_out * n_red) {
-            out.par_iter_mut()
-                .zip(bases.par_iter())
-                .for_each(|(o, &b)| *o = fold_one(b));
+            let outs_per_chunk = (CHUNK / n_red.max(1)).max(1);
+            for_each_chunk(&mut out, outs_per_chunk, |start, piece| {
+                for (o, &b) in piece.iter_mut().zip(&bases[start..]) {
+                    *o = fold_one(b);
+                }
+            });
         } else {
             for (o, &b) in out.iter_mut().zip(&bases) {
                 *o = fold_one(b);
