@@ -8,6 +8,15 @@
 //! do not depend on the split at all. Below [`PAR_THRESHOLD`] elements
 //! everything runs on the calling thread: small tensors never pay for
 //! waking the pool.
+//!
+//! Which threads: a job started outside rayon's pool goes to a small team
+//! of helper threads that spin for a moment between jobs, as OpenMP's do
+//! (see the `team` module: waking a sleeping rayon worker took longer than
+//! half a 1M-element add on the reference machine). The team has as many
+//! threads as rayon's pool, so `RAYON_NUM_THREADS` sets both. A job started
+//! on a rayon worker, nested in another job, or while another thread holds
+//! the team runs on rayon as before. Matrix products go to rayon through
+//! the `gemm` crate and tell the team's helpers to stop spinning first.
 
 use std::sync::Mutex;
 
@@ -69,7 +78,8 @@ pub fn map_chunks<R: Send>(
 }
 
 /// Calls `f(start, chunk)` on every `chunk`-long piece of `out` (the last
-/// may be shorter), on the calling thread and the pool's.
+/// may be shorter), on the calling thread and the team's or the pool's
+/// (see the [module docs](self)).
 ///
 /// Scheduling is static first: the pieces are dealt out as one contiguous
 /// run per thread, the calling thread takes the first run itself, and each
