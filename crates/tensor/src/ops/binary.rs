@@ -38,6 +38,34 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
+        self.zip_impl::<false>(other, op, f)
+    }
+
+    /// [`zip_with`](Self::zip_with) for a cheap `f` (add, multiply, compare),
+    /// whose whole-row loops run in the instruction set that is fastest for
+    /// memory-bound work (see `simd::zip_light`).
+    fn zip_light(
+        &self,
+        other: &Tensor<T>,
+        op: &'static str,
+        f: impl Fn(T, T) -> T + Sync + Send,
+    ) -> Result<Tensor<T>> {
+        self.zip_impl::<true>(other, op, f)
+    }
+
+    fn zip_impl<const LIGHT: bool>(
+        &self,
+        other: &Tensor<T>,
+        op: &'static str,
+        f: impl Fn(T, T) -> T + Sync + Send,
+    ) -> Result<Tensor<T>> {
+        let zip = |a: &[T], b: &[T], dst: &mut [MaybeUninit<T>]| {
+            if LIGHT {
+                simd::zip_light(a, b, dst, &f)
+            } else {
+                simd::zip(a, b, dst, &f)
+            }
+        };
         if self.numel() == 1 && other.numel() == 1 {
             // Scalar tapes: both shapes are all ones, so the broadcast shape
             // is the longer one; no buffer, no layout work.
@@ -74,7 +102,7 @@ impl<T: Element> Tensor<T> {
             let out = unsafe {
                 vec_filled_by(n, |out| {
                     fill_chunks(out, |s, chunk| match fast {
-                        Fast::Both(a, b) => simd::zip(&a[s..], &b[s..], chunk, &f),
+                        Fast::Both(a, b) => zip(&a[s..], &b[s..], chunk),
                         Fast::Rhs(a, y) => simd::zip_rhs(&a[s..], y, chunk, &f),
                         Fast::Lhs(x, b) => simd::zip_lhs(x, &b[s..], chunk, &f),
                     })
@@ -90,7 +118,7 @@ impl<T: Element> Tensor<T> {
         // Vectorised loops for the common cases: both operands running along
         // the row, or one of them fixed (broadcast) over it.
         let row = |oa: usize, ob: usize, seg: &mut [MaybeUninit<T>]| match (da, db) {
-            (1, 1) => simd::zip(&sa[oa..], &sb[ob..], seg, &f),
+            (1, 1) => zip(&sa[oa..], &sb[ob..], seg),
             (1, 0) => simd::zip_rhs(&sa[oa..], sb[ob], seg, &f),
             (0, 1) => simd::zip_lhs(sa[oa], &sb[ob..], seg, &f),
             (da, db) => {
@@ -156,7 +184,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn add(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "add", |a, b| a + b)
+        self.zip_light(other, "add", |a, b| a + b)
     }
     /// `self - other`, broadcasting.
     ///
@@ -164,7 +192,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn sub(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "sub", |a, b| a - b)
+        self.zip_light(other, "sub", |a, b| a - b)
     }
     /// `self · other` elementwise, broadcasting.
     ///
@@ -172,7 +200,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn mul(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "mul", |a, b| a * b)
+        self.zip_light(other, "mul", |a, b| a * b)
     }
     /// `self / other` elementwise, broadcasting.
     ///
@@ -196,7 +224,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn maximum(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "maximum", |a, b| a.max_val(b))
+        self.zip_light(other, "maximum", |a, b| a.max_val(b))
     }
     /// Elementwise minimum, broadcasting.
     ///
@@ -204,7 +232,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn minimum(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "minimum", |a, b| a.min_val(b))
+        self.zip_light(other, "minimum", |a, b| a.min_val(b))
     }
     /// Mask (1 where true, 0 elsewhere) of `self == other`, broadcasting.
     ///
@@ -236,7 +264,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn eq_mask(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "eq", |a, b| mask(a == b))
+        self.zip_light(other, "eq", |a, b| mask(a == b))
     }
     /// Mask of `self != other`.
     ///
@@ -244,7 +272,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn ne_mask(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "ne", |a, b| mask(a != b))
+        self.zip_light(other, "ne", |a, b| mask(a != b))
     }
     /// Mask of `self < other`.
     ///
@@ -252,7 +280,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn lt_mask(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "lt", |a, b| mask(a < b))
+        self.zip_light(other, "lt", |a, b| mask(a < b))
     }
     /// Mask of `self <= other`.
     ///
@@ -260,7 +288,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn le_mask(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "le", |a, b| mask(a <= b))
+        self.zip_light(other, "le", |a, b| mask(a <= b))
     }
     /// Mask of `self > other`.
     ///
@@ -268,7 +296,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn gt_mask(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "gt", |a, b| mask(a > b))
+        self.zip_light(other, "gt", |a, b| mask(a > b))
     }
     /// Mask of `self >= other`.
     ///
@@ -276,7 +304,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast.
     pub fn ge_mask(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "ge", |a, b| mask(a >= b))
+        self.zip_light(other, "ge", |a, b| mask(a >= b))
     }
 
     /// Mask of `self > c` for a scalar `c` (1 where true, 0 elsewhere).
