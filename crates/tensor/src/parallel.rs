@@ -16,7 +16,7 @@
 //! threads as rayon's pool, so `RAYON_NUM_THREADS` sets both. A job started
 //! on a rayon worker, nested in another job, or while another thread holds
 //! the team runs on rayon as before. Matrix products go to rayon through
-//! the `gemm` crate and tell the team's helpers to stop spinning first.
+//! the `gemm` crate and tell the team's helpers to yield their cores.
 
 use std::sync::Mutex;
 

@@ -77,7 +77,7 @@ pub(crate) fn gemm_into<T: Element>(
     let par = if crate::parallel::use_parallel(m * n * k / 64) {
         // The product runs on rayon's workers: free the cores the tensor
         // kernels' spinning helpers hold.
-        crate::team::park();
+        crate::team::yield_to_rayon();
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
