@@ -89,7 +89,21 @@ pub fn map_chunks<R: Send>(
 /// while the pool worked. A thread that finishes early then takes the
 /// remaining pieces of the others from their far end, so a core slowed by
 /// other work is not waited for.
-pub(crate) fn for_each_chunk<T: Send>(
+///
+/// ```
+/// use tapegrad_tensor::parallel::for_each_chunk;
+/// let mut squares = vec![0usize; 100_000];
+/// for_each_chunk(&mut squares, 4096, |start, piece| {
+///     for (i, s) in piece.iter_mut().enumerate() {
+///         *s = (start + i) * (start + i);
+///     }
+/// });
+/// assert_eq!(squares[300], 90_000);
+/// ```
+///
+/// # Panics
+/// If `f` panics (the panic is passed on once every thread has stopped).
+pub fn for_each_chunk<T: Send>(
     out: &mut [T],
     chunk: usize,
     f: impl Fn(usize, &mut [T]) + Sync + Send,

@@ -47,9 +47,8 @@ pub use sgd::Sgd;
 
 use std::borrow::Cow;
 
-use rayon::prelude::*;
 use tapegrad_autograd::Gradients;
-use tapegrad_tensor::parallel::{map_chunks, use_parallel, CHUNK};
+use tapegrad_tensor::parallel::{for_each_chunk, map_chunks, use_parallel, CHUNK};
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{Error, Result};
@@ -178,7 +177,12 @@ pub(crate) fn for_each_piece<T: Element, const K: usize>(
         pieces.push((t0, g0, s0));
         (theta, g) = (t1, g1);
     }
-    pieces.into_par_iter().for_each(|(t, g, s)| f(t, g, s));
+    // One piece per task, on the tensor kernels' threads.
+    for_each_chunk(&mut pieces, 1, |_, one| {
+        for (t, g, s) in one.iter_mut() {
+            f(t, g, s.each_mut().map(|x| &mut **x));
+        }
+    });
 }
 
 /// The error for a gradient whose length is not its parameter's.
