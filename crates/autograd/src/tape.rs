@@ -100,6 +100,12 @@ impl<T: Element> Default for Tape<T> {
     }
 }
 
+impl<T: Element> Drop for Tape<T> {
+    fn drop(&mut self) {
+        crate::arena::give(std::mem::take(self.nodes.get_mut()));
+    }
+}
+
 impl<T: Element> std::fmt::Debug for Tape<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tape")
@@ -114,7 +120,7 @@ impl<T: Element> Tape<T> {
     /// An empty tape.
     pub fn new() -> Self {
         Tape {
-            nodes: RefCell::new(Vec::new()),
+            nodes: RefCell::new(crate::arena::take()),
             id: next_tape_id(),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
