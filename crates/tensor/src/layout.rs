@@ -154,16 +154,22 @@ impl Layout {
     #[inline]
     pub fn contiguous(shape: &[usize]) -> Self {
         if shape.is_empty() {
-            // 0-d values (every node of a scalar tape): nothing to compute.
-            return Layout {
-                shape: Dims::new(),
-                strides: Dims::new(),
-                offset: 0,
-            };
+            return Layout::scalar();
         }
         Layout {
             shape: dims_of(shape),
             strides: dims_of(&contiguous_strides(shape)),
+            offset: 0,
+        }
+    }
+
+    /// The layout of a 0-d tensor (every value on a scalar tape): built
+    /// inline at each call site, without `contiguous`'s call and checks.
+    #[inline(always)]
+    pub(crate) fn scalar() -> Self {
+        Layout {
+            shape: Dims::new(),
+            strides: Dims::new(),
             offset: 0,
         }
     }

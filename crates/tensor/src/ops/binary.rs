@@ -38,6 +38,10 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
+        if self.is_0d() && other.is_0d() {
+            // Scalar tapes: the whole op is `f`.
+            return Ok(Tensor::scalar(f(self.first(), other.first())));
+        }
         if self.numel() == 1 && other.numel() == 1 {
             // Scalar tapes: both shapes are all ones, so the broadcast shape
             // is the longer one; no buffer, no layout work.

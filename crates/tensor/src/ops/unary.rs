@@ -98,6 +98,9 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
+        if self.is_0d() {
+            return Tensor::scalar(f(self.first()));
+        }
         if self.numel() == 1 {
             // Scalar tapes: no buffer, no layout walk.
             return Tensor::scalar_shaped(f(self.first()), self.shape());
