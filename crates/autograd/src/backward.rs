@@ -314,9 +314,8 @@ impl<T: Element> Tape<T> {
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
                 let Some(g) = rest[0].as_ref() else { continue };
-                let mut in_grads = match self.value_rule(i, g)? {
-                    Rule::Leaf => continue,
-                    Rule::Ran(in_grads) => in_grads,
+                let Some(mut in_grads) = self.value_rule(i, g)? else {
+                    continue;
                 };
                 // One borrow for the checks and the accumulation.
                 let nodes = self.nodes.borrow();
@@ -331,19 +330,20 @@ impl<T: Element> Tape<T> {
                 // iterator copies every tensor in it once more.
                 for (k, slot) in in_grads.iter_mut().enumerate() {
                     let j = ids[k];
-                    let gj = slot.take().filter(|_| nodes[j].requires_grad);
-                    if let Some(gj) = &gj {
-                        if !self.sent_ok(&nodes[j], gj) {
-                            drop(nodes);
-                            return Err(self.sent_error(i, k, j, gj));
+                    let Some(gj) = slot.take().filter(|_| nodes[j].requires_grad) else {
+                        if trace.is_some() {
+                            sent.push((j, None));
                         }
+                        continue;
+                    };
+                    if !self.sent_ok(&nodes[j], &gj) {
+                        drop(nodes);
+                        return Err(self.sent_error(i, k, j, &gj));
                     }
                     if trace.is_some() {
-                        sent.push((j, gj.clone()));
+                        sent.push((j, Some(gj.clone())));
                     }
-                    if let Some(gj) = gj {
-                        accumulate_value(&mut before[j], gj)?;
-                    }
+                    accumulate_value(&mut before[j], gj)?;
                 }
                 drop(nodes);
                 if let Some(t) = trace.as_deref_mut() {
@@ -365,13 +365,13 @@ impl<T: Element> Tape<T> {
 
     /// The input gradients of node `i` given its output gradient `g`, as
     /// tensors: from the op's value rule, or else from its recorded rule.
-    /// [`Rule::Leaf`] for a node that needs no gradient or has no op.
-    fn value_rule(&self, i: usize, g: &Tensor<T>) -> Result<Rule<T>> {
+    /// `None` for a node that needs no gradient or has no op.
+    fn value_rule(&self, i: usize, g: &Tensor<T>) -> Result<Option<TensorGrads<T>>> {
         {
             let nodes = self.nodes.borrow();
             let node = &nodes[i];
             let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
-                return Ok(Rule::Leaf);
+                return Ok(None);
             };
             // The rule sees only tensors, never the tape, so holding the
             // borrow while it runs is safe.
@@ -398,21 +398,16 @@ impl<T: Element> Tape<T> {
                 grad_output: g,
                 needs_grad: needs,
             };
-            if let Some(res) = op.backward_value(&cx) {
-                return res.map(Rule::Ran).map_err(|e| match e {
-                    Error::Tensor(source) => Error::Op {
-                        node: i,
-                        op: op.name().to_string(),
-                        source,
-                    },
-                    other => other,
-                });
+            match op.backward_value(&cx) {
+                Some(Ok(in_grads)) => return Ok(Some(in_grads)),
+                Some(Err(e)) => return Err(rule_error(i, op.name(), e)),
+                None => {}
             }
         }
         let g = self.constant(g.clone());
         let in_grads = self.graph_rule(i, g)?;
         let nodes = self.nodes.borrow();
-        Ok(Rule::Ran(
+        Ok(Some(
             in_grads
                 .iter()
                 .map(|v| v.map(|v| nodes[v.id()].value.clone()))
@@ -560,12 +555,17 @@ impl<T: Element> Tape<T> {
     }
 }
 
-/// What [`Tape::value_rule`] did at a node.
-enum Rule<T: Element> {
-    /// Nothing: a leaf, or a node that needs no gradient.
-    Leaf,
-    /// The rule ran and gave these input gradients.
-    Ran(TensorGrads<T>),
+/// A value rule's error, pointing at the tape position of its op.
+#[cold]
+fn rule_error(i: usize, op: &str, e: Error) -> Error {
+    match e {
+        Error::Tensor(source) => Error::Op {
+            node: i,
+            op: op.to_string(),
+            source,
+        },
+        other => other,
+    }
 }
 
 fn op_name<T: Element>(node: &Node<T>) -> String {
@@ -575,6 +575,7 @@ fn op_name<T: Element>(node: &Node<T>) -> String {
         .unwrap_or_default()
 }
 
+#[inline]
 fn accumulate_value<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) -> Result<()> {
     match slot {
         None => *slot = Some(g),
