@@ -7,6 +7,7 @@
 //! each handle two words and `Copy`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use smallvec::SmallVec;
 use tapegrad_tensor::{Element, Tensor};
@@ -35,7 +36,6 @@ pub struct Node<T: Element> {
     pub(crate) value: Tensor<T>,
     pub(crate) requires_grad: bool,
     pub(crate) kind: NodeKind,
-    pub(crate) label: Option<Box<str>>,
 }
 
 impl<T: Element> std::fmt::Debug for Node<T> {
@@ -89,6 +89,10 @@ pub struct NodeInfo<T: Element> {
 /// A tape is `Send`: each thread can build and differentiate its own.
 pub struct Tape<T: Element = f32> {
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    /// User-given names by tape position. Kept beside the nodes, not in
+    /// them: few nodes have one, and every byte of a node is copied when it
+    /// is recorded.
+    labels: RefCell<HashMap<usize, Box<str>>>,
     id: u64,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
@@ -121,6 +125,7 @@ impl<T: Element> Tape<T> {
     pub fn new() -> Self {
         Tape {
             nodes: RefCell::new(crate::arena::take()),
+            labels: RefCell::default(),
             id: next_tape_id(),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
@@ -141,6 +146,7 @@ impl<T: Element> Tape<T> {
     /// no [`Var`] of this tape can still be alive.
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.labels.get_mut().clear();
         self.id = next_tape_id();
     }
 
@@ -164,8 +170,10 @@ impl<T: Element> Tape<T> {
             value,
             requires_grad: kind != NodeKind::Constant,
             kind,
-            label: label.map(Into::into),
         });
+        if let Some(label) = label {
+            self.set_label(id, label);
+        }
         Var::new(self, id)
     }
 
@@ -312,7 +320,6 @@ impl<T: Element> Tape<T> {
             value,
             requires_grad,
             kind: NodeKind::Op,
-            label: None,
         });
         drop(nodes);
         Ok(Var::new(self, node))
@@ -340,7 +347,7 @@ impl<T: Element> Tape<T> {
             value: n.value.clone(),
             requires_grad: n.requires_grad,
             kind: n.kind,
-            label: n.label.as_deref().map(str::to_string),
+            label: self.labels.borrow().get(&id).map(|l| l.to_string()),
         }
     }
 
@@ -371,7 +378,7 @@ impl<T: Element> Tape<T> {
     }
 
     pub(crate) fn set_label(&self, id: usize, label: &str) {
-        self.nodes.borrow_mut()[id].label = Some(label.into());
+        self.labels.borrow_mut().insert(id, label.into());
     }
 
     pub(crate) fn truncate(&self, len: usize) {
@@ -385,6 +392,8 @@ impl<T: Element> Tape<T> {
         // reach the tape, so the slot is still empty.
         debug_assert!(slot.is_empty());
         *slot = nodes;
+        drop(slot);
+        self.labels.borrow_mut().retain(|&id, _| id < len);
     }
 }
 
