@@ -314,11 +314,29 @@ impl<T: Element> Tape<T> {
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
                 let Some(g) = rest[0].as_ref() else { continue };
-                let Some(mut in_grads) = self.value_rule(i, g)? else {
+                let mut nodes = self.nodes.borrow();
+                let node = &nodes[i];
+                let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
                     continue;
                 };
-                // One borrow for the checks and the accumulation.
-                let nodes = self.nodes.borrow();
+                // The value rule is called here rather than through a
+                // helper, and its gradients are used where the rule left
+                // them: each move of the list copies two tensors.
+                let mut found = with_value_ctx(&nodes, node, g, |cx| op.backward_value(cx));
+                let mut recorded;
+                let in_grads = match &mut found {
+                    Some(Ok(in_grads)) => in_grads,
+                    Some(Err(_)) => {
+                        let Some(Err(e)) = found else { unreachable!() };
+                        return Err(rule_error(i, op.name(), e));
+                    }
+                    None => {
+                        drop(nodes);
+                        recorded = self.recorded_rule_values(i, g)?;
+                        nodes = self.nodes.borrow();
+                        &mut recorded
+                    }
+                };
                 let ids = &nodes[i].inputs;
                 if in_grads.len() != ids.len() {
                     let expected = ids.len();
@@ -364,55 +382,16 @@ impl<T: Element> Tape<T> {
     }
 
     /// The input gradients of node `i` given its output gradient `g`, as
-    /// tensors: from the op's value rule, or else from its recorded rule.
-    /// `None` for a node that needs no gradient or has no op.
-    fn value_rule(&self, i: usize, g: &Tensor<T>) -> Result<Option<TensorGrads<T>>> {
-        {
-            let nodes = self.nodes.borrow();
-            let node = &nodes[i];
-            let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
-                return Ok(None);
-            };
-            // The rule sees only tensors, never the tape, so holding the
-            // borrow while it runs is safe.
-            let ids = &node.inputs;
-            // Up to two inputs (nearly every op) go in arrays.
-            let (pair, needs2);
-            let (long, needs_long): (Vec<&Tensor<T>>, Vec<bool>);
-            let (inputs, needs): (&[&Tensor<T>], &[bool]) = match ids.len() {
-                1 | 2 => {
-                    let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
-                    pair = [&a.value, &b.value];
-                    needs2 = [a.requires_grad, b.requires_grad];
-                    (&pair[..ids.len()], &needs2[..ids.len()])
-                }
-                _ => {
-                    long = ids.iter().map(|&j| &nodes[j].value).collect();
-                    needs_long = ids.iter().map(|&j| nodes[j].requires_grad).collect();
-                    (&long, &needs_long)
-                }
-            };
-            let cx = ValueCtx {
-                inputs,
-                output: &node.value,
-                grad_output: g,
-                needs_grad: needs,
-            };
-            match op.backward_value(&cx) {
-                Some(Ok(in_grads)) => return Ok(Some(in_grads)),
-                Some(Err(e)) => return Err(rule_error(i, op.name(), e)),
-                None => {}
-            }
-        }
+    /// tensors, from the op's recorded rule (for an op without a value
+    /// rule). Its helper ops stay on the tape until the caller truncates it.
+    fn recorded_rule_values(&self, i: usize, g: &Tensor<T>) -> Result<TensorGrads<T>> {
         let g = self.constant(g.clone());
         let in_grads = self.graph_rule(i, g)?;
         let nodes = self.nodes.borrow();
-        Ok(Some(
-            in_grads
-                .iter()
-                .map(|v| v.map(|v| nodes[v.id()].value.clone()))
-                .collect(),
-        ))
+        Ok(in_grads
+            .iter()
+            .map(|v| v.map(|v| nodes[v.id()].value.clone()))
+            .collect())
     }
 
     /// The reverse loop with every rule recorded (`create_graph`), so the
@@ -553,6 +532,41 @@ impl<T: Element> Tape<T> {
         drop(nodes);
         self.backward_anomaly(i)
     }
+}
+
+/// Runs `f` with the [`ValueCtx`] of `node` (whose output gradient is `g`).
+/// The rule sees only tensors, never the tape, so the borrow of `nodes` may
+/// be held while it runs.
+#[inline]
+fn with_value_ctx<T: Element, R>(
+    nodes: &[Node<T>],
+    node: &Node<T>,
+    g: &Tensor<T>,
+    f: impl FnOnce(&ValueCtx<'_, T>) -> R,
+) -> R {
+    let ids = &node.inputs;
+    // Up to two inputs (nearly every op) go in arrays.
+    let (pair, needs2);
+    let (long, needs_long): (Vec<&Tensor<T>>, Vec<bool>);
+    let (inputs, needs): (&[&Tensor<T>], &[bool]) = match ids.len() {
+        1 | 2 => {
+            let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
+            pair = [&a.value, &b.value];
+            needs2 = [a.requires_grad, b.requires_grad];
+            (&pair[..ids.len()], &needs2[..ids.len()])
+        }
+        _ => {
+            long = ids.iter().map(|&j| &nodes[j].value).collect();
+            needs_long = ids.iter().map(|&j| nodes[j].requires_grad).collect();
+            (&long, &needs_long)
+        }
+    };
+    f(&ValueCtx {
+        inputs,
+        output: &node.value,
+        grad_output: g,
+        needs_grad: needs,
+    })
 }
 
 /// A value rule's error, pointing at the tape position of its op.
