@@ -43,6 +43,15 @@ impl<T: Element> Clone for Tensor<T> {
             debug_assert_eq!(self.layout.offset, 0);
             return Tensor::scalar(*v);
         }
+        self.clone_shared()
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The general [`clone`](Clone::clone), out of line so that the 0-d
+    /// copy inlines into its callers.
+    #[inline(never)]
+    fn clone_shared(&self) -> Self {
         Tensor {
             storage: self.storage.clone(),
             layout: self.layout.clone(),

@@ -32,6 +32,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(err.op(), "my_op");
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
+    #[inline]
     pub fn zip_with(
         &self,
         other: &Tensor<T>,
@@ -39,9 +40,20 @@ impl<T: Element> Tensor<T> {
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
         if self.is_0d() && other.is_0d() {
-            // Scalar tapes: the whole op is `f`.
+            // Scalar tapes: the whole op is `f`, inlined at the call site.
             return Ok(Tensor::scalar(f(self.first(), other.first())));
         }
+        self.zip_with_nd(other, op, f)
+    }
+
+    /// [`zip_with`](Self::zip_with) for operands that are not both 0-d.
+    #[inline(never)]
+    fn zip_with_nd(
+        &self,
+        other: &Tensor<T>,
+        op: &'static str,
+        f: impl Fn(T, T) -> T + Sync + Send,
+    ) -> Result<Tensor<T>> {
         if self.numel() == 1 && other.numel() == 1 {
             // Scalar tapes: both shapes are all ones, so the broadcast shape
             // is the longer one; no buffer, no layout work.
