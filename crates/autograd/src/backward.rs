@@ -344,24 +344,29 @@ impl<T: Element> Tape<T> {
                     return Err(self.count_error(i, expected, in_grads.len()));
                 }
                 let mut sent = Vec::new();
-                // Taken out slot by slot: moving the whole list into an
-                // iterator copies every tensor in it once more.
+                // Checked in place and moved slot to slot: moving the list
+                // into an iterator, or a gradient out of its slot first,
+                // copies every tensor once more.
                 for (k, slot) in in_grads.iter_mut().enumerate() {
                     let j = ids[k];
-                    let Some(gj) = slot.take().filter(|_| nodes[j].requires_grad) else {
+                    let Some(gj) = slot.as_ref().filter(|_| nodes[j].requires_grad) else {
                         if trace.is_some() {
                             sent.push((j, None));
                         }
                         continue;
                     };
-                    if !self.sent_ok(&nodes[j], &gj) {
+                    if !self.sent_ok(&nodes[j], gj) {
+                        let gj = gj.clone();
                         drop(nodes);
                         return Err(self.sent_error(i, k, j, &gj));
                     }
                     if trace.is_some() {
                         sent.push((j, Some(gj.clone())));
                     }
-                    accumulate_value(&mut before[j], gj)?;
+                    match &mut before[j] {
+                        Some(prev) => *prev = prev.add(gj)?,
+                        empty => *empty = slot.take(),
+                    }
                 }
                 drop(nodes);
                 if let Some(t) = trace.as_deref_mut() {
