@@ -328,7 +328,7 @@ impl<T: Element> Tape<T> {
                     Some(Ok(in_grads)) => in_grads,
                     Some(Err(_)) => {
                         let Some(Err(e)) = found else { unreachable!() };
-                        return Err(rule_error(i, op.name(), e));
+                        return Err(op_error(i, op.name(), e));
                     }
                     None => {
                         drop(nodes);
@@ -337,7 +337,9 @@ impl<T: Element> Tape<T> {
                         &mut recorded
                     }
                 };
-                let ids = &nodes[i].inputs;
+                // A plain slice: each use of the `SmallVec` itself tests
+                // whether it spilled to the heap.
+                let ids: &[usize] = &nodes[i].inputs;
                 if in_grads.len() != ids.len() {
                     let expected = ids.len();
                     drop(nodes);
@@ -549,7 +551,7 @@ fn with_value_ctx<T: Element, R>(
     g: &Tensor<T>,
     f: impl FnOnce(&ValueCtx<'_, T>) -> R,
 ) -> R {
-    let ids = &node.inputs;
+    let ids: &[usize] = &node.inputs;
     // Up to two inputs (nearly every op) go in arrays.
     let (pair, needs2);
     let (long, needs_long): (Vec<&Tensor<T>>, Vec<bool>);
@@ -574,9 +576,10 @@ fn with_value_ctx<T: Element, R>(
     })
 }
 
-/// A value rule's error, pointing at the tape position of its op.
+/// An op's error (from its forward pass or its value rule), pointing at the
+/// op's tape position.
 #[cold]
-fn rule_error(i: usize, op: &str, e: Error) -> Error {
+pub(crate) fn op_error(i: usize, op: &str, e: Error) -> Error {
     match e {
         Error::Tensor(source) => Error::Op {
             node: i,

@@ -163,7 +163,7 @@ impl<T: Element> Tape<T> {
         nodes.len() - 1
     }
 
-    fn push_leaf(&self, value: Tensor<T>, kind: NodeKind, label: Option<&str>) -> Var<'_, T> {
+    fn push_leaf(&self, value: Tensor<T>, kind: NodeKind) -> Var<'_, T> {
         let id = self.push(Node {
             op: None,
             inputs: SmallVec::new(),
@@ -171,37 +171,40 @@ impl<T: Element> Tape<T> {
             requires_grad: kind != NodeKind::Constant,
             kind,
         });
-        if let Some(label) = label {
-            self.set_label(id, label);
-        }
         Var::new(self, id)
+    }
+
+    fn push_named(&self, value: Tensor<T>, kind: NodeKind, name: &str) -> Var<'_, T> {
+        let v = self.push_leaf(value, kind);
+        self.set_label(v.id(), name);
+        v
     }
 
     /// Records a leaf that needs a gradient (an input to differentiate
     /// with respect to).
     pub fn leaf(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Leaf, None)
+        self.push_leaf(value, NodeKind::Leaf)
     }
 
     /// Records a named leaf that needs a gradient (the name shows in printed
     /// tapes and graphs).
     pub fn leaf_named(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Leaf, Some(name))
+        self.push_named(value, NodeKind::Leaf, name)
     }
 
     /// Records a model parameter: a named leaf that needs a gradient.
     pub fn param(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Param, Some(name))
+        self.push_named(value, NodeKind::Param, name)
     }
 
     /// Records a value that needs no gradient (data, labels, masks).
     pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Constant, None)
+        self.push_leaf(value, NodeKind::Constant)
     }
 
     /// Records a named value that needs no gradient.
     pub fn constant_named(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Constant, Some(name))
+        self.push_named(value, NodeKind::Constant, name)
     }
 
     /// Whether new ops are recorded for differentiation (false inside
@@ -284,25 +287,26 @@ impl<T: Element> Tape<T> {
             // `SmallVec`'s `collect`.
             let pair: [&Tensor<T>; 2];
             let long: SmallVec<[&Tensor<T>; 3]>;
-            let (refs, any_grad): (&[&Tensor<T>], bool) = match ids.len() {
+            // Read through `inputs`, a plain slice: each use of the
+            // `SmallVec` of ids tests whether it spilled to the heap.
+            let (refs, any_grad): (&[&Tensor<T>], bool) = match inputs.len() {
                 1 | 2 => {
-                    let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
+                    let (a, b) = (
+                        &nodes[inputs[0].id()],
+                        &nodes[inputs[inputs.len() - 1].id()],
+                    );
                     pair = [&a.value, &b.value];
-                    (&pair[..ids.len()], a.requires_grad || b.requires_grad)
+                    (&pair[..inputs.len()], a.requires_grad || b.requires_grad)
                 }
                 _ => {
                     long = ids.iter().map(|&i| &nodes[i].value).collect();
                     (&long, ids.iter().any(|&i| nodes[i].requires_grad))
                 }
             };
-            let value = op.forward(refs).map_err(|e| match e {
-                Error::Tensor(source) => Error::Op {
-                    node,
-                    op: op.name().to_string(),
-                    source,
-                },
-                other => other,
-            })?;
+            let value = match op.forward(refs) {
+                Ok(value) => value,
+                Err(e) => return Err(crate::backward::op_error(node, op.name(), e)),
+            };
             if self.anomaly.get() && !all_finite(&value) {
                 return Err(Error::Anomaly {
                     op: op.name().to_string(),
