@@ -309,12 +309,14 @@ impl<T: Element> Tape<T> {
             for (id, seed) in roots {
                 accumulate_value(&mut grads[id], seed)?;
             }
+            // One borrow for the whole pass (value rules never reach the
+            // tape); only a recorded rule, which records ops, releases it.
+            let mut nodes = self.nodes.borrow();
             for i in (0..n).rev() {
                 // Inputs sit before their op on the tape, so every gradient
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
                 let Some(g) = rest[0].as_ref() else { continue };
-                let mut nodes = self.nodes.borrow();
                 let node = &nodes[i];
                 let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
                     continue;
@@ -370,7 +372,6 @@ impl<T: Element> Tape<T> {
                         empty => *empty = slot.take(),
                     }
                 }
-                drop(nodes);
                 if let Some(t) = trace.as_deref_mut() {
                     let (op, formula) = self.op_name_formula(i);
                     t.steps.push(BackwardStep {
