@@ -351,9 +351,11 @@ impl<T: Element> Tape<T> {
                 // Checked in place and moved slot to slot: moving the list
                 // into an iterator, or a gradient out of its slot first,
                 // copies every tensor once more.
+                let mut kept = false;
                 for (k, slot) in in_grads.iter_mut().enumerate() {
                     let j = ids[k];
                     let Some(gj) = slot.as_ref().filter(|_| nodes[j].requires_grad) else {
+                        kept |= slot.is_some();
                         if trace.is_some() {
                             sent.push((j, None));
                         }
@@ -368,9 +370,18 @@ impl<T: Element> Tape<T> {
                         sent.push((j, Some(gj.clone())));
                     }
                     match &mut before[j] {
-                        Some(prev) => *prev = prev.add(gj)?,
+                        Some(prev) => {
+                            *prev = prev.add(gj)?;
+                            kept = true;
+                        }
                         empty => *empty = slot.take(),
                     }
+                }
+                if !kept && !in_grads.spilled() {
+                    // Every slot is `None` now and the list is inline: it
+                    // owns nothing, and dropping it would still visit each
+                    // slot (a tenth of a scalar op's backward cost).
+                    std::mem::forget(found);
                 }
                 if let Some(t) = trace.as_deref_mut() {
                     let (op, formula) = self.op_name_formula(i);
