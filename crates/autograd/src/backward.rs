@@ -309,43 +309,80 @@ impl<T: Element> Tape<T> {
             for (id, seed) in roots {
                 accumulate_value(&mut grads[id], seed)?;
             }
+            // One borrow for the whole pass (value rules never reach the
+            // tape); only a recorded rule, which records ops, releases it.
+            let mut nodes = self.nodes.borrow();
             for i in (0..n).rev() {
                 // Inputs sit before their op on the tape, so every gradient
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
                 let Some(g) = rest[0].as_ref() else { continue };
-                let mut in_grads = match self.value_rule(i, g)? {
-                    Rule::Leaf => continue,
-                    Rule::Ran(in_grads) => in_grads,
+                let node = &nodes[i];
+                let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
+                    continue;
                 };
-                // One borrow for the checks and the accumulation.
-                let nodes = self.nodes.borrow();
-                let ids = &nodes[i].inputs;
+                // The value rule is called here rather than through a
+                // helper, and its gradients are used where the rule left
+                // them: each move of the list copies two tensors.
+                let mut found = with_value_ctx(&nodes, node, g, |cx| op.backward_value(cx));
+                let mut recorded;
+                let in_grads = match &mut found {
+                    Some(Ok(in_grads)) => in_grads,
+                    Some(Err(_)) => {
+                        let Some(Err(e)) = found else { unreachable!() };
+                        return Err(op_error(i, op.name(), e));
+                    }
+                    None => {
+                        drop(nodes);
+                        recorded = self.recorded_rule_values(i, g)?;
+                        nodes = self.nodes.borrow();
+                        &mut recorded
+                    }
+                };
+                // A plain slice: each use of the `SmallVec` itself tests
+                // whether it spilled to the heap.
+                let ids: &[usize] = &nodes[i].inputs;
                 if in_grads.len() != ids.len() {
                     let expected = ids.len();
                     drop(nodes);
                     return Err(self.count_error(i, expected, in_grads.len()));
                 }
                 let mut sent = Vec::new();
-                // Taken out slot by slot: moving the whole list into an
-                // iterator copies every tensor in it once more.
+                // Checked in place and moved slot to slot: moving the list
+                // into an iterator, or a gradient out of its slot first,
+                // copies every tensor once more.
+                let mut kept = false;
                 for (k, slot) in in_grads.iter_mut().enumerate() {
                     let j = ids[k];
-                    let gj = slot.take().filter(|_| nodes[j].requires_grad);
-                    if let Some(gj) = &gj {
-                        if !self.sent_ok(&nodes[j], gj) {
-                            drop(nodes);
-                            return Err(self.sent_error(i, k, j, gj));
+                    let Some(gj) = slot.as_ref().filter(|_| nodes[j].requires_grad) else {
+                        kept |= slot.is_some();
+                        if trace.is_some() {
+                            sent.push((j, None));
                         }
+                        continue;
+                    };
+                    if !self.sent_ok(&nodes[j], gj) {
+                        let gj = gj.clone();
+                        drop(nodes);
+                        return Err(self.sent_error(i, k, j, &gj));
                     }
                     if trace.is_some() {
-                        sent.push((j, gj.clone()));
+                        sent.push((j, Some(gj.clone())));
                     }
-                    if let Some(gj) = gj {
-                        accumulate_value(&mut before[j], gj)?;
+                    match &mut before[j] {
+                        Some(prev) => {
+                            *prev = prev.add(gj)?;
+                            kept = true;
+                        }
+                        empty => *empty = slot.take(),
                     }
                 }
-                drop(nodes);
+                if !kept && !in_grads.spilled() {
+                    // Every slot is `None` now and the list is inline: it
+                    // owns nothing, and dropping it would still visit each
+                    // slot (a tenth of a scalar op's backward cost).
+                    std::mem::forget(found);
+                }
                 if let Some(t) = trace.as_deref_mut() {
                     let (op, formula) = self.op_name_formula(i);
                     t.steps.push(BackwardStep {
@@ -364,60 +401,16 @@ impl<T: Element> Tape<T> {
     }
 
     /// The input gradients of node `i` given its output gradient `g`, as
-    /// tensors: from the op's value rule, or else from its recorded rule.
-    /// [`Rule::Leaf`] for a node that needs no gradient or has no op.
-    fn value_rule(&self, i: usize, g: &Tensor<T>) -> Result<Rule<T>> {
-        {
-            let nodes = self.nodes.borrow();
-            let node = &nodes[i];
-            let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {
-                return Ok(Rule::Leaf);
-            };
-            // The rule sees only tensors, never the tape, so holding the
-            // borrow while it runs is safe.
-            let ids = &node.inputs;
-            // Up to two inputs (nearly every op) go in arrays.
-            let (pair, needs2);
-            let (long, needs_long): (Vec<&Tensor<T>>, Vec<bool>);
-            let (inputs, needs): (&[&Tensor<T>], &[bool]) = match ids.len() {
-                1 | 2 => {
-                    let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
-                    pair = [&a.value, &b.value];
-                    needs2 = [a.requires_grad, b.requires_grad];
-                    (&pair[..ids.len()], &needs2[..ids.len()])
-                }
-                _ => {
-                    long = ids.iter().map(|&j| &nodes[j].value).collect();
-                    needs_long = ids.iter().map(|&j| nodes[j].requires_grad).collect();
-                    (&long, &needs_long)
-                }
-            };
-            let cx = ValueCtx {
-                inputs,
-                output: &node.value,
-                grad_output: g,
-                needs_grad: needs,
-            };
-            if let Some(res) = op.backward_value(&cx) {
-                return res.map(Rule::Ran).map_err(|e| match e {
-                    Error::Tensor(source) => Error::Op {
-                        node: i,
-                        op: op.name().to_string(),
-                        source,
-                    },
-                    other => other,
-                });
-            }
-        }
+    /// tensors, from the op's recorded rule (for an op without a value
+    /// rule). Its helper ops stay on the tape until the caller truncates it.
+    fn recorded_rule_values(&self, i: usize, g: &Tensor<T>) -> Result<TensorGrads<T>> {
         let g = self.constant(g.clone());
         let in_grads = self.graph_rule(i, g)?;
         let nodes = self.nodes.borrow();
-        Ok(Rule::Ran(
-            in_grads
-                .iter()
-                .map(|v| v.map(|v| nodes[v.id()].value.clone()))
-                .collect(),
-        ))
+        Ok(in_grads
+            .iter()
+            .map(|v| v.map(|v| nodes[v.id()].value.clone()))
+            .collect())
     }
 
     /// The reverse loop with every rule recorded (`create_graph`), so the
@@ -560,12 +553,53 @@ impl<T: Element> Tape<T> {
     }
 }
 
-/// What [`Tape::value_rule`] did at a node.
-enum Rule<T: Element> {
-    /// Nothing: a leaf, or a node that needs no gradient.
-    Leaf,
-    /// The rule ran and gave these input gradients.
-    Ran(TensorGrads<T>),
+/// Runs `f` with the [`ValueCtx`] of `node` (whose output gradient is `g`).
+/// The rule sees only tensors, never the tape, so the borrow of `nodes` may
+/// be held while it runs.
+#[inline]
+fn with_value_ctx<T: Element, R>(
+    nodes: &[Node<T>],
+    node: &Node<T>,
+    g: &Tensor<T>,
+    f: impl FnOnce(&ValueCtx<'_, T>) -> R,
+) -> R {
+    let ids: &[usize] = &node.inputs;
+    // Up to two inputs (nearly every op) go in arrays.
+    let (pair, needs2);
+    let (long, needs_long): (Vec<&Tensor<T>>, Vec<bool>);
+    let (inputs, needs): (&[&Tensor<T>], &[bool]) = match ids.len() {
+        1 | 2 => {
+            let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
+            pair = [&a.value, &b.value];
+            needs2 = [a.requires_grad, b.requires_grad];
+            (&pair[..ids.len()], &needs2[..ids.len()])
+        }
+        _ => {
+            long = ids.iter().map(|&j| &nodes[j].value).collect();
+            needs_long = ids.iter().map(|&j| nodes[j].requires_grad).collect();
+            (&long, &needs_long)
+        }
+    };
+    f(&ValueCtx {
+        inputs,
+        output: &node.value,
+        grad_output: g,
+        needs_grad: needs,
+    })
+}
+
+/// An op's error (from its forward pass or its value rule), pointing at the
+/// op's tape position.
+#[cold]
+pub(crate) fn op_error(i: usize, op: &str, e: Error) -> Error {
+    match e {
+        Error::Tensor(source) => Error::Op {
+            node: i,
+            op: op.to_string(),
+            source,
+        },
+        other => other,
+    }
 }
 
 fn op_name<T: Element>(node: &Node<T>) -> String {
@@ -575,6 +609,7 @@ fn op_name<T: Element>(node: &Node<T>) -> String {
         .unwrap_or_default()
 }
 
+#[inline]
 fn accumulate_value<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) -> Result<()> {
     match slot {
         None => *slot = Some(g),

@@ -30,6 +30,7 @@
 //!   attributes a model's output to its inputs (saliency, integrated
 //!   gradients). `docs/tutorial.md` in the repository walks through them.
 
+mod arena;
 mod backward;
 pub mod draw;
 mod error;

@@ -7,6 +7,7 @@
 //! each handle two words and `Copy`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use smallvec::SmallVec;
 use tapegrad_tensor::{Element, Tensor};
@@ -35,7 +36,6 @@ pub struct Node<T: Element> {
     pub(crate) value: Tensor<T>,
     pub(crate) requires_grad: bool,
     pub(crate) kind: NodeKind,
-    pub(crate) label: Option<Box<str>>,
 }
 
 impl<T: Element> std::fmt::Debug for Node<T> {
@@ -89,6 +89,10 @@ pub struct NodeInfo<T: Element> {
 /// A tape is `Send`: each thread can build and differentiate its own.
 pub struct Tape<T: Element = f32> {
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    /// User-given names by tape position. Kept beside the nodes, not in
+    /// them: few nodes have one, and every byte of a node is copied when it
+    /// is recorded.
+    labels: RefCell<HashMap<usize, Box<str>>>,
     id: u64,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
@@ -97,6 +101,12 @@ pub struct Tape<T: Element = f32> {
 impl<T: Element> Default for Tape<T> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl<T: Element> Drop for Tape<T> {
+    fn drop(&mut self) {
+        crate::arena::give(std::mem::take(self.nodes.get_mut()));
     }
 }
 
@@ -114,7 +124,8 @@ impl<T: Element> Tape<T> {
     /// An empty tape.
     pub fn new() -> Self {
         Tape {
-            nodes: RefCell::new(Vec::new()),
+            nodes: RefCell::new(crate::arena::take()),
+            labels: RefCell::default(),
             id: next_tape_id(),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
@@ -135,6 +146,7 @@ impl<T: Element> Tape<T> {
     /// no [`Var`] of this tape can still be alive.
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.labels.get_mut().clear();
         self.id = next_tape_id();
     }
 
@@ -151,43 +163,48 @@ impl<T: Element> Tape<T> {
         nodes.len() - 1
     }
 
-    fn push_leaf(&self, value: Tensor<T>, kind: NodeKind, label: Option<&str>) -> Var<'_, T> {
+    fn push_leaf(&self, value: Tensor<T>, kind: NodeKind) -> Var<'_, T> {
         let id = self.push(Node {
             op: None,
             inputs: SmallVec::new(),
             value,
             requires_grad: kind != NodeKind::Constant,
             kind,
-            label: label.map(Into::into),
         });
         Var::new(self, id)
+    }
+
+    fn push_named(&self, value: Tensor<T>, kind: NodeKind, name: &str) -> Var<'_, T> {
+        let v = self.push_leaf(value, kind);
+        self.set_label(v.id(), name);
+        v
     }
 
     /// Records a leaf that needs a gradient (an input to differentiate
     /// with respect to).
     pub fn leaf(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Leaf, None)
+        self.push_leaf(value, NodeKind::Leaf)
     }
 
     /// Records a named leaf that needs a gradient (the name shows in printed
     /// tapes and graphs).
     pub fn leaf_named(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Leaf, Some(name))
+        self.push_named(value, NodeKind::Leaf, name)
     }
 
     /// Records a model parameter: a named leaf that needs a gradient.
     pub fn param(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Param, Some(name))
+        self.push_named(value, NodeKind::Param, name)
     }
 
     /// Records a value that needs no gradient (data, labels, masks).
     pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Constant, None)
+        self.push_leaf(value, NodeKind::Constant)
     }
 
     /// Records a named value that needs no gradient.
     pub fn constant_named(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
-        self.push_leaf(value, NodeKind::Constant, Some(name))
+        self.push_named(value, NodeKind::Constant, name)
     }
 
     /// Whether new ops are recorded for differentiation (false inside
@@ -270,25 +287,26 @@ impl<T: Element> Tape<T> {
             // `SmallVec`'s `collect`.
             let pair: [&Tensor<T>; 2];
             let long: SmallVec<[&Tensor<T>; 3]>;
-            let (refs, any_grad): (&[&Tensor<T>], bool) = match ids.len() {
+            // Read through `inputs`, a plain slice: each use of the
+            // `SmallVec` of ids tests whether it spilled to the heap.
+            let (refs, any_grad): (&[&Tensor<T>], bool) = match inputs.len() {
                 1 | 2 => {
-                    let (a, b) = (&nodes[ids[0]], &nodes[ids[ids.len() - 1]]);
+                    let (a, b) = (
+                        &nodes[inputs[0].id()],
+                        &nodes[inputs[inputs.len() - 1].id()],
+                    );
                     pair = [&a.value, &b.value];
-                    (&pair[..ids.len()], a.requires_grad || b.requires_grad)
+                    (&pair[..inputs.len()], a.requires_grad || b.requires_grad)
                 }
                 _ => {
                     long = ids.iter().map(|&i| &nodes[i].value).collect();
                     (&long, ids.iter().any(|&i| nodes[i].requires_grad))
                 }
             };
-            let value = op.forward(refs).map_err(|e| match e {
-                Error::Tensor(source) => Error::Op {
-                    node,
-                    op: op.name().to_string(),
-                    source,
-                },
-                other => other,
-            })?;
+            let value = match op.forward(refs) {
+                Ok(value) => value,
+                Err(e) => return Err(crate::backward::op_error(node, op.name(), e)),
+            };
             if self.anomaly.get() && !all_finite(&value) {
                 return Err(Error::Anomaly {
                     op: op.name().to_string(),
@@ -306,7 +324,6 @@ impl<T: Element> Tape<T> {
             value,
             requires_grad,
             kind: NodeKind::Op,
-            label: None,
         });
         drop(nodes);
         Ok(Var::new(self, node))
@@ -334,7 +351,7 @@ impl<T: Element> Tape<T> {
             value: n.value.clone(),
             requires_grad: n.requires_grad,
             kind: n.kind,
-            label: n.label.as_deref().map(str::to_string),
+            label: self.labels.borrow().get(&id).map(|l| l.to_string()),
         }
     }
 
@@ -365,7 +382,7 @@ impl<T: Element> Tape<T> {
     }
 
     pub(crate) fn set_label(&self, id: usize, label: &str) {
-        self.nodes.borrow_mut()[id].label = Some(label.into());
+        self.labels.borrow_mut().insert(id, label.into());
     }
 
     pub(crate) fn truncate(&self, len: usize) {
@@ -379,6 +396,8 @@ impl<T: Element> Tape<T> {
         // reach the tape, so the slot is still empty.
         debug_assert!(slot.is_empty());
         *slot = nodes;
+        drop(slot);
+        self.labels.borrow_mut().retain(|&id, _| id < len);
     }
 }
 

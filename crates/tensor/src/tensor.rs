@@ -27,10 +27,36 @@ use crate::Element;
 /// assert_eq!(t.to_vec(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
 /// # Ok::<(), tapegrad_tensor::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct Tensor<T: Element = f32> {
     pub(crate) storage: Storage<T>,
     pub(crate) layout: Layout,
+}
+
+impl<T: Element> Clone for Tensor<T> {
+    #[inline]
+    fn clone(&self) -> Self {
+        // A 0-d tensor with its value inline (every value on a scalar
+        // tape) is a plain copy; the general path matches on the storage
+        // and copies both dims lists.
+        if let (Storage::Scalar([v]), true) = (&self.storage, self.is_0d()) {
+            // A one-element buffer is only ever read at offset 0.
+            debug_assert_eq!(self.layout.offset, 0);
+            return Tensor::scalar(*v);
+        }
+        self.clone_shared()
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The general [`clone`](Clone::clone), out of line so that the 0-d
+    /// copy inlines into its callers.
+    #[inline(never)]
+    fn clone_shared(&self) -> Self {
+        Tensor {
+            storage: self.storage.clone(),
+            layout: self.layout.clone(),
+        }
+    }
 }
 
 impl<T: Element> Tensor<T> {
@@ -91,6 +117,9 @@ impl<T: Element> Tensor<T> {
     #[inline]
     pub(crate) fn scalar_shaped(v: T, shape: &[usize]) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), 1);
+        if shape.is_empty() {
+            return Self::scalar(v);
+        }
         Tensor {
             storage: Storage::Scalar([v]),
             layout: Layout::contiguous(shape),
@@ -119,11 +148,18 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(v.mul(&s)?.to_vec(), vec![2.5, 5.0]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
+    #[inline]
     pub fn scalar(v: T) -> Self {
         Tensor {
             storage: Storage::Scalar([v]),
-            layout: Layout::contiguous(&[]),
+            layout: Layout::scalar(),
         }
+    }
+
+    /// Internal: whether this is a 0-d tensor (its value is [`first`](Self::first)).
+    #[inline]
+    pub(crate) fn is_0d(&self) -> bool {
+        self.layout.shape.is_empty()
     }
 
     /// A 1-d tensor copied from a slice.

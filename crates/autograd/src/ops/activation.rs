@@ -21,17 +21,22 @@ use crate::error::Result;
 use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
 use crate::ops::arith::{pair, single, tsingle};
 
-/// `g · (1 − y²)`, the kernel of [`TanhBackward`].
+/// `g · (1 − y²)`, the kernel of [`TanhBackward`]. Inlined (as the other
+/// two kernels here) so that on 0-d values the value rule builds its result
+/// in place: through a call, the returned tensor was copied twice more.
+#[inline]
 fn tanh_backward<T: Element>(g: &Tensor<T>, y: &Tensor<T>) -> Result<Tensor<T>> {
     Ok(g.zip_with(y, "tanh_backward", |g, y| g * (T::ONE - y * y))?)
 }
 
 /// `g · y · (1 − y)`, the kernel of [`SigmoidBackward`].
+#[inline]
 fn sigmoid_backward<T: Element>(g: &Tensor<T>, y: &Tensor<T>) -> Result<Tensor<T>> {
     Ok(g.zip_with(y, "sigmoid_backward", |g, y| g * y * (T::ONE - y))?)
 }
 
 /// `g` where `y > 0`, else 0: the kernel of [`ReluBackward`].
+#[inline]
 fn relu_backward<T: Element>(g: &Tensor<T>, y: &Tensor<T>) -> Result<Tensor<T>> {
     Ok(g.zip_with(
         y,
@@ -60,7 +65,10 @@ impl<T: Element> Op<T> for Tanh {
         ))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        Some(tanh_backward(cx.grad_output, cx.output).map(tsingle))
+        Some(match tanh_backward(cx.grad_output, cx.output) {
+            Ok(t) => Ok(tsingle(t)),
+            Err(e) => Err(e),
+        })
     }
 }
 
@@ -114,7 +122,10 @@ impl<T: Element> Op<T> for Sigmoid {
         ))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        Some(sigmoid_backward(cx.grad_output, cx.output).map(tsingle))
+        Some(match sigmoid_backward(cx.grad_output, cx.output) {
+            Ok(t) => Ok(tsingle(t)),
+            Err(e) => Err(e),
+        })
     }
 }
 
@@ -169,7 +180,10 @@ impl<T: Element> Op<T> for Relu {
         ))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        Some(relu_backward(cx.grad_output, cx.output).map(tsingle))
+        Some(match relu_backward(cx.grad_output, cx.output) {
+            Ok(t) => Ok(tsingle(t)),
+            Err(e) => Err(e),
+        })
     }
 }
 

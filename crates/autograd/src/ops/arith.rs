@@ -18,33 +18,64 @@ use crate::error::Result;
 use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
 use crate::var::Var;
 
+// The lists below are built from full arrays, not with `push` or
+// `from_elem`: `from_elem` clones its element (a tensor clone and drop per
+// scalar op) and `push` checks for growth. The unused slot of a one-item
+// list is `None`, which owns nothing, so not dropping it leaks nothing.
+
 /// Two input gradients.
+#[inline]
 pub(crate) fn pair<'t, T: Element>(
     a: Option<Var<'t, T>>,
     b: Option<Var<'t, T>>,
 ) -> InputGrads<'t, T> {
-    let mut v = InputGrads::new();
-    v.push(a);
-    v.push(b);
-    v
+    InputGrads::from_buf_and_len([a, b], 2)
 }
 
 /// Two input gradients, as tensors (for value rules).
+#[inline]
 pub(crate) fn tpair<T: Element>(a: Option<Tensor<T>>, b: Option<Tensor<T>>) -> TensorGrads<T> {
-    let mut v = TensorGrads::new();
-    v.push(a);
-    v.push(b);
-    v
+    TensorGrads::from_buf_and_len([a, b], 2)
 }
 
 /// One input gradient, as a tensor (for value rules).
+#[inline]
 pub(crate) fn tsingle<T: Element>(a: Tensor<T>) -> TensorGrads<T> {
-    TensorGrads::from_elem(Some(a), 1)
+    TensorGrads::from_buf_and_len([Some(a), None], 1)
 }
 
 /// One input gradient.
+#[inline]
 pub(crate) fn single<'t, T: Element>(a: Var<'t, T>) -> InputGrads<'t, T> {
-    InputGrads::from_elem(Some(a), 1)
+    InputGrads::from_buf_and_len([Some(a), None], 1)
+}
+
+/// The output gradient as input `k`'s gradient (summed down to its shape
+/// if it was broadcast), or `None` if that input needs none.
+#[inline]
+fn passed_on<T: Element>(cx: &ValueCtx<'_, T>, k: usize) -> Result<Option<Tensor<T>>> {
+    if !cx.needs_grad[k] {
+        return Ok(None);
+    }
+    cx.sum_to_input(cx.grad_output.clone(), k).map(Some)
+}
+
+/// Both partial products summed down to their inputs' shapes.
+#[inline]
+fn summed_to_inputs<T: Element>(
+    cx: &ValueCtx<'_, T>,
+    ga: Option<Tensor<T>>,
+    gb: Option<Tensor<T>>,
+) -> Result<TensorGrads<T>> {
+    let ga = match ga {
+        Some(t) => Some(cx.sum_to_input(t, 0)?),
+        None => None,
+    };
+    let gb = match gb {
+        Some(t) => Some(cx.sum_to_input(t, 1)?),
+        None => None,
+    };
+    Ok(tpair(ga, gb))
 }
 
 /// `a + b`, broadcasting.
@@ -76,11 +107,12 @@ impl<T: Element> Op<T> for Add {
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         let g = cx.grad_output;
-        Some((|| {
-            let ga = cx.grad_for(0, || cx.sum_to_input(g.clone(), 0))?;
-            let gb = cx.grad_for(1, || cx.sum_to_input(g.clone(), 1))?;
-            Ok(tpair(ga, gb))
-        })())
+        if cx.same_shape_as_output(0) && cx.same_shape_as_output(1) {
+            // No broadcasting: both inputs get `g` as it is.
+            let pass = |k: usize| cx.needs_grad[k].then(|| g.clone());
+            return Some(Ok(tpair(pass(0), pass(1))));
+        }
+        Some(passed_on(cx, 0).and_then(|ga| Ok(tpair(ga, passed_on(cx, 1)?))))
     }
 }
 
@@ -151,9 +183,20 @@ impl<T: Element> Op<T> for Mul {
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         Some((|| {
-            let ga = cx.grad_for(0, || cx.sum_to_input(g.mul(b)?, 0))?;
-            let gb = cx.grad_for(1, || cx.sum_to_input(g.mul(a)?, 1))?;
-            Ok(tpair(ga, gb))
+            let ga = if cx.needs_grad[0] {
+                Some(g.mul(b)?)
+            } else {
+                None
+            };
+            let gb = if cx.needs_grad[1] {
+                Some(g.mul(a)?)
+            } else {
+                None
+            };
+            if cx.same_shape_as_output(0) && cx.same_shape_as_output(1) {
+                return Ok(tpair(ga, gb));
+            }
+            summed_to_inputs(cx, ga, gb)
         })())
     }
 }

@@ -94,11 +94,20 @@ pub(crate) fn broadcast_axes(from: &[usize], to: &[usize]) -> Vec<usize> {
 
 /// `x` summed over the axes that broadcasting `shape` up to `x`'s shape
 /// created or stretched; `x` itself when the shapes match.
+#[inline]
 pub(crate) fn sum_to_shape<T: Element>(x: Tensor<T>, shape: &[usize]) -> Result<Tensor<T>> {
-    let from = x.shape();
-    if crate::backward::same_dims(from, shape) {
+    // Inlined so the common case (no broadcasting happened) costs a shape
+    // comparison, not a call that moves the tensor in and out.
+    if crate::backward::same_dims(x.shape(), shape) {
         return Ok(x);
     }
+    sum_to_broadcast(x, shape)
+}
+
+/// [`sum_to_shape`] when the shapes differ.
+#[inline(never)]
+fn sum_to_broadcast<T: Element>(x: Tensor<T>, shape: &[usize]) -> Result<Tensor<T>> {
+    let from = x.shape();
     let ok = from.len() >= shape.len()
         && tapegrad_tensor::broadcast_shapes("sum_to", shape, from)
             .is_ok_and(|s| s.as_slice() == from);

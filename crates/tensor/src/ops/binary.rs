@@ -32,12 +32,17 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(err.op(), "my_op");
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
+    #[inline]
     pub fn zip_with(
         &self,
         other: &Tensor<T>,
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
+        if self.is_0d() && other.is_0d() {
+            // Scalar tapes: the whole op is `f`, inlined at the call site.
+            return Ok(Tensor::scalar(f(self.first(), other.first())));
+        }
         self.zip_impl::<false>(other, op, f)
     }
 
@@ -50,9 +55,14 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
+        if self.is_0d() && other.is_0d() {
+            return Ok(Tensor::scalar(f(self.first(), other.first())));
+        }
         self.zip_impl::<true>(other, op, f)
     }
 
+    /// [`zip_with`](Self::zip_with) for operands that are not both 0-d.
+    #[inline(never)]
     fn zip_impl<const LIGHT: bool>(
         &self,
         other: &Tensor<T>,

@@ -98,10 +98,13 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
+        // Scalar tapes: no buffer, no layout walk. The one element still
+        // goes through the dispatched kernels, so `fastmath` functions use
+        // hardware FMA rather than library calls (see `simd::map_one`).
+        if self.is_0d() {
+            return Tensor::scalar(simd::map_one(self.first(), &f));
+        }
         if self.numel() == 1 {
-            // Scalar tapes: no buffer, no layout walk.
-            // Through the dispatched kernels even for one element, so
-            // `fastmath` functions use hardware FMA (see `simd::map_one`).
             return Tensor::scalar_shaped(simd::map_one(self.first(), &f), self.shape());
         }
         Tensor::from_parts(self.map_to_vec(&f), self.shape())
