@@ -77,6 +77,16 @@ pub fn map_chunks<R: Send>(
         .collect()
 }
 
+/// How many threads [`for_each_chunk`] would use from here: the team's
+/// outside rayon's pool, the pool's inside it.
+pub(crate) fn thread_count() -> usize {
+    if rayon::current_thread_index().is_none() {
+        crate::team::size()
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
 /// Calls `f(start, chunk)` on every `chunk`-long piece of `out` (the last
 /// may be shorter), on the calling thread and the team's or the pool's
 /// (see the [module docs](self)).
@@ -121,12 +131,7 @@ pub fn for_each_chunk<T: Send>(
     // kernel called from a rayon task), or when the team is taken, rayon
     // runs it.
     let outside_pool = rayon::current_thread_index().is_none();
-    let pool_threads = if outside_pool {
-        crate::team::size()
-    } else {
-        rayon::current_num_threads()
-    };
-    let threads = pool_threads.clamp(1, n.max(1));
+    let threads = thread_count().clamp(1, n.max(1));
     let run = |i: usize| {
         // A piece is taken once; a poisoned lock means its taker panicked,
         // which the scope re-raises.

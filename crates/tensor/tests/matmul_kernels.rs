@@ -28,13 +28,17 @@ fn close(x: &[f64], y: &[f64]) {
 
 #[test]
 fn large_and_small_products_match_naive_on_strided_inputs() {
-    // (150, 100, 150) runs the GEMM crate on the thread pool.
+    // (150, 100, 150) and (151, 100, 149) split their rows between the
+    // kernel threads, each running the GEMM crate alone; (200, 130, 200)
+    // runs the GEMM crate on rayon's pool.
     for &(m, k, n) in &[
         (3, 4, 5),
         (70, 65, 90),
         (128, 33, 7),
         (1, 200, 300),
         (150, 100, 150),
+        (151, 100, 149),
+        (200, 130, 200),
     ] {
         let a = Tensor::<f64>::randn_seeded(&[m, k], 1);
         let b = Tensor::<f64>::randn_seeded(&[k, n], 2);

@@ -68,13 +68,33 @@ pub(crate) fn gemm_into<T: Element>(
     if m * n * k < SMALL_GEMM {
         return gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
     }
-    // Every element the kernel reads or writes must lie inside the slices:
-    // this is the whole safety argument for the call below, so check it
-    // always (it costs nothing next to the product).
-    let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
-    let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
-    assert!(a_extent < a.len() && b_extent < b.len() && c.len() == m * n);
-    let par = if crate::parallel::use_parallel(m * n * k / 64) {
+    let threads = crate::parallel::thread_count();
+    if use_parallel(m * n * k / 64) && m * n * k <= MID_GEMM && m >= 2 * threads {
+        // A mid-sized product (N = 128: about 30 µs) is over before rayon's
+        // sleeping workers are up, so its speed varied by 20% from run to
+        // run. Split its rows between the team's threads instead, each
+        // running the kernel alone (every piece packs all of `b`, which at
+        // this size is cheap).
+        let rows = m.div_ceil(threads);
+        for_each_chunk(c, rows * n, |start, part| {
+            let i0 = start / n;
+            gemm_kernel(
+                part.len() / n,
+                k,
+                n,
+                &a[i0 * a_rs..],
+                a_rs,
+                a_cs,
+                b,
+                b_rs,
+                b_cs,
+                part,
+                gemm::Parallelism::None,
+            );
+        });
+        return;
+    }
+    let par = if use_parallel(m * n * k / 64) {
         // The product runs on rayon's workers: free the cores the tensor
         // kernels' spinning helpers hold.
         crate::team::yield_to_rayon();
@@ -82,6 +102,34 @@ pub(crate) fn gemm_into<T: Element>(
     } else {
         gemm::Parallelism::None
     };
+    gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, par);
+}
+
+/// Products up to this many multiply-adds split their rows over the team
+/// (see [`gemm_into`]); larger ones use `gemm`'s own threading.
+const MID_GEMM: usize = 1 << 22;
+
+/// The `gemm` crate's kernel on `c[m×n] = a[m×k]·b[k×n]`, `k ≥ 1`, `m, n ≥ 1`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_kernel<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [MaybeUninit<T>],
+    par: gemm::Parallelism,
+) {
+    // Every element the kernel reads or writes must lie inside the slices:
+    // this is the whole safety argument for the call below, so check it
+    // always (it costs nothing next to the product).
+    let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
+    let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
+    assert!(a_extent < a.len() && b_extent < b.len() && c.len() == m * n);
     // SAFETY: `a`, `b` and `c` are live slices for the duration of the call;
     // the assert above shows every strided index the kernel forms
     // (`i*rs + j*cs` for i < rows, j < cols) is in bounds of its slice; `c`
