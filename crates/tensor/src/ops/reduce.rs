@@ -168,11 +168,8 @@ impl<T: Element> Tensor<T> {
                 .all(|(i, &a)| a == self.ndim() - axes.len() + i),
         ) {
             if n_out > 0 && n_red > 0 {
-                let fold_row = |i: usize| f(init, simd::fold(&xs[i * n_red..][..n_red], init, &f));
                 let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
-                    for (j, o) in chunk.iter_mut().enumerate() {
-                        *o = MaybeUninit::new(fold_row(start + j));
-                    }
+                    simd::fold_rows(&xs[start * n_red..], n_red, chunk, init, &f)
                 };
                 // SAFETY: `for_each_chunk` passes disjoint pieces covering
                 // all of `out`, and `fill` writes every element of each.
