@@ -440,6 +440,40 @@ pub(crate) fn zip_light<T: Copy, F: Fn(T, T) -> T>(
     )
 }
 
+/// [`zip_rhs`] for a cheap `f`, with the instruction set of [`light_isa`].
+#[inline]
+pub(crate) fn zip_rhs_light<T: Copy, F: Fn(T, T) -> T>(
+    a: &[T],
+    y: T,
+    dst: &mut [MaybeUninit<T>],
+    f: &F,
+) {
+    dispatch!(
+        light_isa(),
+        zip_rhs_kernel,
+        zip_rhs_avx2,
+        zip_rhs_avx512,
+        (a, y, dst, f)
+    )
+}
+
+/// [`zip_lhs`] for a cheap `f`, with the instruction set of [`light_isa`].
+#[inline]
+pub(crate) fn zip_lhs_light<T: Copy, F: Fn(T, T) -> T>(
+    x: T,
+    b: &[T],
+    dst: &mut [MaybeUninit<T>],
+    f: &F,
+) {
+    dispatch!(
+        light_isa(),
+        zip_lhs_kernel,
+        zip_lhs_avx2,
+        zip_lhs_avx512,
+        (x, b, dst, f)
+    )
+}
+
 /// `dst[i] = f(a[i], y)`.
 #[inline]
 pub(crate) fn zip_rhs<T: Copy, F: Fn(T, T) -> T>(a: &[T], y: T, dst: &mut [MaybeUninit<T>], f: &F) {
@@ -548,6 +582,14 @@ mod tests {
         let ys: Vec<f32> = xs.iter().map(|x| x + 1.0).collect();
         assert_eq!(filled(n, |d| zip(&xs, &ys, d, &g)), want);
         assert_eq!(filled(n, |d| zip_light(&xs, &ys, d, &g)), want);
+        assert_eq!(
+            filled(n, |d| zip_rhs_light(&xs, 2.5, d, &g)),
+            filled(n, |d| zip_rhs_kernel(&xs, 2.5, d, &g))
+        );
+        assert_eq!(
+            filled(n, |d| zip_lhs_light(2.5, &xs, d, &g)),
+            filled(n, |d| zip_lhs_kernel(2.5, &xs, d, &g))
+        );
         let strided: Vec<f32> = xs.iter().step_by(3).map(|&x| f(x)).collect();
         assert_eq!(
             filled(strided.len(), |d| map_strided(&xs, 3, d, &f)),

@@ -69,11 +69,26 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
+        // The row kernels, in the instruction set for cheap or costly `f`.
         let zip = |a: &[T], b: &[T], dst: &mut [MaybeUninit<T>]| {
             if LIGHT {
                 simd::zip_light(a, b, dst, &f)
             } else {
                 simd::zip(a, b, dst, &f)
+            }
+        };
+        let zip_rhs = |a: &[T], y: T, dst: &mut [MaybeUninit<T>]| {
+            if LIGHT {
+                simd::zip_rhs_light(a, y, dst, &f)
+            } else {
+                simd::zip_rhs(a, y, dst, &f)
+            }
+        };
+        let zip_lhs = |x: T, b: &[T], dst: &mut [MaybeUninit<T>]| {
+            if LIGHT {
+                simd::zip_lhs_light(x, b, dst, &f)
+            } else {
+                simd::zip_lhs(x, b, dst, &f)
             }
         };
         if self.numel() == 1 && other.numel() == 1 {
@@ -113,8 +128,8 @@ impl<T: Element> Tensor<T> {
                 vec_filled_by(n, |out| {
                     fill_chunks(out, |s, chunk| match fast {
                         Fast::Both(a, b) => zip(&a[s..], &b[s..], chunk),
-                        Fast::Rhs(a, y) => simd::zip_rhs(&a[s..], y, chunk, &f),
-                        Fast::Lhs(x, b) => simd::zip_lhs(x, &b[s..], chunk, &f),
+                        Fast::Rhs(a, y) => zip_rhs(&a[s..], y, chunk),
+                        Fast::Lhs(x, b) => zip_lhs(x, &b[s..], chunk),
                     })
                 })
             };
@@ -129,8 +144,8 @@ impl<T: Element> Tensor<T> {
         // the row, or one of them fixed (broadcast) over it.
         let row = |oa: usize, ob: usize, seg: &mut [MaybeUninit<T>]| match (da, db) {
             (1, 1) => zip(&sa[oa..], &sb[ob..], seg),
-            (1, 0) => simd::zip_rhs(&sa[oa..], sb[ob], seg, &f),
-            (0, 1) => simd::zip_lhs(sa[oa], &sb[ob..], seg, &f),
+            (1, 0) => zip_rhs(&sa[oa..], sb[ob], seg),
+            (0, 1) => zip_lhs(sa[oa], &sb[ob..], seg),
             (da, db) => {
                 for (i, o) in seg.iter_mut().enumerate() {
                     *o = MaybeUninit::new(f(sa[oa + i * da], sb[ob + i * db]));
