@@ -39,17 +39,26 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
-        if self.is_0d() && other.is_0d() {
-            // Scalar tapes: the whole op is `f`, inlined at the call site.
-            return Ok(Tensor::scalar(f(self.first(), other.first())));
-        }
         self.zip_impl::<false>(other, op, f)
     }
 
     /// [`zip_with`](Self::zip_with) for a cheap `f` (add, multiply, compare),
     /// whose whole-row loops run in the instruction set that is fastest for
     /// memory-bound work (see `simd::zip_light`).
+    #[inline]
     fn zip_light(
+        &self,
+        other: &Tensor<T>,
+        op: &'static str,
+        f: impl Fn(T, T) -> T + Sync + Send,
+    ) -> Result<Tensor<T>> {
+        self.zip_impl::<true>(other, op, f)
+    }
+
+    /// Both entry points: two 0-d operands inline at the call site (on a
+    /// scalar tape the whole op is `f`), everything else goes out of line.
+    #[inline(always)]
+    fn zip_impl<const LIGHT: bool>(
         &self,
         other: &Tensor<T>,
         op: &'static str,
@@ -58,12 +67,12 @@ impl<T: Element> Tensor<T> {
         if self.is_0d() && other.is_0d() {
             return Ok(Tensor::scalar(f(self.first(), other.first())));
         }
-        self.zip_impl::<true>(other, op, f)
+        self.zip_nd::<LIGHT>(other, op, f)
     }
 
     /// [`zip_with`](Self::zip_with) for operands that are not both 0-d.
     #[inline(never)]
-    fn zip_impl<const LIGHT: bool>(
+    fn zip_nd<const LIGHT: bool>(
         &self,
         other: &Tensor<T>,
         op: &'static str,

@@ -68,8 +68,15 @@ pub(crate) fn gemm_into<T: Element>(
     if m * n * k < SMALL_GEMM {
         return gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
     }
-    let threads = crate::parallel::thread_count();
-    if use_parallel(m * n * k / 64) && m * n * k <= MID_GEMM && m >= 2 * threads {
+    let parallel = use_parallel(m * n * k / 64);
+    // The thread count is only looked up (which starts the team) for a
+    // product that will run in parallel.
+    let threads = if parallel && m * n * k <= MID_GEMM {
+        crate::parallel::thread_count()
+    } else {
+        0
+    };
+    if threads > 0 && m >= 2 * threads {
         // A mid-sized product (N = 128: about 30 µs) is over before rayon's
         // sleeping workers are up, so its speed varied by 20% from run to
         // run. Split its rows between the team's threads instead, each
@@ -94,7 +101,7 @@ pub(crate) fn gemm_into<T: Element>(
         });
         return;
     }
-    let par = if use_parallel(m * n * k / 64) {
+    let par = if parallel {
         // The product runs on rayon's workers: free the cores the tensor
         // kernels' spinning helpers hold.
         crate::team::yield_to_rayon();
