@@ -173,25 +173,36 @@ pub(crate) fn fill_segments<T: Send>(
     if row == 0 || out.is_empty() {
         return;
     }
-    let walk = |start: usize, chunk: &mut [T]| {
-        // One division per chunk, then step along (a division per row
-        // showed up on short rows).
-        let (mut r, mut c) = (start / row, start % row);
-        let mut pos = 0;
-        while pos < chunk.len() {
-            let len = (row - c).min(chunk.len() - pos);
-            f(r, c, &mut chunk[pos..pos + len]);
-            pos += len;
-            c += len;
-            if c == row {
-                (r, c) = (r + 1, 0);
-            }
-        }
-    };
+    let walk = |start: usize, chunk: &mut [T]| walk_segments(row, start, chunk, &f);
     if use_parallel(out.len()) {
         for_each_chunk(out, CHUNK, walk);
     } else {
         walk(0, out);
+    }
+}
+
+/// Calls `f(r, c, seg)` on the pieces of `chunk` (which starts at element
+/// `start` of an output seen as rows of length `row`) that each lie inside
+/// one row, in order (`simd::zip_rows` walks the same way).
+#[inline]
+pub(crate) fn walk_segments<T>(
+    row: usize,
+    start: usize,
+    chunk: &mut [T],
+    f: &impl Fn(usize, usize, &mut [T]),
+) {
+    // One division per chunk, then step along (a division per row showed
+    // up on short rows).
+    let (mut r, mut c) = (start / row, start % row);
+    let mut pos = 0;
+    while pos < chunk.len() {
+        let len = (row - c).min(chunk.len() - pos);
+        f(r, c, &mut chunk[pos..pos + len]);
+        pos += len;
+        c += len;
+        if c == row {
+            (r, c) = (r + 1, 0);
+        }
     }
 }
 

@@ -125,6 +125,76 @@ fn zip_lhs_kernel<T: Copy, F: Fn(T, T) -> T>(x: T, b: &[T], dst: &mut [MaybeUnin
     }
 }
 
+/// One operand of [`zip_rows`]: row `r` of it starts at `data[starts.of(r)]`
+/// and runs with `step` (1 along the row, 0 for an element repeated over
+/// it, anything else for a strided view).
+pub(crate) struct RowSource<'a, T> {
+    pub data: &'a [T],
+    pub starts: RowStarts<'a>,
+    pub step: usize,
+}
+
+/// Where the rows of a [`RowSource`] start.
+#[derive(Clone, Copy)]
+pub(crate) enum RowStarts<'a> {
+    /// `first + r · stride`: every layout of rank 2 or less, which covers
+    /// most broadcasts once their axes are merged. No list to build.
+    Every { first: usize, stride: usize },
+    /// Listed one by one (higher ranks).
+    Listed(&'a [usize]),
+}
+
+impl RowStarts<'_> {
+    #[inline(always)]
+    fn of(self, r: usize) -> usize {
+        match self {
+            RowStarts::Every { first, stride } => first + r * stride,
+            RowStarts::Listed(bases) => bases[r],
+        }
+    }
+}
+
+/// `dst` is the piece of an output starting at element `start`, seen as
+/// rows of `row_len`; each element is `f` of the matching elements of `a`
+/// and `b`. The rows are walked here, inside the dispatched copy, so a
+/// broadcast over many short rows (a bias row added to a batch) pays for
+/// one dispatch per chunk instead of one per row.
+#[inline(always)]
+fn zip_rows_kernel<T: Copy, F: Fn(T, T) -> T>(
+    a: &RowSource<'_, T>,
+    b: &RowSource<'_, T>,
+    row_len: usize,
+    start: usize,
+    dst: &mut [MaybeUninit<T>],
+    f: &F,
+) {
+    // The walk of `parallel::walk_segments`, written out: a closure here
+    // would not be inlined into the dispatched copies, and its loops would
+    // run in baseline code.
+    let (mut r, mut c) = (start / row_len, start % row_len);
+    let mut pos = 0;
+    while pos < dst.len() {
+        let len = (row_len - c).min(dst.len() - pos);
+        let seg = &mut dst[pos..pos + len];
+        let (oa, ob) = (a.starts.of(r) + c * a.step, b.starts.of(r) + c * b.step);
+        match (a.step, b.step) {
+            (1, 1) => zip_kernel(&a.data[oa..], &b.data[ob..], seg, f),
+            (1, 0) => zip_rhs_kernel(&a.data[oa..], b.data[ob], seg, f),
+            (0, 1) => zip_lhs_kernel(a.data[oa], &b.data[ob..], seg, f),
+            (da, db) => {
+                for (i, o) in seg.iter_mut().enumerate() {
+                    *o = MaybeUninit::new(f(a.data[oa + i * da], b.data[ob + i * db]));
+                }
+            }
+        }
+        pos += len;
+        c += len;
+        if c == row_len {
+            (r, c) = (r + 1, 0);
+        }
+    }
+}
+
 /// Accumulators per fold (a power of two).
 const FOLD_LANES: usize = 64;
 
@@ -300,6 +370,28 @@ mod wide {
         zip_lhs_kernel(x, b, d, f)
     }
     #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn zip_rows_avx2<T: Copy, F: Fn(T, T) -> T>(
+        a: &RowSource<'_, T>,
+        b: &RowSource<'_, T>,
+        row_len: usize,
+        start: usize,
+        d: &mut [MaybeUninit<T>],
+        f: &F,
+    ) {
+        zip_rows_kernel(a, b, row_len, start, d, f)
+    }
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn zip_rows_avx512<T: Copy, F: Fn(T, T) -> T>(
+        a: &RowSource<'_, T>,
+        b: &RowSource<'_, T>,
+        row_len: usize,
+        start: usize,
+        d: &mut [MaybeUninit<T>],
+        f: &F,
+    ) {
+        zip_rows_kernel(a, b, row_len, start, d, f)
+    }
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fold_avx2<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
         fold_kernel(xs, init, f)
     }
@@ -471,6 +563,28 @@ pub(crate) fn zip_lhs_light<T: Copy, F: Fn(T, T) -> T>(
         zip_lhs_avx2,
         zip_lhs_avx512,
         (x, b, dst, f)
+    )
+}
+
+/// `f` of two operands walked row by row (see [`zip_rows_kernel`]), in
+/// the instruction set of [`light_isa`] when `light`, else the widest.
+#[inline]
+pub(crate) fn zip_rows<T: Copy, F: Fn(T, T) -> T>(
+    light: bool,
+    a: &RowSource<'_, T>,
+    b: &RowSource<'_, T>,
+    row_len: usize,
+    start: usize,
+    dst: &mut [MaybeUninit<T>],
+    f: &F,
+) {
+    let isa = if light { light_isa() } else { best_isa() };
+    dispatch!(
+        isa,
+        zip_rows_kernel,
+        zip_rows_avx2,
+        zip_rows_avx512,
+        (a, b, row_len, start, dst, f)
     )
 }
 

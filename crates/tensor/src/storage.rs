@@ -2,7 +2,8 @@
 //!
 //! A one-element buffer is kept inline instead of behind an `Arc`: scalar
 //! tapes (micrograd-style models) create millions of 0-d tensors, and this
-//! makes each of them allocation-free. Larger buffers are an `Arc<Vec<T>>`,
+//! makes each of them allocation-free. Larger buffers are an `Arc` of a `Vec`
+//! (see [`Data`] for why its elements may start a few places in),
 //! shared by every view, which is what makes `Tensor` cheap to clone and
 //! `Send + Sync` without locks. A buffer is written only through
 //! [`Storage::unique_mut`], which hands it out only while a single handle
@@ -11,6 +12,7 @@
 
 use std::sync::Arc;
 
+use crate::buffer::Data;
 use crate::Element;
 
 #[derive(Clone, Debug)]
@@ -22,20 +24,19 @@ pub(crate) enum Storage<T: Element> {
 /// A heap buffer that, when its last view is gone, offers itself to the
 /// [pool](crate::pool) of reusable buffers.
 #[derive(Debug)]
-pub(crate) struct Buffer<T: Element>(Vec<T>);
+pub(crate) struct Buffer<T: Element>(Data<T>);
 
 impl<T: Element> Drop for Buffer<T> {
     fn drop(&mut self) {
-        crate::pool::give(std::mem::take(&mut self.0));
+        crate::pool::give(std::mem::take(&mut self.0).into_raw_vec());
     }
 }
 
 impl<T: Element> Storage<T> {
-    pub(crate) fn from_vec(v: Vec<T>) -> Self {
-        if v.len() == 1 {
-            Storage::Scalar([v[0]])
-        } else {
-            Storage::Shared(Arc::new(Buffer(v)))
+    pub(crate) fn from_data(d: Data<T>) -> Self {
+        match d.as_slice() {
+            &[x] => Storage::Scalar([x]),
+            _ => Storage::Shared(Arc::new(Buffer(d))),
         }
     }
 
@@ -43,7 +44,7 @@ impl<T: Element> Storage<T> {
     pub(crate) fn as_slice(&self) -> &[T] {
         match self {
             Storage::Scalar(x) => x,
-            Storage::Shared(v) => &v.0,
+            Storage::Shared(v) => v.0.as_slice(),
         }
     }
 
@@ -53,7 +54,7 @@ impl<T: Element> Storage<T> {
     pub(crate) fn unique_mut(&mut self) -> Option<&mut [T]> {
         match self {
             Storage::Scalar(x) => Some(x),
-            Storage::Shared(a) => Arc::get_mut(a).map(|b| &mut b.0[..]),
+            Storage::Shared(a) => Arc::get_mut(a).map(|b| b.0.as_mut_slice()),
         }
     }
 

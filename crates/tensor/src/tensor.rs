@@ -1,8 +1,11 @@
 //! The [`Tensor`] type: constructors, accessors and copies.
 
+use std::mem::MaybeUninit;
+
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::buffer::{filled, Data};
 use crate::error::{Error, Result};
 use crate::layout::{Layout, Shape};
 use crate::storage::Storage;
@@ -104,10 +107,11 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Internal: a contiguous tensor from data known to match `shape`.
-    pub(crate) fn from_parts(data: Vec<T>, shape: &[usize]) -> Self {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+    pub(crate) fn from_parts(data: impl Into<Data<T>>, shape: &[usize]) -> Self {
+        let data = data.into();
+        debug_assert_eq!(data.as_slice().len(), shape.iter().product::<usize>());
         Tensor {
-            storage: Storage::from_vec(data),
+            storage: Storage::from_data(data),
             layout: Layout::contiguous(shape),
         }
     }
@@ -191,7 +195,8 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn full(shape: &[usize], v: T) -> Self {
         let n = checked_numel("full", shape).unwrap_or_else(|e| panic!("{e}"));
-        Self::from_parts(vec![v; n], shape)
+        // SAFETY: `fill` writes every element.
+        Self::from_parts(unsafe { filled(n, |o| o.fill(MaybeUninit::new(v))) }, shape)
     }
 
     /// A tensor of zeros.
@@ -323,9 +328,15 @@ impl<T: Element> Tensor<T> {
     /// assert!(a.to_vec().iter().all(|v| (-1.0..1.0).contains(v)));
     /// ```
     pub fn uniform(shape: &[usize], low: f64, high: f64, rng: &mut impl Rng) -> Self {
-        let v = (0..shape.iter().product::<usize>())
-            .map(|_| T::from_f64(rng.gen_range(low..high)))
-            .collect();
+        let n = shape.iter().product::<usize>();
+        // SAFETY: the loop writes every element.
+        let v = unsafe {
+            filled(n, |o| {
+                for x in o {
+                    *x = MaybeUninit::new(T::from_f64(rng.gen_range(low..high)));
+                }
+            })
+        };
         Self::from_parts(v, shape)
     }
 
@@ -345,12 +356,16 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn normal(shape: &[usize], mean: f64, std: f64, rng: &mut impl Rng) -> Self {
-        let v = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                let z: f64 = StandardNormal.sample(rng);
-                T::from_f64(mean + std * z)
+        let n = shape.iter().product::<usize>();
+        // SAFETY: the loop writes every element.
+        let v = unsafe {
+            filled(n, |o| {
+                for x in o {
+                    let z: f64 = StandardNormal.sample(rng);
+                    *x = MaybeUninit::new(T::from_f64(mean + std * z));
+                }
             })
-            .collect();
+        };
         Self::from_parts(v, shape)
     }
 
@@ -500,15 +515,8 @@ impl<T: Element> Tensor<T> {
             return &mut [];
         }
         if !(self.is_contiguous() && self.storage.unique_mut().is_some()) {
-            let data = match self.as_slice() {
-                Some(s) => {
-                    // A recycled buffer when one fits, as kernel outputs use.
-                    let mut v = crate::pool::with_capacity(n);
-                    v.extend_from_slice(s);
-                    v
-                }
-                None => self.to_vec(),
-            };
+            // A recycled, aligned buffer when one fits, as kernel outputs use.
+            let data = self.to_data();
             let shape = self.dims();
             *self = Self::from_parts(data, &shape);
         }
@@ -530,12 +538,19 @@ impl<T: Element> Tensor<T> {
         self.storage.same_buffer(&other.storage)
     }
 
+    /// Internal: the elements in row-major order as a fresh tensor buffer
+    /// (aligned, from the pool when large; see `buffer::filled`).
+    pub(crate) fn to_data(&self) -> Data<T> {
+        self.map_to_data::<true>(&|x| x)
+    }
+
     /// Copies the elements out in row-major order.
     pub fn to_vec(&self) -> Vec<T> {
         if let Some(s) = self.as_slice() {
             return s.to_vec();
         }
-        self.map_to_vec(&|x| x)
+        // Unaligned, so the buffer is the `Vec` itself (no padding).
+        self.map_to_data::<false>(&|x| x).into_raw_vec()
     }
 
     /// The value of a one-element tensor (any rank).
@@ -615,7 +630,7 @@ impl<T: Element> Tensor<T> {
         if self.is_contiguous() {
             return self.clone();
         }
-        Self::from_parts(self.to_vec(), self.shape())
+        Self::from_parts(self.to_data(), self.shape())
     }
 
     /// Internal: a view with another layout over the same storage.
@@ -643,7 +658,7 @@ impl<T: Element> Tensor<T> {
             .to_vec()
             .into_iter()
             .map(|x| U::from_f64(x.to_f64()))
-            .collect();
+            .collect::<Vec<U>>();
         Tensor::<U>::from_parts(v, self.shape())
     }
 

@@ -87,6 +87,12 @@ fn zip_every_path() {
     check_zip(&s, &t(&[BIG, BIG], 2)); // scalar lhs, parallel
     check_zip(&t(&[BIG, BIG], 2), &t(&[BIG], 3)); // broadcast, parallel
     check_zip(&t(&[BIG, BIG], 2).t().unwrap(), &t(&[BIG, 1], 3)); // strided, parallel
+                                                                  // Rank 3 after merging axes (the row starts are listed), parallel, in
+                                                                  // both orders and with a sliced operand.
+    check_zip(&t(&[4, 130, 70], 2), &t(&[4, 1, 70], 3));
+    check_zip(&t(&[4, 1, 70], 3), &t(&[4, 130, 70], 2));
+    let sliced = t(&[4, 130, 90], 4).narrow(2, 5, 70).unwrap();
+    check_zip(&sliced, &t(&[130, 1], 5));
     check_zip(&t(&[0, 3], 2), &t(&[3], 3)); // empty
 }
 

@@ -1,14 +1,35 @@
 //! Broadcasting elementwise ops on two (or three) inputs.
 
 use crate::error::Result;
-use crate::layout::broadcast_shapes;
+use crate::layout::{broadcast_shapes, Layout};
 use std::mem::MaybeUninit;
 
-use crate::buffer::vec_filled_by;
+use crate::buffer::filled;
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
-use crate::parallel::{fill_chunks, fill_segments, use_parallel};
+use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel, CHUNK};
 use crate::simd;
 use crate::{Element, Tensor};
+
+/// The row starts of a coalesced layout of rank 3 or more (lower ranks
+/// need no list; see [`row_starts`]).
+fn listed_rows(l: &Layout) -> Option<Rows> {
+    (l.shape.len() > 2).then(|| Rows::of(l))
+}
+
+/// Where each row of `l` starts, from [`listed_rows`]`(l)`.
+fn row_starts<'a>(l: &Layout, listed: &'a Option<Rows>) -> simd::RowStarts<'a> {
+    match (listed, l.shape.len()) {
+        (Some(rows), _) => simd::RowStarts::Listed(&rows.bases),
+        (None, 2) => simd::RowStarts::Every {
+            first: l.offset,
+            stride: l.strides[0],
+        },
+        (None, _) => simd::RowStarts::Every {
+            first: l.offset,
+            stride: 0,
+        },
+    }
+}
 
 impl<T: Element> Tensor<T> {
     /// Combines `self` and `other` elementwise with NumPy broadcasting, giving
@@ -134,7 +155,7 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_chunks` passes disjoint chunks that together are
             // all of `out`; each zip kernel writes all of its chunk.
             let out = unsafe {
-                vec_filled_by(n, |out| {
+                filled(n, |out| {
                     fill_chunks(out, |s, chunk| match fast {
                         Fast::Both(a, b) => zip(&a[s..], &b[s..], chunk),
                         Fast::Rhs(a, y) => zip_rhs(&a[s..], y, chunk),
@@ -162,13 +183,23 @@ impl<T: Element> Tensor<T> {
             }
         };
         let out = if use_parallel(n) {
-            let (ra, rb) = (Rows::of(&la), Rows::of(&lb));
-            // SAFETY: `fill_segments` passes pieces that together are all
-            // of `out`; `row` writes every element of each.
+            let (ra, rb) = (listed_rows(&la), listed_rows(&lb));
+            let a = simd::RowSource {
+                data: sa,
+                starts: row_starts(&la, &ra),
+                step: da,
+            };
+            let b = simd::RowSource {
+                data: sb,
+                starts: row_starts(&lb, &rb),
+                step: db,
+            };
+            // SAFETY: `for_each_chunk` passes chunks that together are all
+            // of `out`; `zip_rows` writes every element of each.
             unsafe {
-                vec_filled_by(n, |out| {
-                    fill_segments(out, len, |r, c, seg| {
-                        row(ra.bases[r] + c * da, rb.bases[r] + c * db, seg)
+                filled(n, |out| {
+                    for_each_chunk(out, CHUNK, |s, chunk| {
+                        simd::zip_rows(LIGHT, &a, &b, len, s, chunk, &f)
                     })
                 })
             }
@@ -176,7 +207,7 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_rows` passes row pieces that tile `out` (or
             // panics); `row` writes every element of each.
             unsafe {
-                vec_filled_by(n, |out| {
+                filled(n, |out| {
                     fill_rows(out, [&la, &lb], |[oa, ob], seg| row(oa, ob, seg))
                 })
             }
@@ -459,7 +490,7 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_segments` passes pieces that together are all
             // of `out`; `row` writes every element of each.
             unsafe {
-                vec_filled_by(n, |out| {
+                filled(n, |out| {
                     fill_segments(out, len, |r, c, seg| {
                         row(
                             rc.bases[r] + c * dc,
@@ -474,7 +505,7 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_rows` passes row pieces that tile `out` (or
             // panics); `row` writes every element of each.
             unsafe {
-                vec_filled_by(n, |out| {
+                filled(n, |out| {
                     fill_rows(out, [&lc, &lt, &lf], |[oc, ot, of], seg| {
                         row(oc, ot, of, seg)
                     })

@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use smallvec::SmallVec;
 
-use crate::buffer::{assume_init_mut, vec_filled_by};
+use crate::buffer::{assume_init_mut, filled};
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, Shape};
 use crate::parallel::{for_each_chunk, use_parallel, CHUNK};
@@ -313,13 +313,13 @@ impl<T: Element> Tensor<T> {
         if ar == 2 && br == 2 {
             // No batch axes (the small-MLP case): skip the batch planning.
             let out = if m * n == 0 || k == 0 {
-                vec![T::ZERO; m * n]
+                vec![T::ZERO; m * n].into()
             } else {
                 let (la, lb) = (&a.layout, &b.layout);
                 let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
                 // SAFETY: `gemm_into` writes all m·n elements (or panics).
                 unsafe {
-                    vec_filled_by(m * n, |c| {
+                    filled(m * n, |c| {
                         gemm_into(
                             m,
                             k,
@@ -369,7 +369,7 @@ impl<T: Element> Tensor<T> {
         let out = if total == 0 || k == 0 {
             // With k = 0 the product is all zeros and the operands are empty
             // (their buffers may be too), so the kernel is not called.
-            vec![T::ZERO; total]
+            vec![T::ZERO; total].into()
         } else {
             // Offsets of each batch's matrices.
             let mut bl_a = la.clone();
@@ -400,7 +400,7 @@ impl<T: Element> Tensor<T> {
             // exactly nb pieces of m·n, and `gemm_into` writes all m·n
             // elements of each (or panics).
             unsafe {
-                vec_filled_by(total, |out| {
+                filled(total, |out| {
                     if nb > 1 && use_parallel(nb * m * n * k / 8) && m * n * k < (1 << 18) {
                         // Many small matrices: one batch element per task.
                         for_each_chunk(out, m * n, |start, c| one(start / (m * n), c));

@@ -42,7 +42,7 @@ impl<T: Element> Tensor<T> {
         }
         match self.layout.reshape_view(shape) {
             Some(l) => Ok(self.with_layout(l)),
-            None => Ok(Tensor::from_parts(self.to_vec(), shape)),
+            None => Ok(Tensor::from_parts(self.to_data(), shape)),
         }
     }
 

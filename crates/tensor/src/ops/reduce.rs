@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::layout::Shape;
 use std::mem::MaybeUninit;
 
-use crate::buffer::{assume_init_mut, vec_filled_by};
+use crate::buffer::{assume_init_mut, filled};
 use crate::ops::strided::{coalesce, Rows};
 use crate::parallel::{for_each_chunk, map_chunks, use_parallel, CHUNK};
 use crate::simd;
@@ -176,9 +176,9 @@ impl<T: Element> Tensor<T> {
                 // Rows are independent, so any split gives the same result.
                 let out = if use_parallel(n_out * n_red) {
                     let per = (CHUNK / n_red).max(1);
-                    unsafe { vec_filled_by(n_out, |out| for_each_chunk(out, per, fill)) }
+                    unsafe { filled(n_out, |out| for_each_chunk(out, per, fill)) }
                 } else {
-                    unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
+                    unsafe { filled(n_out, |out| fill(0, out)) }
                 };
                 return Ok(Tensor::from_parts(out, &out_shape));
             }
@@ -504,10 +504,10 @@ impl<T: Element> Tensor<T> {
             let per = (CHUNK / n_red).max(1);
             // SAFETY: `for_each_chunk` cuts `out` into disjoint pieces that
             // cover it, and `fill` writes every element of each.
-            unsafe { vec_filled_by(n_out, |out| for_each_chunk(out, per, fill)) }
+            unsafe { filled(n_out, |out| for_each_chunk(out, per, fill)) }
         } else {
             // SAFETY: `fill` writes every element of `out`.
-            unsafe { vec_filled_by(n_out, |out| fill(0, out)) }
+            unsafe { filled(n_out, |out| fill(0, out)) }
         };
         Ok(Tensor::from_parts(out, &shape))
     }
@@ -609,18 +609,18 @@ impl<T: Element> Tensor<T> {
             }
         };
         let out = if len == 0 || n == 0 {
-            Vec::new()
+            Vec::new().into()
         } else if use_parallel(n) {
             let per = (CHUNK / len).max(1) * len;
             // SAFETY: `for_each_chunk` cuts `out` into disjoint pieces of
             // whole rows (`per` is a multiple of `len`) that cover it;
             // `rows` cuts each into rows of `len` and `row` writes every
             // element of each.
-            unsafe { vec_filled_by(n, |out| for_each_chunk(out, per, rows)) }
+            unsafe { filled(n, |out| for_each_chunk(out, per, rows)) }
         } else {
             // SAFETY: `rows` cuts `out` (n = rows · len) into rows of `len`
             // and `row` writes every element of each.
-            unsafe { vec_filled_by(n, |out| rows(0, out)) }
+            unsafe { filled(n, |out| rows(0, out)) }
         };
         let t = Tensor::from_parts(out, p.shape());
         if axis + 1 == self.ndim() {

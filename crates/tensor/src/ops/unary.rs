@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::buffer::vec_filled_by;
+use crate::buffer::{filled_as, Data};
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
 use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel};
 use crate::simd;
@@ -36,14 +36,14 @@ fn transposed(l: &crate::Layout) -> Option<(usize, usize, usize)> {
 /// thread, `to_contiguous` of a transposed 784 × 512 `f32`): 675 µs before,
 /// 119 µs tiled. Blocks run on the thread pool when large; each element is
 /// computed alone, so the result does not depend on the thread count.
-fn transposed_map<T: Element>(
+fn transposed_map<T: Element, const ALIGNED: bool>(
     src: &[T],
     offset: usize,
     rows: usize,
     cols: usize,
     col_stride: usize,
     f: &(impl Fn(T) -> T + Sync + Send),
-) -> Vec<T> {
+) -> Data<T> {
     let block = |r0: usize, out: &mut [MaybeUninit<T>]| {
         let nr = out.len() / cols;
         let piece = |c: usize| &src[offset + c * col_stride + r0..][..nr];
@@ -72,7 +72,7 @@ fn transposed_map<T: Element>(
     // may be shorter), and `block` writes every element of each: for each
     // of its `nr` rows `i` and each column `c`, `out[i·cols + c]`.
     unsafe {
-        vec_filled_by(n, |out| {
+        filled_as::<T, ALIGNED>(n, |out| {
             if use_parallel(n) {
                 // `start` is a multiple of `step`: block `start / step`.
                 for_each_chunk(out, step, |start, o| block(start / cols, o));
@@ -107,11 +107,16 @@ impl<T: Element> Tensor<T> {
         if self.numel() == 1 {
             return Tensor::scalar_shaped(simd::map_one(self.first(), &f), self.shape());
         }
-        Tensor::from_parts(self.map_to_vec(&f), self.shape())
+        Tensor::from_parts(self.map_to_data::<true>(&f), self.shape())
     }
 
-    /// `f` applied to every element, in row-major order, as a `Vec`.
-    pub(crate) fn map_to_vec(&self, f: &(impl Fn(T) -> T + Sync + Send)) -> Vec<T> {
+    /// `f` applied to every element, in row-major order: a tensor buffer
+    /// (see `buffer::filled`) when `ALIGNED`, else a plain `Vec` in
+    /// [`Data`] (for [`to_vec`](Self::to_vec)).
+    pub(crate) fn map_to_data<const ALIGNED: bool>(
+        &self,
+        f: &(impl Fn(T) -> T + Sync + Send),
+    ) -> Data<T> {
         let n = self.numel();
         let src = self.storage.as_slice();
         if let Some(a) = self.as_slice() {
@@ -119,14 +124,14 @@ impl<T: Element> Tensor<T> {
             // all of `out`, and `simd::map` writes every element of each
             // chunk (or panics).
             return unsafe {
-                vec_filled_by(n, |out| {
+                filled_as::<T, ALIGNED>(n, |out| {
                     fill_chunks(out, |start, chunk| simd::map(&a[start..], chunk, f))
                 })
             };
         }
         let [l] = coalesce([&self.layout]);
         if let Some((rows, cols, col_stride)) = transposed(&l) {
-            return transposed_map(src, l.offset, rows, cols, col_stride, f);
+            return transposed_map::<T, ALIGNED>(src, l.offset, rows, cols, col_stride, f);
         }
         let (len, stride) = inner(&l);
         let row = |base: usize, seg: &mut [MaybeUninit<T>]| {
@@ -139,14 +144,16 @@ impl<T: Element> Tensor<T> {
         if !use_parallel(n) {
             // SAFETY: `fill_rows` hands out row pieces that tile `out` (it
             // panics otherwise) and `row` writes every element of each.
-            return unsafe { vec_filled_by(n, |out| fill_rows(out, [&l], |[b], seg| row(b, seg))) };
+            return unsafe {
+                filled_as::<T, ALIGNED>(n, |out| fill_rows(out, [&l], |[b], seg| row(b, seg)))
+            };
         }
         let rows = Rows::of(&l);
         // SAFETY: `fill_segments` passes pieces that together are all of
         // `out` (it cuts `out` into chunks and each chunk into row pieces),
         // and `row` writes every element of each.
         unsafe {
-            vec_filled_by(n, |out| {
+            filled_as::<T, ALIGNED>(n, |out| {
                 fill_segments(out, len, |r, c, seg| row(rows.bases[r] + c * stride, seg))
             })
         }
