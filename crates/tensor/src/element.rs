@@ -81,6 +81,17 @@ pub trait Element:
     /// [`fastmath::sigmoid_f32`](crate::fastmath::sigmoid_f32), for `f64`
     /// [`sigmoid_scalar`](crate::sigmoid_scalar).
     fn sigmoid_fast(self) -> Self;
+    /// `sin(self)` (`quadrant_shift = 0`) or `cos(self)` (`1`) by the
+    /// branch-free, vectorisable method of
+    /// [`fastmath::sin_f32`](crate::fastmath::sin_f32), valid where
+    /// [`trig_fast_ok`](Self::trig_fast_ok) holds; for `f64` the standard
+    /// library functions.
+    #[doc(hidden)]
+    fn sin_cos_fast(self, quadrant_shift: u32) -> Self;
+    /// Whether [`sin_cos_fast`](Self::sin_cos_fast) is valid for `self`
+    /// (`|x| ≤ TRIG_FAST_MAX` for `f32`; always for `f64`).
+    #[doc(hidden)]
+    fn trig_fast_ok(self) -> bool;
 
     /// Dense matrix product on strided operands: `c[m×n] = a[m×k] · b[k×n]`,
     /// with `c` row-major contiguous and overwritten. Strides are in elements.
@@ -100,7 +111,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $exp:path, $tanh:path, $sigmoid:path) => {
+    ($t:ty, $name:literal, $exp:path, $tanh:path, $sigmoid:path, $sin_cos:path, $trig_ok:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -187,6 +198,14 @@ macro_rules! impl_element {
             fn sigmoid_fast(self) -> Self {
                 $sigmoid(self)
             }
+            #[inline(always)]
+            fn sin_cos_fast(self, quadrant_shift: u32) -> Self {
+                $sin_cos(self, quadrant_shift)
+            }
+            #[inline(always)]
+            fn trig_fast_ok(self) -> bool {
+                $trig_ok(self)
+            }
             fn gemm(
                 m: usize,
                 k: usize,
@@ -205,13 +224,39 @@ macro_rules! impl_element {
     };
 }
 
-use crate::fastmath::{exp_f32, sigmoid_f32, tanh_f32};
+use crate::fastmath::{exp_f32, in_fast_range, sigmoid_f32, sin_cos_reduced, tanh_f32};
 
-impl_element!(f32, "f32", exp_f32, tanh_f32, sigmoid_f32);
+/// `f64` sine or cosine for [`Element::sin_cos_fast`].
+#[inline(always)]
+fn sin_cos_f64(x: f64, quadrant_shift: u32) -> f64 {
+    if quadrant_shift == 0 {
+        x.sin()
+    } else {
+        x.cos()
+    }
+}
+
+/// [`Element::trig_fast_ok`] for `f64`: the library functions take any input.
+#[inline(always)]
+fn always_ok(_: f64) -> bool {
+    true
+}
+
+impl_element!(
+    f32,
+    "f32",
+    exp_f32,
+    tanh_f32,
+    sigmoid_f32,
+    sin_cos_reduced,
+    in_fast_range
+);
 impl_element!(
     f64,
     "f64",
     f64::exp,
     f64::tanh,
-    crate::ops::unary::sigmoid_scalar
+    crate::ops::unary::sigmoid_scalar,
+    sin_cos_f64,
+    always_ok
 );

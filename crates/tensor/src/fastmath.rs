@@ -1,5 +1,6 @@
-//! Branch-free `f32` versions of `exp`, `tanh` and `sigmoid` that the
-//! compiler can vectorise.
+//! Branch-free `f32` versions of `exp`, `tanh`, `sigmoid`, `sin` and `cos`
+//! that the compiler can vectorise (the trigonometric ones are in
+//! [`trig`](self::sin_f32)'s own file, with their accuracy).
 //!
 //! `f32::exp` and `f32::tanh` from `std` call the platform's libm one element
 //! at a time, so a map over a million elements cannot use SIMD lanes. The
@@ -40,6 +41,11 @@
 //! `|x| < 0.625`, `x + x³·P(x²)` with a degree-4 `P` fitted (weighted least
 //! squares, iterated towards minimax) to relative error `2e-8`; above, `1 -
 //! 2/(e^{2|x|} + 1)`, where cancellation is mild because `tanh ≥ 0.55`.
+
+mod trig;
+
+pub use trig::{cos_f32, sin_f32, TRIG_FAST_MAX};
+pub(crate) use trig::{in_fast_range, sin_cos_reduced};
 
 /// `log2(e)`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::buffer::{filled_as, Data};
+use crate::buffer::{filled, filled_as, Data};
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
 use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel};
 use crate::simd;
@@ -242,13 +242,60 @@ impl<T: Element> Tensor<T> {
         // `!(x <= 0)` is true for positive x and for NaN.
         self.map(|x| if x <= T::ZERO { T::ZERO } else { x })
     }
-    /// Sine.
+    /// Sine. For `f32`, vectorised (see
+    /// [`fastmath::sin_f32`](crate::fastmath::sin_f32) for its accuracy).
     pub fn sin(&self) -> Self {
-        self.map(T::sin)
+        self.sin_or_cos(0)
     }
-    /// Cosine.
+    /// Cosine, as [`sin`](Self::sin).
     pub fn cos(&self) -> Self {
-        self.map(T::cos)
+        self.sin_or_cos(1)
+    }
+
+    /// Sine (`quadrant_shift = 0`) or cosine (`1`): the branch-free kernel
+    /// over whole chunks, then the standard library function for the rare
+    /// elements beyond its range (huge arguments, NaN, infinities), so one
+    /// such element does not take its chunk off the vector path.
+    fn sin_or_cos(&self, quadrant_shift: u32) -> Self {
+        let exact = move |x: T| {
+            if quadrant_shift == 0 {
+                x.sin()
+            } else {
+                x.cos()
+            }
+        };
+        let one = move |x: T| {
+            if x.trig_fast_ok() {
+                x.sin_cos_fast(quadrant_shift)
+            } else {
+                exact(x)
+            }
+        };
+        let Some(a) = self.as_slice().filter(|a| a.len() > 1) else {
+            // One element or a strided view: per element, still correct.
+            return self.map(one);
+        };
+        let fast = move |x: T| x.sin_cos_fast(quadrant_shift);
+        let outside = |x: T| if x.trig_fast_ok() { T::ZERO } else { T::ONE };
+        // SAFETY: `fill_chunks` passes disjoint chunks that together are all
+        // of `out`; `simd::map` writes every element of each chunk, and the
+        // fix-up below only overwrites some of them.
+        let out = unsafe {
+            filled(a.len(), |out| {
+                fill_chunks(out, |start, chunk| {
+                    let src = &a[start..start + chunk.len()];
+                    simd::map(src, chunk, &fast);
+                    if simd::map_fold(src, T::ZERO, &outside, &T::max_val) != T::ZERO {
+                        for (o, &x) in chunk.iter_mut().zip(src) {
+                            if !x.trig_fast_ok() {
+                                *o = MaybeUninit::new(exact(x));
+                            }
+                        }
+                    }
+                })
+            })
+        };
+        Tensor::from_parts(out, self.shape())
     }
     /// `ln(1 + e^x)`, without overflow for large `x`.
     pub fn softplus(&self) -> Self {
