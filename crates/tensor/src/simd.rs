@@ -476,6 +476,9 @@ macro_rules! dispatch {
     };
 }
 
+mod extreme;
+pub(crate) use extreme::{arg_extreme_rows, extreme_rows};
+
 /// `dst[i] = f(src[i])` for every element of `dst` (`src` must be at least as long).
 #[inline]
 pub(crate) fn map<T: Copy, F: Fn(T) -> T>(src: &[T], dst: &mut [MaybeUninit<T>], f: &F) {

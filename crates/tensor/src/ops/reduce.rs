@@ -330,6 +330,9 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn max(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        if let Some(t) = self.extreme_of_rows::<true>("max", axes, keepdim)? {
+            return Ok(t);
+        }
         self.fold_axes("max", axes, keepdim, T::NEG_INFINITY, T::max_val)
     }
 
@@ -340,7 +343,51 @@ impl<T: Element> Tensor<T> {
     /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
     /// [`Error::InvalidArgument`] if an axis is listed twice.
     pub fn min(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
+        if let Some(t) = self.extreme_of_rows::<false>("min", axes, keepdim)? {
+            return Ok(t);
+        }
         self.fold_axes("min", axes, keepdim, T::INFINITY, T::min_val)
+    }
+
+    /// [`max`](Self::max) (`LARGER`) or [`min`](Self::min) by the row
+    /// kernels of `simd::extreme_rows`, when the input is contiguous and
+    /// the reduced axes are trailing ones (but not all of them, which
+    /// `fold_axes` splits across threads instead); `None` otherwise.
+    fn extreme_of_rows<const LARGER: bool>(
+        &self,
+        op: &'static str,
+        axes: &[usize],
+        keepdim: bool,
+    ) -> Result<Option<Self>> {
+        let axes = normalize_axes(op, axes, self.shape())?;
+        let trailing = axes
+            .iter()
+            .enumerate()
+            .all(|(i, &a)| a == self.ndim() - axes.len() + i);
+        let (Some(xs), true) = (self.as_slice(), trailing && axes.len() < self.ndim()) else {
+            return Ok(None);
+        };
+        let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        let n_out = xs.len() / n_red.max(1);
+        if n_red == 0 || n_out <= 1 {
+            return Ok(None);
+        }
+        let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
+            simd::extreme_rows::<T, LARGER>(&xs[start * n_red..], n_red, chunk)
+        };
+        // SAFETY: `for_each_chunk` passes disjoint pieces covering all of
+        // `out`, and `fill` writes every element of each.
+        let out = if use_parallel(xs.len()) {
+            unsafe {
+                filled(n_out, |out| {
+                    for_each_chunk(out, (CHUNK / n_red).max(1), fill)
+                })
+            }
+        } else {
+            unsafe { filled(n_out, |out| fill(0, out)) }
+        };
+        let shape = reduced_shape(self.shape(), &axes, keepdim);
+        Ok(Some(Tensor::from_parts(out, &shape)))
     }
 
     /// Largest element, as a 0-d tensor (`-inf` when empty, NaN if any
@@ -387,12 +434,12 @@ impl<T: Element> Tensor<T> {
             .div_scalar(n.saturating_sub(correction) as f64))
     }
 
-    fn arg_reduce(
+    /// [`argmax`](Self::argmax) (`LARGER`) or [`argmin`](Self::argmin).
+    fn arg_reduce<const LARGER: bool>(
         &self,
         op: &'static str,
         axis: usize,
         keepdim: bool,
-        better: impl Fn(T, T) -> bool,
     ) -> Result<Self> {
         self.layout.check_axis(op, axis)?;
         let len = self.shape()[axis];
@@ -407,18 +454,17 @@ impl<T: Element> Tensor<T> {
         perm.push(axis);
         let p = self.permute(&perm)?.to_contiguous();
         let xs = p.as_slice().expect("contiguous");
-        let out: Vec<T> = xs
-            .chunks(len)
-            .map(|row| {
-                let mut best = 0;
-                for (i, &x) in row.iter().enumerate() {
-                    if better(x, row[best]) {
-                        best = i;
-                    }
-                }
-                T::from_f64(best as f64)
-            })
-            .collect();
+        let n_out = xs.len() / len;
+        let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
+            simd::arg_extreme_rows::<T, LARGER>(&xs[start * len..], len, chunk)
+        };
+        // SAFETY: `for_each_chunk` passes disjoint pieces covering all of
+        // `out`, and `fill` writes every element of each.
+        let out = if use_parallel(xs.len()) {
+            unsafe { filled(n_out, |out| for_each_chunk(out, (CHUNK / len).max(1), fill)) }
+        } else {
+            unsafe { filled(n_out, |out| fill(0, out)) }
+        };
         let shape = reduced_shape(self.shape(), &[axis], keepdim);
         Ok(Tensor::from_parts(out, &shape))
     }
@@ -444,9 +490,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn argmax(&self, axis: usize, keepdim: bool) -> Result<Self> {
-        self.arg_reduce("argmax", axis, keepdim, |x, best| {
-            x > best || (x.is_nan() && !best.is_nan())
-        })
+        self.arg_reduce::<true>("argmax", axis, keepdim)
     }
 
     /// Index of the smallest element along `axis` (the first one on ties),
@@ -458,9 +502,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
     /// [`Error::InvalidArgument`] if the axis has length 0.
     pub fn argmin(&self, axis: usize, keepdim: bool) -> Result<Self> {
-        self.arg_reduce("argmin", axis, keepdim, |x, best| {
-            x < best || (x.is_nan() && !best.is_nan())
-        })
+        self.arg_reduce::<false>("argmin", axis, keepdim)
     }
 
     /// `log Σ exp(x)` over `axes`, stable for large `|x|` (the maximum is
