@@ -81,6 +81,10 @@ pub trait Element:
     /// [`fastmath::sigmoid_f32`](crate::fastmath::sigmoid_f32), for `f64`
     /// [`sigmoid_scalar`](crate::sigmoid_scalar).
     fn sigmoid_fast(self) -> Self;
+    /// `ln(1 + e^self)`, overflow-free and vectorisable: for `f32`
+    /// [`fastmath::softplus_f32`](crate::fastmath::softplus_f32), for `f64`
+    /// [`softplus_scalar`](crate::softplus_scalar).
+    fn softplus_fast(self) -> Self;
     /// `sin(self)` (`quadrant_shift = 0`) or `cos(self)` (`1`) by the
     /// branch-free, vectorisable method of
     /// [`fastmath::sin_f32`](crate::fastmath::sin_f32), valid where
@@ -111,7 +115,16 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $exp:path, $tanh:path, $sigmoid:path, $sin_cos:path, $trig_ok:path) => {
+    (
+        $t:ty,
+        $name:literal,
+        $exp:path,
+        $tanh:path,
+        $sigmoid:path,
+        $softplus:path,
+        $sin_cos:path,
+        $trig_ok:path
+    ) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -199,6 +212,10 @@ macro_rules! impl_element {
                 $sigmoid(self)
             }
             #[inline(always)]
+            fn softplus_fast(self) -> Self {
+                $softplus(self)
+            }
+            #[inline(always)]
             fn sin_cos_fast(self, quadrant_shift: u32) -> Self {
                 $sin_cos(self, quadrant_shift)
             }
@@ -224,7 +241,9 @@ macro_rules! impl_element {
     };
 }
 
-use crate::fastmath::{exp_f32, in_fast_range, sigmoid_f32, sin_cos_reduced, tanh_f32};
+use crate::fastmath::{
+    exp_f32, in_fast_range, sigmoid_f32, sin_cos_reduced, softplus_f32, tanh_f32,
+};
 
 /// `f64` sine or cosine for [`Element::sin_cos_fast`].
 #[inline(always)]
@@ -248,6 +267,7 @@ impl_element!(
     exp_f32,
     tanh_f32,
     sigmoid_f32,
+    softplus_f32,
     sin_cos_reduced,
     in_fast_range
 );
@@ -257,6 +277,7 @@ impl_element!(
     f64::exp,
     f64::tanh,
     crate::ops::unary::sigmoid_scalar,
+    crate::ops::unary::softplus_scalar,
     sin_cos_f64,
     always_ok
 );

@@ -1,6 +1,6 @@
-//! Branch-free `f32` versions of `exp`, `tanh`, `sigmoid`, `sin` and `cos`
-//! that the compiler can vectorise (the trigonometric ones are in
-//! [`trig`](self::sin_f32)'s own file, with their accuracy).
+//! Branch-free `f32` versions of `exp`, `tanh`, `sigmoid`, `softplus`, `sin`
+//! and `cos` that the compiler can vectorise ([`softplus_f32`],
+//! [`sin_f32`] and [`cos_f32`] document their accuracy in their own files).
 //!
 //! `f32::exp` and `f32::tanh` from `std` call the platform's libm one element
 //! at a time, so a map over a million elements cannot use SIMD lanes. The
@@ -42,7 +42,10 @@
 //! squares, iterated towards minimax) to relative error `2e-8`; above, `1 -
 //! 2/(e^{2|x|} + 1)`, where cancellation is mild because `tanh ≥ 0.55`.
 
+mod softplus;
 mod trig;
+
+pub use softplus::softplus_f32;
 
 pub use trig::{cos_f32, sin_f32, TRIG_FAST_MAX};
 pub(crate) use trig::{in_fast_range, sin_cos_reduced};

@@ -195,6 +195,25 @@ fn zip_rows_kernel<T: Copy, F: Fn(T, T) -> T>(
     }
 }
 
+/// `dst[i] = if c[i] != zero { t[i] } else { f[i] }`, branch-free (a
+/// random mask made the branchy loop mispredict half the time).
+#[inline(always)]
+fn select_kernel<T: Copy + PartialEq>(
+    c: &[T],
+    t: &[T],
+    f: &[T],
+    zero: T,
+    dst: &mut [MaybeUninit<T>],
+) {
+    let n = dst.len();
+    let (c, t, f) = (&c[..n], &t[..n], &f[..n]);
+    // Both values are read before the choice, so it compiles to a blend
+    // (indexing inside the `if` became a masked load per lane).
+    for (((o, &c), &t), &f) in dst.iter_mut().zip(c).zip(t).zip(f) {
+        *o = MaybeUninit::new(if c != zero { t } else { f });
+    }
+}
+
 /// Accumulators per fold (a power of two).
 const FOLD_LANES: usize = 64;
 
@@ -390,6 +409,26 @@ mod wide {
         f: &F,
     ) {
         zip_rows_kernel(a, b, row_len, start, d, f)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn select_avx2<T: Copy + PartialEq>(
+        c: &[T],
+        t: &[T],
+        f: &[T],
+        zero: T,
+        d: &mut [MaybeUninit<T>],
+    ) {
+        select_kernel(c, t, f, zero, d)
+    }
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn select_avx512<T: Copy + PartialEq>(
+        c: &[T],
+        t: &[T],
+        f: &[T],
+        zero: T,
+        d: &mut [MaybeUninit<T>],
+    ) {
+        select_kernel(c, t, f, zero, d)
     }
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fold_avx2<T: Copy, F: Fn(T, T) -> T>(xs: &[T], init: T, f: &F) -> T {
@@ -588,6 +627,25 @@ pub(crate) fn zip_rows<T: Copy, F: Fn(T, T) -> T>(
         zip_rows_avx2,
         zip_rows_avx512,
         (a, b, row_len, start, dst, f)
+    )
+}
+
+/// `dst[i] = if c[i] != zero { t[i] } else { f[i] }`; the inputs must be
+/// at least `dst.len()` long.
+#[inline]
+pub(crate) fn select<T: Copy + PartialEq>(
+    c: &[T],
+    t: &[T],
+    f: &[T],
+    zero: T,
+    dst: &mut [MaybeUninit<T>],
+) {
+    dispatch!(
+        light_isa(),
+        select_kernel,
+        select_avx2,
+        select_avx512,
+        (c, t, f, zero, dst)
     )
 }
 

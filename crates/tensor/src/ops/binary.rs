@@ -477,6 +477,9 @@ impl<T: Element> Tensor<T> {
         let [lc, lt, lf] = coalesce([&lc, &lt, &lf]);
         let ((len, dc), (_, dt), (_, df)) = (inner(&lc), inner(&lt), inner(&lf));
         let row = |oc: usize, ot: usize, of: usize, seg: &mut [MaybeUninit<T>]| {
+            if (dc, dt, df) == (1, 1, 1) {
+                return simd::select(&sc[oc..], &st[ot..], &sf[of..], T::ZERO, seg);
+            }
             for (i, o) in seg.iter_mut().enumerate() {
                 *o = MaybeUninit::new(if sc[oc + i * dc] != T::ZERO {
                     st[ot + i * dt]

@@ -297,9 +297,11 @@ impl<T: Element> Tensor<T> {
         };
         Tensor::from_parts(out, self.shape())
     }
-    /// `ln(1 + e^x)`, without overflow for large `x`.
+    /// `ln(1 + e^x)`, without overflow for large `x`. For `f32`,
+    /// vectorised (see [`fastmath::softplus_f32`](crate::fastmath::softplus_f32)
+    /// for its accuracy).
     pub fn softplus(&self) -> Self {
-        self.map(softplus_scalar)
+        self.map(T::softplus_fast)
     }
     /// Limits every element to `[min, max]`, as `min(max(x, min), max)`;
     /// NaN stays NaN. When `min > max` every element becomes `max`, as in
