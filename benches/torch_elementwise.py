@@ -39,16 +39,28 @@ b = torch.rand(1024, 1024, generator=g) * 6 - 3
 row = torch.rand(1024, generator=g)
 s = torch.tensor(2.0)
 at = a.t()
+mask = a > b
 ops = {
     "unary/tanh": lambda: torch.tanh(a),
     "unary/exp": lambda: torch.exp(a),
     "unary/sigmoid": lambda: torch.sigmoid(a),
     "unary/relu": lambda: torch.relu(a),
     "unary/mul_scalar": lambda: a * 2.0,
+    "unary/neg": lambda: -a,
+    "unary/abs": lambda: a.abs(),
+    "unary/sin": lambda: a.sin(),
+    "unary/cos": lambda: a.cos(),
+    "unary/softplus": lambda: torch.nn.functional.softplus(a),
+    "unary/clamp": lambda: a.clamp(-1.0, 1.0),
     "binary/add": lambda: a + b,
     "binary/mul": lambda: a * b,
     "binary/add_row_broadcast": lambda: a + row,
     "binary/mul_0d": lambda: a * s,
+    "binary/sub": lambda: a - b,
+    "binary/div": lambda: a / b,
+    "binary/maximum": lambda: torch.maximum(a, b),
+    "binary/gt_mask": lambda: a > b,
+    "binary/where": lambda: torch.where(mask, a, b),
     "binary/tanh_a_mul_b_add_c": lambda: torch.tanh(a * b + a),
     "reduce/sum_all": lambda: a.sum(),
     "reduce/max_all": lambda: a.max(),
@@ -56,6 +68,12 @@ ops = {
     "reduce/sum_axis1": lambda: a.sum(1),
     "reduce/sum_all_transposed": lambda: at.sum(),
     "reduce/softmax_axis1": lambda: torch.softmax(a, 1),
+    "reduce/log_softmax_axis1": lambda: torch.log_softmax(a, 1),
+    "reduce/logsumexp_axis1": lambda: torch.logsumexp(a, 1),
+    "reduce/mean_axis0": lambda: a.mean(0),
+    "reduce/max_axis1": lambda: a.amax(1),
+    "reduce/argmax_axis1": lambda: a.argmax(1),
+    "reduce/var_axis1": lambda: a.var(1),
 }
 for name, f in ops.items():
     print(f"{name:32s} {median_us(f):10.1f} us", flush=True)

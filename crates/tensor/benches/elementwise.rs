@@ -27,6 +27,12 @@ fn unary(c: &mut Criterion) {
     g.bench_function("sigmoid", |b| b.iter(|| black_box(&a).sigmoid()));
     g.bench_function("relu", |b| b.iter(|| black_box(&a).relu()));
     g.bench_function("mul_scalar", |b| b.iter(|| black_box(&a).mul_scalar(2.0)));
+    g.bench_function("neg", |b| b.iter(|| black_box(&a).neg()));
+    g.bench_function("abs", |b| b.iter(|| black_box(&a).abs()));
+    g.bench_function("sin", |b| b.iter(|| black_box(&a).sin()));
+    g.bench_function("cos", |b| b.iter(|| black_box(&a).cos()));
+    g.bench_function("softplus", |b| b.iter(|| black_box(&a).softplus()));
+    g.bench_function("clamp", |b| b.iter(|| black_box(&a).clamp(-1.0, 1.0)));
     g.finish();
 }
 
@@ -34,6 +40,7 @@ fn binary(c: &mut Criterion) {
     let (a, b_) = inputs();
     let row = Tensor::<f32>::uniform_seeded(&[1024], -1.0, 1.0, 3);
     let s = Tensor::<f32>::scalar(2.0);
+    let mask = a.gt_mask(&b_).unwrap();
     let mut g = c.benchmark_group("binary_1m_f32");
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("add", |b| b.iter(|| black_box(&a).add(&b_).unwrap()));
@@ -42,6 +49,17 @@ fn binary(c: &mut Criterion) {
         b.iter(|| black_box(&a).add(&row).unwrap())
     });
     g.bench_function("mul_0d", |b| b.iter(|| black_box(&a).mul(&s).unwrap()));
+    g.bench_function("sub", |b| b.iter(|| black_box(&a).sub(&b_).unwrap()));
+    g.bench_function("div", |b| b.iter(|| black_box(&a).div(&b_).unwrap()));
+    g.bench_function("maximum", |b| {
+        b.iter(|| black_box(&a).maximum(&b_).unwrap())
+    });
+    g.bench_function("gt_mask", |b| {
+        b.iter(|| black_box(&a).gt_mask(&b_).unwrap())
+    });
+    g.bench_function("where", |b| {
+        b.iter(|| black_box(&mask).where_cond(&a, &b_).unwrap())
+    });
     g.bench_function("tanh_a_mul_b_add_c", |b| {
         b.iter(|| black_box(&a).mul(&b_).unwrap().add(&a).unwrap().tanh())
     });
@@ -66,6 +84,24 @@ fn reduce(c: &mut Criterion) {
     });
     g.bench_function("softmax_axis1", |b| {
         b.iter(|| black_box(&a).softmax(1).unwrap())
+    });
+    g.bench_function("log_softmax_axis1", |b| {
+        b.iter(|| black_box(&a).log_softmax(1).unwrap())
+    });
+    g.bench_function("logsumexp_axis1", |b| {
+        b.iter(|| black_box(&a).logsumexp(&[1], false).unwrap())
+    });
+    g.bench_function("mean_axis0", |b| {
+        b.iter(|| black_box(&a).mean(&[0], false).unwrap())
+    });
+    g.bench_function("max_axis1", |b| {
+        b.iter(|| black_box(&a).max(&[1], false).unwrap())
+    });
+    g.bench_function("argmax_axis1", |b| {
+        b.iter(|| black_box(&a).argmax(1, false).unwrap())
+    });
+    g.bench_function("var_axis1", |b| {
+        b.iter(|| black_box(&a).var(&[1], false, 1).unwrap())
     });
     g.finish();
 }
