@@ -214,5 +214,18 @@ mod tests {
         let d = unsafe { filled::<f64>(2, |s| s.fill(MaybeUninit::new(1.0))) };
         assert_eq!(d.as_slice(), &[1.0, 1.0]);
         assert_eq!(Data::from(vec![2.0f32; 3]).as_slice(), &[2.0; 3]);
+        // Constructors and kernel outputs of tensors land aligned too.
+        let v: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+        let t = crate::Tensor::from_slice(&v, &[100_000]).unwrap();
+        let u = crate::Tensor::<f64>::uniform_seeded(&[300, 300], -1.0, 1.0, 1);
+        for p in [
+            t.storage_slice().as_ptr() as usize,
+            t.relu().storage_slice().as_ptr() as usize,
+            u.storage_slice().as_ptr() as usize,
+            u.t().unwrap().to_contiguous().storage_slice().as_ptr() as usize,
+        ] {
+            assert_eq!(p % ALIGN, 0);
+        }
+        assert_eq!(t.to_vec(), v);
     }
 }
