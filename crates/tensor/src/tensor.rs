@@ -90,15 +90,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        let expected = checked_numel("from_vec", shape)?;
-        if data.len() != expected {
-            return Err(Error::ElementCount {
-                op: "from_vec",
-                shape: shape.to_vec(),
-                expected,
-                got: data.len(),
-            });
-        }
+        check_element_count("from_vec", shape, data.len())?;
         Ok(Self::from_parts(data, shape))
     }
 
@@ -109,15 +101,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ElementCount`] if `data.len()` differs from the product of
     /// `shape`.
     pub fn from_slice(data: &[T], shape: &[usize]) -> Result<Self> {
-        let expected = checked_numel("from_slice", shape)?;
-        if data.len() != expected {
-            return Err(Error::ElementCount {
-                op: "from_slice",
-                shape: shape.to_vec(),
-                expected,
-                got: data.len(),
-            });
-        }
+        check_element_count("from_slice", shape, data.len())?;
         // SAFETY: the loop writes every element (`o` and `data` have the
         // same length).
         let copy = unsafe {
@@ -704,6 +688,20 @@ impl<T: Element> PartialEq for Tensor<T> {
     fn eq(&self, other: &Self) -> bool {
         self.shape() == other.shape() && self.to_vec() == other.to_vec()
     }
+}
+
+/// `Ok` if `shape` holds exactly `got` elements, else the error naming `op`.
+fn check_element_count(op: &'static str, shape: &[usize], got: usize) -> Result<()> {
+    let expected = checked_numel(op, shape)?;
+    if got != expected {
+        return Err(Error::ElementCount {
+            op,
+            shape: shape.to_vec(),
+            expected,
+            got,
+        });
+    }
+    Ok(())
 }
 
 /// The element count of `shape`, or an error naming `op` if the product
