@@ -33,9 +33,7 @@ fn extreme_kernel<T: Element, const LARGER: bool>(xs: &[T]) -> T {
         for l in 0..LANES {
             let x = b[l];
             m[l] = if better(x, m[l]) { x } else { m[l] };
-            #[allow(clippy::eq_op)] // x != x: x is NaN
-            let x_nan = x != x;
-            nan[l] = if x_nan { x } else { nan[l] };
+            nan[l] = if x.is_nan() { x } else { nan[l] };
         }
     }
     // Combine the lanes in halves (vector operations while wide), then
@@ -45,22 +43,16 @@ fn extreme_kernel<T: Element, const LARGER: bool>(xs: &[T]) -> T {
         for l in 0..width {
             let (x, y) = (m[l + width], nan[l + width]);
             m[l] = if better(x, m[l]) { x } else { m[l] };
-            #[allow(clippy::eq_op)]
-            let y_nan = y != y;
-            nan[l] = if y_nan { y } else { nan[l] };
+            nan[l] = if y.is_nan() { y } else { nan[l] };
         }
         width /= 2;
     }
     let (mut r, mut r_nan) = (m[0], nan[0]);
     for &x in blocks.remainder() {
         r = if better(x, r) { x } else { r };
-        #[allow(clippy::eq_op)]
-        let x_nan = x != x;
-        r_nan = if x_nan { x } else { r_nan };
+        r_nan = if x.is_nan() { x } else { r_nan };
     }
-    #[allow(clippy::eq_op)]
-    let any_nan = r_nan != r_nan;
-    if any_nan {
+    if r_nan.is_nan() {
         r_nan
     } else {
         r
@@ -71,10 +63,8 @@ fn extreme_kernel<T: Element, const LARGER: bool>(xs: &[T]) -> T {
 /// `m` is NaN); `m` must be an element of `row`.
 #[inline(always)]
 fn first_index<T: Element>(row: &[T], m: T) -> usize {
-    #[allow(clippy::eq_op)]
-    let m_nan = m != m;
-    #[allow(clippy::eq_op)]
-    let hit = |x: T| if m_nan { x != x } else { x == m };
+    let m_nan = m.is_nan();
+    let hit = |x: T| if m_nan { x.is_nan() } else { x == m };
     let mut base = 0;
     for block in row.chunks(LANES) {
         // A fixed-size test that vectorises, then a scan that stops early
