@@ -27,7 +27,7 @@ fn main() -> tapegrad::nn::Result<()> {
         let tape = Tape::new();
         let pred = model.forward(&tape, tape.constant(x.clone()))?;
         let l = loss::mse(pred, tape.constant(y.clone()))?;
-        let grads = tape.backward(l)?;
+        let grads = model.grads(&tape.backward(l)?); // ∂L/∂θ for each parameter, by name
         opt.step(model.parameters_mut(), &grads)?;
         if epoch % 1000 == 0 {
             println!("epoch {epoch:5}: loss {:.6}", l.item()?);

@@ -28,6 +28,10 @@ use crate::var::Var;
 #[derive(Clone, Debug)]
 pub struct Gradients<T: Element> {
     grads: Vec<Option<Tensor<T>>>,
+    /// `(tape position, key)` of the keyed parameters on the tape when the
+    /// pass ran (see [`Tape::param_with_key`]), so that gradients can be
+    /// read by parameter after the tape is cleared or reused.
+    params: Vec<(usize, u64)>,
     tape_id: u64,
 }
 
@@ -53,6 +57,37 @@ impl<T: Element> Gradients<T> {
         self.get(v)
             .cloned()
             .unwrap_or_else(|| Tensor::zeros(&v.shape()))
+    }
+
+    /// The gradient of the parameter recorded with `key` (see
+    /// [`Tape::param_with_key`]): the sum over every node recorded for it,
+    /// or `None` when the root depends on none of them. It stays readable
+    /// after the tape is cleared, and other tapes recording the same
+    /// parameter meanwhile do not change it.
+    pub fn param(&self, key: u64) -> Option<Tensor<T>> {
+        let mut total: Option<Tensor<T>> = None;
+        for &(id, _) in self.params.iter().filter(|&&(_, k)| k == key) {
+            let Some(g) = self.get_id(id) else { continue };
+            total = Some(match total {
+                None => g.clone(),
+                // `param_with_key` refuses a second shape for one key, so
+                // the shapes are equal and the add cannot fail.
+                Some(t) => t.add(g).unwrap_or(t),
+            });
+        }
+        total
+    }
+
+    /// The keys of the parameters that received a gradient, each once, in
+    /// the order they were first recorded.
+    pub fn param_keys(&self) -> Vec<u64> {
+        let mut keys: Vec<u64> = Vec::new();
+        for &(id, k) in &self.params {
+            if self.get_id(id).is_some() && !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
     }
 
     /// The [`Tape::id`] of the tape these gradients came from.
@@ -167,6 +202,7 @@ impl<T: Element> Tape<T> {
         self.truncate(start_len);
         Ok(Gradients {
             grads: result?,
+            params: self.param_keys(),
             tape_id: self.id(),
         })
     }

@@ -93,6 +93,11 @@ pub struct Tape<T: Element = f32> {
     /// them: few nodes have one, and every byte of a node is copied when it
     /// is recorded.
     labels: RefCell<HashMap<usize, Box<str>>>,
+    /// `(tape position, key)` of every parameter recorded with
+    /// [`param_with_key`](Tape::param_with_key), in recording order: how a
+    /// backward pass tells which gradients belong to which parameter object.
+    /// Beside the nodes for the same reason as the labels.
+    param_keys: RefCell<Vec<(usize, u64)>>,
     id: u64,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
@@ -126,6 +131,7 @@ impl<T: Element> Tape<T> {
         Tape {
             nodes: RefCell::new(crate::arena::take()),
             labels: RefCell::default(),
+            param_keys: RefCell::default(),
             id: next_tape_id(),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
@@ -147,6 +153,7 @@ impl<T: Element> Tape<T> {
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
         self.labels.get_mut().clear();
+        self.param_keys.get_mut().clear();
         self.id = next_tape_id();
     }
 
@@ -195,6 +202,71 @@ impl<T: Element> Tape<T> {
     /// Records a model parameter: a named leaf that needs a gradient.
     pub fn param(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
         self.push_named(value, NodeKind::Param, name)
+    }
+
+    /// Records a model parameter that belongs to the parameter object
+    /// identified by `key` (a number unique to that object, such as
+    /// `tapegrad_nn::Param::id`). The same key may be recorded any number of
+    /// times (a layer applied twice, shared weights);
+    /// [`Gradients::param`](crate::Gradients::param) sums the gradients of
+    /// all its nodes.
+    ///
+    /// # Errors
+    /// If `key` is already on this tape with a value of another shape (the
+    /// parameter was resized between two uses): their gradients could not
+    /// be summed.
+    ///
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let w1 = tape.param_with_key("w", Tensor::scalar(3.0), 7)?;
+    /// let w2 = tape.param_with_key("w", Tensor::scalar(3.0), 7)?;
+    /// let grads = tape.backward(w1.mul(w2)?)?; // w², through two nodes
+    /// assert_eq!(grads.param(7).unwrap().item()?, 6.0);
+    /// assert!(grads.param(8).is_none());
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    pub fn param_with_key(&self, name: &str, value: Tensor<T>, key: u64) -> Result<Var<'_, T>> {
+        let earlier = self
+            .param_keys
+            .borrow()
+            .iter()
+            .find(|&&(_, k)| k == key)
+            .map(|&(id, _)| id);
+        if let Some(id) = earlier {
+            if !self.has_shape(id, value.shape()) {
+                return Err(Error::InvalidArgument {
+                    op: "param".into(),
+                    msg: format!(
+                        "parameter {name:?} is already on this tape at %{id:04} with shape {:?}; \
+                         it cannot be recorded again with shape {:?}",
+                        self.shape_of(id).as_slice(),
+                        value.shape()
+                    ),
+                });
+            }
+        }
+        let v = self.push_named(value, NodeKind::Param, name);
+        self.param_keys.borrow_mut().push((v.id(), key));
+        Ok(v)
+    }
+
+    /// Every node recorded for the parameter `key` with
+    /// [`param_with_key`](Self::param_with_key), in recording order (for
+    /// higher-order work: pass them to [`grad`](Self::grad)).
+    pub fn param_vars(&self, key: u64) -> Vec<Var<'_, T>> {
+        self.param_keys
+            .borrow()
+            .iter()
+            .filter(|&&(_, k)| k == key)
+            .map(|&(id, _)| Var::new(self, id))
+            .collect()
+    }
+
+    /// `(tape position, key)` of every keyed parameter node.
+    pub(crate) fn param_keys(&self) -> Vec<(usize, u64)> {
+        self.param_keys.borrow().clone()
     }
 
     /// Records a value that needs no gradient (data, labels, masks).
@@ -398,6 +470,7 @@ impl<T: Element> Tape<T> {
         *slot = nodes;
         drop(slot);
         self.labels.borrow_mut().retain(|&id, _| id < len);
+        self.param_keys.borrow_mut().retain(|&(id, _)| id < len);
     }
 }
 

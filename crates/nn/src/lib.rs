@@ -16,7 +16,7 @@
 //!     let tape = Tape::new();
 //!     let pred = model.forward(&tape, tape.constant(x.clone()))?;
 //!     let l = loss::mse(pred, tape.constant(y.clone()))?; // the article's loss
-//!     let grads = tape.backward(l)?;
+//!     let grads = model.grads(&tape.backward(l)?);   // one gradient per parameter, by name
 //!     opt.step(model.parameters_mut(), &grads)?;        // θ ← θ − α∇L (+ momentum)
 //! }
 //! let out = tapegrad_nn::train::predict(&mut model, &x)?.to_vec();
@@ -50,6 +50,7 @@ pub mod data;
 mod dropout;
 mod error;
 pub mod explain;
+mod grads;
 mod init;
 mod linear;
 pub mod loss;
@@ -64,11 +65,14 @@ pub mod train;
 pub use activation::Activation;
 pub use dropout::Dropout;
 pub use error::{CheckpointError, Error, Result};
+pub use grads::ParamGrads;
 pub use init::{gain, Init};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
-pub use optim::{global_grad_norm, Adam, LrSchedule, Optimizer, Sgd};
-pub use param::Param;
+pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
+pub use param::{Param, ParamId};
 pub use sequential::Sequential;
-pub use train::{EpochMetrics, Evaluation, History, Objective, Progress, StopReason, Trainer};
+pub use train::{
+    EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,
+};

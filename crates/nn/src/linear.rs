@@ -105,14 +105,38 @@ impl<T: Element> Linear<T> {
     pub fn bias(&self) -> Option<&Param<T>> {
         self.bias.as_ref()
     }
+
+    /// The error for an input whose last dimension is not `in_features`,
+    /// naming the layer by its place in the model (`0` for `0.weight`).
+    fn wrong_features(&self, shape: &[usize]) -> tapegrad_autograd::Error {
+        let path = self.weight.name().strip_suffix("weight").unwrap_or("");
+        let path = path.strip_suffix('.').unwrap_or(path);
+        tapegrad_autograd::Error::InvalidArgument {
+            op: if path.is_empty() {
+                "Linear".into()
+            } else {
+                format!("layer {path} (Linear)")
+            },
+            msg: format!(
+                "Linear({} → {}) got inputs of shape {shape:?}: expected {} features",
+                self.in_features(),
+                self.out_features(),
+                self.in_features()
+            ),
+        }
+    }
 }
 
 impl<T: Element> Module<T> for Linear<T> {
     fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
-        let w = self.weight.var(tape);
+        let shape = x.shape();
+        if shape.last() != Some(&self.in_features()) {
+            return Err(self.wrong_features(&shape));
+        }
+        let w = self.weight.var(tape)?;
         let y = x.matmul(w.t()?)?;
         match &self.bias {
-            Some(b) => y.add(b.var(tape)),
+            Some(b) => y.add(b.var(tape)?),
             None => Ok(y),
         }
     }

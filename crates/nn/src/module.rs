@@ -1,10 +1,11 @@
 //! The [`Module`] trait: a forward pass on the tape plus named parameters.
 
 use indexmap::IndexMap;
-use tapegrad_autograd::{Result as TapeResult, Tape, Var};
+use tapegrad_autograd::{Gradients, Result as TapeResult, Tape, Var};
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{CheckpointError, Error, Result};
+use crate::grads::ParamGrads;
 use crate::param::Param;
 
 /// A layer or a whole model.
@@ -42,6 +43,27 @@ pub trait Module<T: Element = f32>: Send + Sync {
     /// [`parameters`](Self::parameters) (for optimisers and loading).
     fn parameters_mut(&mut self) -> Vec<(String, &mut Param<T>)> {
         Vec::new()
+    }
+
+    /// This model's gradients from a backward pass, one per parameter, by
+    /// the names of [`parameters`](Self::parameters) (the checkpoint's):
+    /// the value to clip, accumulate, print or send, and then hand to
+    /// [`Optimizer::step`](crate::Optimizer::step). A parameter the loss
+    /// does not depend on gets no entry.
+    ///
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_nn::{Linear, Module};
+    /// use tapegrad_tensor::Tensor;
+    /// let layer = Linear::<f64>::new(3, 2, 0);
+    /// let tape = Tape::new();
+    /// let y = layer.forward(&tape, tape.constant(Tensor::ones(&[4, 3])))?;
+    /// let grads = layer.grads(&tape.backward(y.sum_all()?)?);
+    /// assert_eq!(grads.get("bias").unwrap().to_vec(), vec![4.0, 4.0]); // d(Σy)/db = batch size
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    fn grads(&self, grads: &Gradients<T>) -> ParamGrads<T> {
+        ParamGrads::collect(&self.parameters(), grads)
     }
 
     /// Switches training mode (dropout active) on or off.

@@ -1,24 +1,58 @@
-//! [`Param`]: a named, trainable tensor that knows where it sits on a tape.
+//! [`Param`]: a named, trainable tensor with an identity of its own.
+//!
+//! One weight's life, end to end:
+//! 1. **Creation.** [`Param::new`] gives it a value, a name and a [`ParamId`]
+//!    that no other parameter in the process has.
+//! 2. **Forward.** [`Param::var`] records the value on a tape as a parameter
+//!    node tagged with that id ([`Tape::param_with_key`]). Nothing is stored
+//!    in the parameter: it can be read on any number of tapes, by any number
+//!    of threads.
+//! 3. **Backward.** `tape.backward(loss)` returns [`Gradients`] for every
+//!    node, and with them the list of tagged parameter nodes;
+//!    [`Module::grads`](crate::Module::grads) turns that into
+//!    [`ParamGrads`](crate::ParamGrads): one gradient per parameter, by the
+//!    name the checkpoint uses, each remembering the id it belongs to.
+//! 4. **Update.** [`Optimizer::step`](crate::Optimizer::step) finds each
+//!    parameter's gradient by name, checks that it was computed for this
+//!    very parameter, and updates the value in place.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tapegrad_autograd::{Gradients, Tape, Var};
+use tapegrad_autograd::{Gradients, Result as TapeResult, Tape, Var};
 use tapegrad_tensor::{Element, Tensor};
 
-/// A model parameter: a value plus a record of the tape nodes it was
-/// registered as.
+/// The identity of one [`Param`]: unique within the process, kept when the
+/// value changes (an optimiser step, a checkpoint load) and new for a
+/// [`clone`](Clone::clone), which is a different parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId(u64);
+
+impl ParamId {
+    fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ParamId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number the tape records with the parameter's nodes (see
+    /// [`Tape::param_with_key`] and [`Gradients::param`]).
+    pub fn key(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ParamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A model parameter: a value, a name and an identity.
 ///
 /// [`var`](Self::var) puts the value on a tape as a named parameter node;
-/// [`grad`](Self::grad) reads its gradient back after `backward`.
-///
-/// Design note: ideally a second `var` call on the same tape would return the
-/// node registered first. The autograd crate has no public way to rebuild a
-/// [`Var`] from a node id, so each call registers a fresh node (a cheap
-/// shared handle to the same storage) and the parameter remembers all of
-/// them for that tape; `grad` sums their gradients. For weight sharing or a
-/// model applied twice on one tape that is exactly the chain rule's sum,
-/// so gradients are right either way; the tape just shows the parameter
-/// once per use.
+/// [`grad`](Self::grad) reads its gradient back from a backward pass of
+/// that tape. A model applied twice on one tape (or a weight shared by two
+/// layers) records the parameter twice; its gradient is the sum, as the
+/// chain rule says.
 ///
 /// ```
 /// use tapegrad_autograd::Tape;
@@ -26,27 +60,36 @@ use tapegrad_tensor::{Element, Tensor};
 /// use tapegrad_tensor::Tensor;
 /// let p = Param::new("w", Tensor::<f64>::scalar(3.0));
 /// let tape = Tape::new();
-/// let w = p.var(&tape);
-/// let y = w.mul(p.var(&tape))?; // w² through two uses
+/// let w = p.var(&tape)?;
+/// let y = w.mul(p.var(&tape)?)?; // w² through two uses
 /// let grads = tape.backward(y)?;
+/// assert_eq!(p.grad(&grads).unwrap().item()?, 6.0);
+///
+/// // Another tape meanwhile (a validation pass, say) changes nothing.
+/// let other = Tape::new();
+/// let _ = p.var(&other)?.sum_all()?;
 /// assert_eq!(p.grad(&grads).unwrap().item()?, 6.0);
 /// # Ok::<(), tapegrad_autograd::Error>(())
 /// ```
 pub struct Param<T: Element = f32> {
+    id: ParamId,
     name: String,
     value: Tensor<T>,
-    /// (tape id, node ids registered on that tape).
-    slot: Mutex<Option<(u64, Vec<usize>)>>,
 }
 
 impl<T: Element> Param<T> {
     /// A parameter named `name` (shown in printed tapes) holding `value`.
     pub fn new(name: impl Into<String>, value: Tensor<T>) -> Self {
         Param {
+            id: ParamId::fresh(),
             name: name.into(),
             value: value.to_contiguous(),
-            slot: Mutex::new(None),
         }
+    }
+
+    /// This parameter's identity.
+    pub fn id(&self) -> ParamId {
+        self.id
     }
 
     /// The name shown on tapes (set by containers to the full path, e.g.
@@ -75,20 +118,18 @@ impl<T: Element> Param<T> {
         self.value.numel()
     }
 
-    /// Replaces the value (optimisers and checkpoint loading call this).
-    /// Nodes registered before on a tape keep the old value; the next
-    /// [`var`](Self::var) registers the new one.
+    /// Replaces the value (checkpoint loading calls this). Nodes recorded
+    /// before keep the old value; the next [`var`](Self::var) records the
+    /// new one.
     pub fn set_value(&mut self, value: Tensor<T>) {
         self.value = value.to_contiguous();
-        *self.slot.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The value's elements (row-major) for an in-place update; optimisers
     /// call this. Copy-on-write through [`Tensor::make_mut_slice`]: written
     /// in place when this parameter is the only holder of its buffer, else
     /// copied first, so a tape node or a clone of [`value`](Self::value)
-    /// taken earlier keeps the old values. Like [`set_value`](Self::set_value)
-    /// it forgets the tape nodes registered so far.
+    /// taken earlier keeps the old values.
     ///
     /// ```
     /// use tapegrad_nn::Param;
@@ -101,56 +142,37 @@ impl<T: Element> Param<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn make_mut_slice(&mut self) -> &mut [T] {
-        *self.slot.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.value.make_mut_slice()
     }
 
-    /// Registers the value on `tape` as a parameter node and returns it.
-    pub fn var<'t>(&self, tape: &'t Tape<T>) -> Var<'t, T> {
-        let v = tape.param(&self.name, self.value.clone());
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_mut() {
-            Some((id, nodes)) if *id == tape.id() => nodes.push(v.id()),
-            _ => *slot = Some((tape.id(), vec![v.id()])),
-        }
-        v
+    /// Records the value on `tape` as a parameter node tagged with this
+    /// parameter's [`id`](Self::id), and returns it.
+    ///
+    /// # Errors
+    /// If this parameter is already on `tape` with a value of another shape
+    /// ([`set_value`](Self::set_value) resized it between two uses).
+    pub fn var<'t>(&self, tape: &'t Tape<T>) -> TapeResult<Var<'t, T>> {
+        tape.param_with_key(&self.name, self.value.clone(), self.id.key())
     }
 
-    /// The gradient from a backward pass on the tape this parameter was last
-    /// registered on, or `None` if the loss does not depend on it (or the
-    /// gradients come from another tape).
+    /// This parameter's gradient in `grads` (summed over every node recorded
+    /// for it), or `None` if the root does not depend on it, including
+    /// when `grads` come from a tape it was never recorded on.
     pub fn grad(&self, grads: &Gradients<T>) -> Option<Tensor<T>> {
-        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        let (id, nodes) = slot.as_ref()?;
-        if *id != grads.tape_id() {
-            return None;
-        }
-        let mut total: Option<Tensor<T>> = None;
-        for &n in nodes {
-            if let Some(g) = grads.get_id(n) {
-                total = Some(match total {
-                    None => g.clone(),
-                    // Same shapes: the add cannot fail.
-                    Some(t) => t.add(g).unwrap_or(t),
-                });
-            }
-        }
-        total
+        grads.param(self.id.key())
     }
 
-    /// The tape nodes this parameter was registered as on `tape` (empty if
-    /// none): use them with [`Tape::grad`] for higher-order work.
-    pub fn nodes_on(&self, tape: &Tape<T>) -> Vec<usize> {
-        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some((id, nodes)) if *id == tape.id() => nodes.clone(),
-            _ => Vec::new(),
-        }
+    /// The nodes this parameter was recorded as on `tape`, in order: use
+    /// them with [`Tape::grad`] or [`Tape::grad_graph`] for higher-order
+    /// work.
+    pub fn vars_on<'t>(&self, tape: &'t Tape<T>) -> Vec<Var<'t, T>> {
+        tape.param_vars(self.id.key())
     }
 }
 
 impl<T: Element> Clone for Param<T> {
-    /// Copies the name and value; the copy is on no tape.
+    /// Copies the name and value into a new parameter (with a new
+    /// [`ParamId`]): gradients of the original do not step the copy.
     fn clone(&self) -> Self {
         Param::new(self.name.clone(), self.value.clone())
     }
@@ -158,6 +180,13 @@ impl<T: Element> Clone for Param<T> {
 
 impl<T: Element> std::fmt::Debug for Param<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Param({:?}, {}{:?})", self.name, T::DTYPE, self.shape())
+        write!(
+            f,
+            "Param({:?} {}, {}{:?})",
+            self.name,
+            self.id,
+            T::DTYPE,
+            self.shape()
+        )
     }
 }

@@ -18,7 +18,7 @@
 //!         let tape = Tape::new();
 //!         let logits = model.forward(&tape, tape.constant(batch.x))?;
 //!         let l = loss::cross_entropy(logits, batch.y.classes().unwrap())?;
-//!         let grads = tape.backward(l)?;
+//!         let grads = model.grads(&tape.backward(l)?);
 //!         opt.step(model.parameters_mut(), &grads)?;
 //!     }
 //! }
@@ -40,6 +40,7 @@ use tapegrad_tensor::{Element, Tensor};
 
 use crate::data::{gaussian_noise, mixup, Batch, Dataset, Target};
 use crate::error::{Error, Result};
+use crate::grads::ParamGrads;
 use crate::loss;
 use crate::module::Module;
 use crate::optim::{LrSchedule, Optimizer};
@@ -286,6 +287,39 @@ pub fn predict<T: Element, M: Module<T> + ?Sized>(
     Ok(r?)
 }
 
+/// Where training is, for the hook of [`Trainer::fit_with_hook`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepContext {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Optimiser step about to run, from 1.
+    pub step: usize,
+    /// This step's training loss.
+    pub loss: f64,
+}
+
+/// The error for a loss that is NaN or infinite, saying whether the batch's
+/// inputs were to blame.
+fn non_finite_loss<T: Element>(l: f64, epoch: usize, step: usize, x: &Tensor<T>) -> Error {
+    let cols = x.shape().last().copied().unwrap_or(1).max(1);
+    let culprit = x.to_vec().iter().position(|v| !v.is_finite());
+    let cause = match culprit {
+        Some(i) => format!(
+            "the batch's inputs hold a non-finite value (row {} of the batch, column {}): \
+             check the data",
+            i / cols + 1,
+            i % cols + 1
+        ),
+        None => "the batch's inputs are all finite, so the model diverged: \
+                 try a lower learning rate or gradient clipping"
+            .to_string(),
+    };
+    Error::invalid(
+        "Trainer::fit",
+        format!("the loss is {l} at epoch {epoch}, step {step}; {cause}"),
+    )
+}
+
 /// Options for a training run; [`fit`](Trainer::fit) runs it.
 ///
 /// ```
@@ -343,9 +377,9 @@ impl Trainer {
         self
     }
 
-    /// Rows per mini-batch.
+    /// Rows per mini-batch (at least 1: [`fit`](Self::fit) refuses 0).
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
+        self.batch_size = n;
         self
     }
 
@@ -419,13 +453,62 @@ impl Trainer {
         bar
     }
 
+    /// Checks every setting, naming the one that is wrong.
+    fn check(&self) -> Result<()> {
+        let bad =
+            |what: &str, msg: String| Err(Error::invalid("Trainer::fit", format!("{what}: {msg}")));
+        if self.batch_size == 0 {
+            return bad("batch_size(0)", "a batch needs at least one row".into());
+        }
+        if let Some(std) = self.noise {
+            if !(std.is_finite() && std >= 0.0) {
+                return bad(
+                    &format!("gaussian_noise({std})"),
+                    "the standard deviation must be a finite number ≥ 0".into(),
+                );
+            }
+        }
+        if let Some(a) = self.mixup {
+            if !(a.is_finite() && a > 0.0) {
+                return bad(
+                    &format!("mixup({a})"),
+                    "α must be a finite number above 0".into(),
+                );
+            }
+        }
+        if let Some(t) = self.target_loss {
+            if t.is_nan() {
+                return bad("target_loss(NaN)", "the target must be a number".into());
+            }
+        }
+        if self.patience == Some(0) {
+            return bad(
+                "early_stopping(0)",
+                "patience must be at least one epoch".into(),
+            );
+        }
+        if let Objective::Huber(d) = self.objective {
+            if !(d.is_finite() && d > 0.0) {
+                return bad(
+                    &format!("Objective::Huber({d})"),
+                    "δ must be a finite number above 0".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Trains `model` on `train`, evaluating on `val` after each epoch.
     /// Same seed, same data and same thread count: the same losses, bit for
     /// bit.
     ///
     /// # Errors
-    /// If the model or loss fails on the data's shapes, the training set is
-    /// empty, or the optimiser fails.
+    /// Before training: if a setting is invalid (a batch size of 0, a
+    /// negative noise level, ...), or the training set is empty. During
+    /// training: if the model or loss fails on the data's shapes, the loss
+    /// becomes NaN or infinite (the error names the step and whether the
+    /// batch's inputs were finite), or the optimiser refuses a step (a
+    /// learning rate that is NaN, infinite or negative, say).
     pub fn fit<T: Element, M: Module<T> + ?Sized>(
         &self,
         model: &mut M,
@@ -433,6 +516,45 @@ impl Trainer {
         train: &Dataset<T>,
         val: Option<&Dataset<T>>,
     ) -> Result<History> {
+        self.fit_with_hook(model, opt, train, val, |_, _| Ok(()))
+    }
+
+    /// [`fit`](Self::fit), calling `hook` between each backward pass and
+    /// its optimiser step with the step's gradients (one per parameter, by
+    /// name) and where training is. The hook may read, print, scale, clip
+    /// or replace them (an all-reduce across processes plugs in here); the
+    /// step uses them as the hook leaves them.
+    ///
+    /// ```
+    /// use tapegrad_nn::{data::{Dataset, Target}, Mlp, Objective, Progress, Sgd, Trainer};
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2])?;
+    /// let data = Dataset::new(x, Target::Classes(vec![0, 1, 1, 0]))?;
+    /// let mut model = Mlp::builder(&[2, 8, 2]).seed(3).build()?;
+    /// let mut norms = Vec::new();
+    /// Trainer::new(Objective::CrossEntropy)
+    ///     .epochs(3)
+    ///     .batch_size(2)
+    ///     .progress(Progress::Never)
+    ///     .fit_with_hook(&mut model, &mut Sgd::new(0.1), &data, None, |grads, at| {
+    ///         norms.push((at.step, grads.clip_norm(1.0)?));
+    ///         Ok(())
+    ///     })?;
+    /// assert_eq!(norms.len(), 6);
+    /// # Ok::<(), tapegrad_nn::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`fit`](Self::fit), and whatever the hook returns.
+    pub fn fit_with_hook<T: Element, M: Module<T> + ?Sized>(
+        &self,
+        model: &mut M,
+        opt: &mut dyn Optimizer<T>,
+        train: &Dataset<T>,
+        val: Option<&Dataset<T>>,
+        mut hook: impl FnMut(&mut ParamGrads<T>, &StepContext) -> Result<()>,
+    ) -> Result<History> {
+        self.check()?;
         if train.is_empty() {
             return Err(Error::invalid("Trainer::fit", "the training set is empty"));
         }
@@ -474,16 +596,25 @@ impl Trainer {
                 }
                 opt.set_lr(self.schedule.lr(base_lr, step));
                 tape.clear();
-                let (l, out, grads) = {
+                let (l, out, mut grads) = {
                     let out = model.forward(&tape, tape.constant(batch.x.clone()))?;
                     let l = self.objective.loss(out, &batch.y)?;
-                    let grads = tape.backward(l)?;
+                    let grads = model.grads(&tape.backward(l)?);
                     (l.item()?.to_f64(), out.value(), grads)
                 };
                 // The tape's nodes share the parameters' buffers; dropping
                 // them first lets the optimiser update in place (else each
                 // parameter is copied once, copy-on-write).
                 tape.clear();
+                if !l.is_finite() {
+                    return Err(non_finite_loss(l, epoch, step + 1, &batch.x));
+                }
+                let at = StepContext {
+                    epoch,
+                    step: step + 1,
+                    loss: l,
+                };
+                hook(&mut grads, &at)?;
                 opt.step(model.parameters_mut(), &grads)?;
                 step += 1;
                 history.step_losses.push(l);

@@ -2,9 +2,19 @@
 //! starting from θ₀ = 1, two steps each; the arithmetic is in the comments.
 
 use approx::assert_abs_diff_eq;
-use tapegrad_autograd::Tape;
-use tapegrad_nn::{global_grad_norm, Adam, Optimizer, Param, Sgd};
+use tapegrad_autograd::{Gradients, Tape};
+use tapegrad_nn::{Adam, Optimizer, Param, ParamGrads, Sgd};
 use tapegrad_tensor::Tensor;
+
+/// The gradients of named parameters, as a model's `grads` would collect
+/// them.
+fn by_name<T: tapegrad_tensor::Element>(
+    params: &[(&str, &Param<T>)],
+    grads: &Gradients<T>,
+) -> ParamGrads<T> {
+    let named: Vec<(String, &Param<T>)> = params.iter().map(|(n, p)| (n.to_string(), *p)).collect();
+    ParamGrads::collect(&named, grads)
+}
 
 /// Runs `steps` optimiser steps on L(θ) = Σ θ², returning θ after each.
 fn run(opt: &mut dyn Optimizer<f64>, theta0: &[f64], steps: usize) -> Vec<Vec<f64>> {
@@ -15,8 +25,8 @@ fn run(opt: &mut dyn Optimizer<f64>, theta0: &[f64], steps: usize) -> Vec<Vec<f6
     let mut out = Vec::new();
     for _ in 0..steps {
         let tape = Tape::new();
-        let l = p.var(&tape).square().unwrap().sum_all().unwrap();
-        let grads = tape.backward(l).unwrap();
+        let l = p.var(&tape).unwrap().square().unwrap().sum_all().unwrap();
+        let grads = by_name(&[("theta", &p)], &tape.backward(l).unwrap());
         opt.step(vec![("theta".into(), &mut p)], &grads).unwrap();
         out.push(p.value().to_vec());
     }
@@ -126,18 +136,31 @@ fn global_norm_and_unused_params() {
     let p = Param::new("a", Tensor::from_vec(vec![3.0f64, 4.0], &[2]).unwrap());
     let mut unused = Param::new("b", Tensor::from_vec(vec![1.0f64], &[1]).unwrap());
     let tape = Tape::new();
-    let _ = unused.var(&tape);
-    let l = p.var(&tape).square().unwrap().sum_all().unwrap();
-    let grads = tape.backward(l).unwrap();
-    assert_abs_diff_eq!(
-        global_grad_norm(&[("a".into(), &p), ("b".into(), &unused)], &grads),
-        10.0,
-        epsilon = 1e-12
-    );
-    // A parameter the loss does not depend on is not updated.
-    let mut opt = Adam::new(0.1);
-    opt.step(vec![("b".into(), &mut unused)], &grads).unwrap();
+    let _ = unused.var(&tape).unwrap();
+    let l = p.var(&tape).unwrap().square().unwrap().sum_all().unwrap();
+    let grads = by_name(&[("a", &p), ("b", &unused)], &tape.backward(l).unwrap());
+    assert_abs_diff_eq!(grads.global_norm(), 10.0, epsilon = 1e-12);
+    assert_eq!(grads.names().collect::<Vec<_>>(), ["a"]);
+    // A parameter the loss does not depend on is skipped, and reported.
+    let mut p = p;
+    let report = Adam::new(0.1)
+        .step(
+            vec![("a".into(), &mut p), ("b".into(), &mut unused)],
+            &grads,
+        )
+        .unwrap();
+    assert_eq!(report.updated, ["a"]);
+    assert_eq!(report.skipped, ["b"]);
     assert_eq!(unused.value().to_vec(), vec![1.0]);
+    // Stepping it alone is an error: nothing reaches it.
+    let err = Adam::new(0.1)
+        .step(vec![("b".into(), &mut unused)], &grads)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("none of the gradients (a)") && err.contains("(b)"),
+        "{err}"
+    );
 }
 
 // ----- the in-place, element-type path --------------------------------
@@ -247,22 +270,24 @@ fn run_model<T: tapegrad_tensor::Element>(
     for _ in 0..steps {
         let grads = {
             let tape = Tape::new();
-            let lw = w.var(&tape).mul(tape.constant(c.clone())).unwrap();
+            let lw = w.var(&tape).unwrap().mul(tape.constant(c.clone())).unwrap();
             let lw = lw.square().unwrap().sum_all().unwrap();
             let one = tape.constant(Tensor::<T>::ones(&[7]));
             let lb = b
                 .var(&tape)
+                .unwrap()
                 .sub(one)
                 .unwrap()
                 .square()
                 .unwrap()
                 .sum_all()
                 .unwrap();
-            tape.backward(lw.add(lb).unwrap()).unwrap()
+            let grads = tape.backward(lw.add(lb).unwrap()).unwrap();
+            by_name(&[("w", &w), ("b", &b)], &grads)
         };
         seen.push(vec![
-            f64s(&w.grad(&grads).unwrap()),
-            f64s(&b.grad(&grads).unwrap()),
+            f64s(grads.get("w").unwrap()),
+            f64s(grads.get("b").unwrap()),
         ]);
         opt.step(vec![("w".into(), &mut w), ("b".into(), &mut b)], &grads)
             .unwrap();
@@ -335,9 +360,9 @@ fn a_clone_taken_before_step_keeps_its_values() {
         let before = p.value().clone();
         let copy = before.to_vec();
         let tape = Tape::new();
-        let node = p.var(&tape);
+        let node = p.var(&tape).unwrap();
         let l = node.square().unwrap().sum_all().unwrap();
-        let grads = tape.backward(l).unwrap();
+        let grads = by_name(&[("w", &p)], &tape.backward(l).unwrap());
         Optimizer::<f32>::step(&mut *opt, vec![("w".into(), &mut p)], &grads).unwrap();
         // The clone and the tape's node (both share the old buffer) are intact,
         assert_eq!(before.to_vec(), copy, "{name}");
@@ -360,19 +385,20 @@ fn a_sole_owner_is_updated_in_place_without_a_copy() {
         for _ in 0..3 {
             let grads = {
                 let tape = Tape::new();
-                let l = p.var(&tape).square().unwrap().sum_all().unwrap();
-                tape.backward(l).unwrap()
+                let l = p.var(&tape).unwrap().square().unwrap().sum_all().unwrap();
+                by_name(&[("w", &p)], &tape.backward(l).unwrap())
             }; // the tape (and its handle on p's buffer) is gone
             Optimizer::<f32>::step(&mut *opt, vec![("w".into(), &mut p)], &grads).unwrap();
             assert_eq!(p.value().storage_slice().as_ptr(), ptr, "{name}");
         }
-        // And the step forgot the tape nodes, as `set_value` did.
+        // Gradients are values: a step leaves them as they were.
         let tape = Tape::<f32>::new();
-        let l = p.var(&tape).sum_all().unwrap();
+        let l = p.var(&tape).unwrap().sum_all().unwrap();
         let grads = tape.backward(l).unwrap();
-        assert!(p.grad(&grads).is_some());
-        Optimizer::<f32>::step(&mut *opt, vec![("w".into(), &mut p)], &grads).unwrap();
-        assert!(p.grad(&grads).is_none(), "{name}");
+        let before = p.grad(&grads).unwrap().to_vec();
+        let named = by_name(&[("w", &p)], &grads);
+        Optimizer::<f32>::step(&mut *opt, vec![("w".into(), &mut p)], &named).unwrap();
+        assert_eq!(p.grad(&grads).unwrap().to_vec(), before, "{name}");
     }
 }
 
@@ -384,8 +410,8 @@ fn a_strided_gradient_is_read_in_order() {
         Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap(),
     );
     let tape = Tape::new();
-    let l = p.var(&tape).sum_all().unwrap();
-    let grads = tape.backward(l).unwrap();
+    let l = p.var(&tape).unwrap().sum_all().unwrap();
+    let grads = by_name(&[("w", &p)], &tape.backward(l).unwrap());
     Sgd::new(0.5)
         .step(vec![("w".into(), &mut p)], &grads)
         .unwrap();
@@ -398,8 +424,8 @@ fn one_optimiser_for_two_element_types_is_an_error_not_a_mixup() {
     run(&mut opt, &[1.0], 1);
     let mut p = Param::new("theta", Tensor::from_vec(vec![1.0f32], &[1]).unwrap());
     let tape = Tape::new();
-    let l = p.var(&tape).square().unwrap().sum_all().unwrap();
-    let grads = tape.backward(l).unwrap();
+    let l = p.var(&tape).unwrap().square().unwrap().sum_all().unwrap();
+    let grads = by_name(&[("theta", &p)], &tape.backward(l).unwrap());
     let err = opt
         .step(vec![("theta".into(), &mut p)], &grads)
         .unwrap_err();

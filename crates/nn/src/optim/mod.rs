@@ -1,22 +1,34 @@
 //! Optimisers, learning-rate schedules and gradient clipping.
 //!
 //! An optimiser takes the model's parameters (names and mutable access, from
-//! [`Module::parameters_mut`](crate::Module::parameters_mut)) and the
-//! gradients of one backward pass, and updates each parameter that has a
-//! gradient. Per-parameter state (momentum, Adam's moments) is kept by name,
-//! in the parameters' element type, so the same optimiser must be used with
-//! the same model.
+//! [`Module::parameters_mut`](crate::Module::parameters_mut)) and a
+//! [`ParamGrads`] (from [`Module::grads`](crate::Module::grads)), and
+//! updates each parameter that has a gradient. Per-parameter state
+//! (momentum, Adam's moments) is kept by name, in the parameters' element
+//! type, so the same optimiser must be used with the same model.
 //!
-//! Each step updates every parameter in place, in its own element type, with
-//! one fused loop (weight decay, momentum or Adam's moments, clipping) that
-//! large parameters split across threads in fixed-size chunks (so results
-//! do not depend on the thread count). The write goes through
-//! [`Param::make_mut_slice`], which is copy-on-write: if a tape or a clone
-//! still shares the parameter's buffer (a tape kept alive past `backward`,
-//! a saved `state_dict`), the parameter is copied once first and the other
-//! handles keep the old values. Dropping or [clearing](tapegrad_autograd::Tape::clear)
-//! the tape before `step`, as [`Trainer`](crate::Trainer) does, saves that
-//! copy.
+//! Every optimiser runs the same [`step`](Optimizer::step), written once
+//! here:
+//! 1. check the hyperparameters (a learning rate that is NaN, infinite or
+//!    negative is an error, not a model full of NaN);
+//! 2. match each parameter to its gradient by name, checking that the
+//!    gradient was computed for this very parameter and has its shape; a
+//!    parameter without one is skipped (and listed in the [`StepReport`]),
+//!    and gradients that match no parameter at all are an error;
+//! 3. apply the [`GradPolicy`]: clip by value, clip by global norm, weight
+//!    decay (L2 or decoupled);
+//! 4. call the optimiser's own rule, [`Optimizer::update`], once per
+//!    parameter.
+//!
+//! Nothing changes unless every check passes. Each update runs in place,
+//! in the parameter's element type, in one fused loop (the policy's scale
+//! and decay are folded into it through [`GradPrep`]); large parameters are
+//! split across threads in fixed-size chunks, so results do not depend on
+//! the thread count. The write goes through [`Param::make_mut_slice`], which
+//! is copy-on-write: if a tape still shares the parameter's buffer, the
+//! parameter is copied once first. Dropping or
+//! [clearing](tapegrad_autograd::Tape::clear) the tape before `step`, as
+//! [`Trainer`](crate::Trainer) does, saves that copy.
 //!
 //! ```
 //! use tapegrad_autograd::Tape;
@@ -29,94 +41,139 @@
 //! for _ in 0..200 {
 //!     let tape = Tape::new();
 //!     let l = loss::mse(model.forward(&tape, tape.constant(x.clone()))?, tape.constant(y.clone()))?;
-//!     let grads = tape.backward(l)?;
+//!     let grads = model.grads(&tape.backward(l)?);
 //!     opt.step(model.parameters_mut(), &grads)?;
 //! }
 //! assert!((model.parameters()[0].1.value().item()? - 2.0).abs() < 1e-2);
 //! # Ok::<(), tapegrad_nn::Error>(())
 //! ```
+//!
+//! A new optimiser implements [`Optimizer::update`] (its rule for one
+//! parameter), [`policy`](Optimizer::policy), [`lr`](Optimizer::lr) and
+//! [`set_lr`](Optimizer::set_lr); clipping and weight decay come with the
+//! shared step.
+
+/// The builder methods that set an optimiser's [`GradPolicy`] (a field
+/// named `policy`): one definition for every optimiser.
+macro_rules! policy_setters {
+    () => {
+        /// Clip the gradients' global L2 norm to `max` before each step
+        /// (PyTorch's `clip_grad_norm_`). See [`GradPolicy`].
+        pub fn max_grad_norm(mut self, max: f64) -> Self {
+            self.policy.max_grad_norm = Some(max);
+            self
+        }
+
+        /// Clamp each gradient element to `[-limit, limit]` before each
+        /// step (PyTorch's `clip_grad_value_`). See [`GradPolicy`].
+        pub fn clip_value(mut self, limit: f64) -> Self {
+            self.policy.clip_value = Some(limit);
+            self
+        }
+
+        /// L2 weight decay `λ`: adds `λθ` to each gradient (L2
+        /// regularisation, the `weight_decay` of PyTorch's SGD and Adam).
+        pub fn weight_decay(mut self, wd: f64) -> Self {
+            self.policy.weight_decay = wd;
+            self.policy.decoupled = false;
+            self
+        }
+
+        /// Decoupled weight decay `λ`: `θ ← θ·(1 − αλ)` before each update
+        /// (AdamW's; SGDW with [`Sgd`](crate::Sgd)).
+        pub fn decoupled_weight_decay(mut self, wd: f64) -> Self {
+            self.policy.weight_decay = wd;
+            self.policy.decoupled = true;
+            self
+        }
+
+        /// The gradient policy (clipping and weight decay) in force.
+        pub fn grad_policy(&self) -> &GradPolicy {
+            &self.policy
+        }
+    };
+}
+use policy_setters;
 
 mod adam;
+mod policy;
 mod schedule;
 mod sgd;
 mod state;
 
 pub use adam::Adam;
+pub use policy::{GradPolicy, GradPrep, StepReport};
 pub use schedule::LrSchedule;
 pub use sgd::Sgd;
 
 use std::borrow::Cow;
 
-use tapegrad_autograd::Gradients;
 use tapegrad_tensor::parallel::{for_each_chunk, map_chunks, use_parallel, CHUNK};
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{Error, Result};
+use crate::grads::ParamGrads;
 use crate::param::Param;
 
 /// Something that updates parameters from their gradients.
 pub trait Optimizer<T: Element = f32>: Send {
-    /// One update of every parameter that has a gradient in `grads`
-    /// (parameters the loss does not depend on are left alone).
+    /// One update of every parameter that has a gradient in `grads`; the
+    /// shared step described in the [module docs](self). Returns which
+    /// parameters were updated and which were skipped.
     ///
     /// # Errors
-    /// If a parameter's shape changed since the optimiser last saw it, or
-    /// the same optimiser stepped parameters of another element type under
-    /// the same name before.
-    fn step(&mut self, params: Vec<(String, &mut Param<T>)>, grads: &Gradients<T>) -> Result<()>;
+    /// Before anything changes: if a hyperparameter is invalid (NaN,
+    /// infinite, out of range), if `grads` match none of `params` (empty,
+    /// or from another model), if a gradient was computed for another
+    /// parameter of the same name or has another shape, if a parameter's
+    /// shape changed since the optimiser last saw it, or if the same
+    /// optimiser stepped parameters of another element type under the same
+    /// name before.
+    fn step(
+        &mut self,
+        params: Vec<(String, &mut Param<T>)>,
+        grads: &ParamGrads<T>,
+    ) -> Result<StepReport> {
+        policy::run_step(self, params, grads)
+    }
+
+    /// The optimiser's own rule for one parameter: update `theta` (the
+    /// parameter named `name`, row-major) from its gradient `grad`, reading
+    /// each element's gradient as `prep.grad(g, θ)` and decaying `θ` with
+    /// `prep.decay(θ)` first (see [`GradPrep`]).
+    ///
+    /// # Errors
+    /// If the optimiser's state for `name` does not fit (another length or
+    /// element type).
+    fn update(&mut self, name: &str, theta: &mut [T], grad: &[T], prep: GradPrep<T>) -> Result<()>;
+
+    /// The optimiser's name in error messages (`"Sgd"`, `"Adam"`, ...).
+    fn name(&self) -> &str {
+        "Optimizer"
+    }
+
+    /// Checks the optimiser's own hyperparameters (momentum, betas, ...);
+    /// the learning rate and the [`GradPolicy`] are checked by the step.
+    ///
+    /// # Errors
+    /// Naming the setting and its value.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// What the step does to gradients before [`update`](Self::update).
+    fn policy(&self) -> &GradPolicy;
 
     /// The current learning rate.
     fn lr(&self) -> f64;
 
-    /// Sets the learning rate (schedules call this).
+    /// Sets the learning rate (schedules call this). An invalid rate is
+    /// refused by the next [`step`](Self::step).
     fn set_lr(&mut self, lr: f64);
 }
 
-/// The global L2 norm of all the parameters' gradients,
-/// `√(Σ_p Σ_i g_pi²)`, accumulated in `f64`.
-pub fn global_grad_norm<T: Element>(params: &[(String, &Param<T>)], grads: &Gradients<T>) -> f64 {
-    params
-        .iter()
-        .filter_map(|(_, p)| p.grad(grads))
-        .map(|g| sum_sq(&contiguous(&g)))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// Each parameter's gradient, contiguous (`None` where the loss does not
-/// depend on it), and the factor that scales them to a global norm of at
-/// most `max_norm`: PyTorch's `clip_grad_norm_`, `max_norm / (norm + 1e-6)`
-/// when that is below 1, else 1 (and 1 without clipping).
-///
-/// A strided gradient (a `Linear` weight's arrives transposed) is copied
-/// here once, for both the norm and the update.
-pub(crate) fn grads_and_scale<T: Element>(
-    params: &[(String, &mut Param<T>)],
-    grads: &Gradients<T>,
-    max_norm: Option<f64>,
-) -> (Vec<Option<Tensor<T>>>, f64) {
-    let gs: Vec<Option<Tensor<T>>> = params
-        .iter()
-        .map(|(_, p)| p.grad(grads).map(|g| g.to_contiguous()))
-        .collect();
-    let mut scale = 1.0;
-    if let Some(max) = max_norm {
-        let norm = gs
-            .iter()
-            .flatten()
-            .map(|g| sum_sq(&contiguous(g)))
-            .sum::<f64>()
-            .sqrt();
-        let coef = max / (norm + 1e-6);
-        if coef < 1.0 {
-            scale = coef;
-        }
-    }
-    (gs, scale)
-}
-
 /// A tensor's elements in row-major order: borrowed when it is contiguous
-/// (as [`grads_and_scale`] makes every gradient), else copied.
+/// (as the step makes every gradient), else copied.
 pub(crate) fn contiguous<T: Element>(t: &Tensor<T>) -> Cow<'_, [T]> {
     match t.as_slice() {
         Some(s) => Cow::Borrowed(s),
@@ -183,14 +240,6 @@ pub(crate) fn for_each_piece<T: Element, const K: usize>(
             f(t, g, s.each_mut().map(|x| &mut **x));
         }
     });
-}
-
-/// The error for a gradient whose length is not its parameter's.
-pub(crate) fn grad_mismatch(name: &str, param: usize, grad: usize) -> Error {
-    Error::invalid(
-        "Optimizer::step",
-        format!("parameter {name:?} has {param} elements but its gradient has {grad}"),
-    )
 }
 
 pub(crate) fn state_mismatch(name: &str, had: usize, now: usize) -> Error {
