@@ -30,6 +30,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use indexmap::IndexMap;
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
@@ -98,8 +100,12 @@ fn ck(path: &Path, kind: CheckpointError) -> Error {
 }
 
 /// Saves named tensors to `path` atomically: the bytes go to a temporary
-/// file in the same folder, which is synced and then renamed over `path`,
-/// so a crash mid-save leaves the previous file intact.
+/// file in the same folder (named `.{file}.{pid}-{n}.tapegrad-tmp`, unique
+/// to the call), which is synced and then renamed over `path`, so a crash
+/// mid-save leaves the previous file intact and concurrent saves to one
+/// path (from threads or processes) all succeed, the file holding one
+/// whole model, the last one renamed. A temporary file of ours older than
+/// an hour in that folder is left from a crashed save and is removed.
 ///
 /// # Errors
 /// [`Error::Io`] if the folder is not writable.
@@ -127,6 +133,79 @@ pub fn save_tensors<T: Element>(
     write_atomic(path, &bytes)
 }
 
+/// Suffix of our temporary files, whose full name is
+/// `.{target}.{pid}-{n}.tapegrad-tmp`: hidden, next to the target (a rename
+/// is only atomic within one file system), and recognisable by
+/// [`is_our_temp`] so that stale ones can be removed.
+const TEMP_SUFFIX: &str = ".tapegrad-tmp";
+
+/// A temporary file of ours whose last write is older than this is left
+/// over from a save that crashed, and the next save to its folder removes it.
+///
+/// Why age and not "the pid in its name is dead": std cannot ask whether a
+/// pid is alive without `unsafe` FFI (this crate forbids it) or a
+/// Linux-only `/proc` probe; a pid says nothing when the folder is shared
+/// over a network file system with another machine, whose pids are not
+/// ours; and pids are reused. The file's modification time works
+/// everywhere: a save creates its temporary file and writes all the bytes
+/// at once, so a save still in progress has written to it within the time
+/// one `write_all` + `fsync` takes, far less than an hour even for a
+/// multi-gigabyte model on a slow disk. A crash leaves at most one stale file
+/// per interrupted save, and it goes an hour later at the latest, on the
+/// next save to that folder.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// Makes temporary names unique per call across the threads of a process
+/// (the pid separates processes).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_name(target: &str) -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".{target}.{}-{n}{TEMP_SUFFIX}", std::process::id())
+}
+
+/// Whether `file_name` has the shape of [`temp_name`]'s names:
+/// `.{anything}.{digits}-{digits}.tapegrad-tmp`.
+fn is_our_temp(file_name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    file_name
+        .strip_prefix('.')
+        .and_then(|s| s.strip_suffix(TEMP_SUFFIX))
+        .and_then(|s| s.rsplit_once('.'))
+        .and_then(|(_, tag)| tag.split_once('-'))
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
+}
+
+/// Best effort: removes our temporary files in `dir` last written more
+/// than [`STALE_TEMP_AGE`] ago. Errors (a file another process removed
+/// first, an unreadable folder) are ignored: the save itself reports any
+/// real problem with the folder.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_str().is_some_and(is_our_temp) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if old && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file unique to this call in `path`'s
+/// folder, syncs it and renames it over `path`. A rename within a folder
+/// is atomic, so readers (and concurrent saves, of this process or others)
+/// see the old file or one whole new one, never a mix; with concurrent
+/// saves the last rename wins.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -136,17 +215,38 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    remove_stale_temps(&dir);
+    // `create_new` so that we never write into someone else's file; a
+    // leftover with our exact name (a dead process that had our pid) just
+    // moves us on to the next counter value.
+    let mut attempt = 0;
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(temp_name(&name));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    };
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(path, e));
+    }
+    // Make the rename itself durable (Unix; on Windows a folder cannot be
+    // opened as a file, and the rename is already flushed by the OS).
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
     }
     Ok(())
 }

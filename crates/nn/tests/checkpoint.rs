@@ -229,3 +229,78 @@ fn failed_save_keeps_the_previous_checkpoint() {
     assert_eq!(std::fs::read(&path).unwrap(), good);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// Issue 11, §3.1: two threads saving to one path shared a temporary name, so
+// one rename failed ("No such file or directory") and the file could mix the
+// two models.
+#[test]
+fn concurrent_saves_to_one_path_all_succeed_and_leave_one_whole_model() {
+    let dir = tmp_dir("race");
+    let path = dir.join("m.safetensors");
+    let models: Vec<Mlp<f32>> = (0..4).map(|s| mlp::<f32>(10 + s)).collect();
+    let states: Vec<_> = models.iter().map(|m| m.state_dict()).collect();
+    checkpoint::save(&models[0], &path).unwrap();
+    std::thread::scope(|s| {
+        for m in &models {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..25 {
+                    checkpoint::save(m, path).unwrap();
+                }
+            });
+        }
+        // A reader during the race always sees one whole model.
+        let (path, states) = (&path, &states);
+        s.spawn(move || {
+            for _ in 0..50 {
+                let got = checkpoint::load_tensors::<f32>(path).unwrap();
+                assert!(states.contains(&got), "a load saw a mixed model");
+            }
+        });
+    });
+    let got = checkpoint::load_tensors::<f32>(&path).unwrap();
+    assert!(states.contains(&got));
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "temporary files left behind: {left:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// Issue 11, §3.1: a crash mid-save must not leave a temporary file forever.
+#[test]
+fn next_save_removes_stale_temporary_files_of_ours_only() {
+    let dir = tmp_dir("stale");
+    let path = dir.join("m.safetensors");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let make = |name: &str, old: bool| {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        if old {
+            f.set_modified(two_hours_ago).unwrap();
+        }
+    };
+    // Ours, left by crashed saves (this target and another one): removed.
+    make(".m.safetensors.4242-7.tapegrad-tmp", true);
+    make(".other.bin.1-0.tapegrad-tmp", true);
+    // Ours but recent: possibly a save in progress elsewhere, kept.
+    make(".m.safetensors.4243-0.tapegrad-tmp", false);
+    // Not ours, however old: kept.
+    make(".m.safetensors.tmp-4242", true);
+    make(".m.safetensors.x-7.tapegrad-tmp", true);
+    make("notes.tapegrad-tmp", true);
+    checkpoint::save(&mlp::<f32>(1), &path).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".m.safetensors.4243-0.tapegrad-tmp",
+            ".m.safetensors.tmp-4242",
+            ".m.safetensors.x-7.tapegrad-tmp",
+            "m.safetensors",
+            "notes.tapegrad-tmp",
+        ]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
