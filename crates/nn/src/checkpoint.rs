@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use indexmap::IndexMap;
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
+use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorInfo, View};
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{CheckpointError, Error, Result};
@@ -272,7 +272,7 @@ pub fn load_tensors<T: Element>(path: impl AsRef<Path>) -> Result<IndexMap<Strin
 }
 
 fn parse_tensors<T: Element>(bytes: &[u8], path: &Path) -> Result<IndexMap<String, Tensor<T>>> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| ck(path, classify(e, bytes.len())))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ck(path, classify(e, bytes)))?;
     let mut named = st.tensors();
     // Keep the file's data order (stable, and what PyTorch wrote).
     named.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
@@ -294,20 +294,162 @@ fn parse_tensors<T: Element>(bytes: &[u8], path: &Path) -> Result<IndexMap<Strin
     Ok(out)
 }
 
-fn classify(e: SafeTensorError, len: usize) -> CheckpointError {
+/// Turns the `safetensors` crate's error (whose `Display` is only the
+/// variant's name) into words, re-reading the header where that helps to
+/// name the tensor at fault.
+fn classify(e: SafeTensorError, bytes: &[u8]) -> CheckpointError {
+    let len = bytes.len();
+    let header_len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .unwrap_or(0);
+    let header = usize::try_from(header_len)
+        .ok()
+        .and_then(|n| bytes.get(8..n.checked_add(8)?))
+        .unwrap_or(&[]);
+    let corrupt = |msg: String| CheckpointError::Corrupt { msg };
+    // The tensors in data order with their names, as the parser checks them.
+    let table = || -> Vec<(String, TensorInfo)> {
+        let Some(meta) = std::str::from_utf8(header)
+            .ok()
+            .and_then(|h| serde_json::from_str::<Metadata>(h).ok())
+        else {
+            return Vec::new();
+        };
+        let mut t: Vec<(String, TensorInfo)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(n, i)| (n, i.clone()))
+            .collect();
+        t.sort_by(|a, b| (a.1.data_offsets, &a.0).cmp(&(b.1.data_offsets, &b.0)));
+        t
+    };
+    let bytes_of = |i: &TensorInfo| -> Option<usize> {
+        i.shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))?
+            .checked_mul(i.dtype.size())
+    };
     match e {
         SafeTensorError::HeaderTooSmall => CheckpointError::Truncated {
             what: format!("{len} bytes is too short for the 8-byte header length"),
         },
+        SafeTensorError::HeaderTooLarge => corrupt(format!(
+            "the first 8 bytes give a header length of {header_len} bytes, above the \
+             format's limit of 100000000 (is this a safetensors file?)"
+        )),
         SafeTensorError::InvalidHeaderLength => CheckpointError::Truncated {
-            what: format!("the header length points past the end of the {len}-byte file"),
+            what: format!(
+                "the header length ({header_len} bytes) points past the end of the \
+                 {len}-byte file"
+            ),
         },
-        SafeTensorError::MetadataIncompleteBuffer => CheckpointError::Truncated {
-            what: format!("the tensor data ends before the header says (file is {len} bytes)"),
-        },
-        other => CheckpointError::Corrupt {
-            msg: format!("{other:?}"),
-        },
+        SafeTensorError::InvalidHeader => {
+            let at = std::str::from_utf8(header)
+                .err()
+                .map(|e| e.valid_up_to())
+                .unwrap_or(0);
+            corrupt(format!(
+                "the {}-byte header is not UTF-8 text (invalid byte {:#04x} at file offset {})",
+                header.len(),
+                header.get(at).copied().unwrap_or(0),
+                8 + at
+            ))
+        }
+        SafeTensorError::InvalidHeaderStart => {
+            corrupt("the header does not start with '{' (it must be a JSON object)".into())
+        }
+        SafeTensorError::InvalidHeaderDeserialization => {
+            let why = std::str::from_utf8(header)
+                .map_err(|e| e.to_string())
+                .and_then(|h| serde_json::from_str::<Metadata>(h).map_err(|e| e.to_string()))
+                .err()
+                .unwrap_or_else(|| "rejected by the safetensors parser".into());
+            corrupt(format!("the header is not the expected JSON ({why})"))
+        }
+        SafeTensorError::JsonError(e) => {
+            corrupt(format!("the header is not the expected JSON ({e})"))
+        }
+        SafeTensorError::InvalidOffset(name) => {
+            let t = table();
+            let k = t.iter().position(|(n, _)| *n == name);
+            match k {
+                Some(k) => {
+                    let (s, e) = t[k].1.data_offsets;
+                    let start = if k == 0 { 0 } else { t[k - 1].1.data_offsets.1 };
+                    corrupt(if e < s {
+                        format!("tensor {name:?} has data_offsets [{s}, {e}], which end before they start")
+                    } else {
+                        format!(
+                            "tensor {name:?} has data_offsets [{s}, {e}], but must start at \
+                             {start}, where the previous tensor ends"
+                        )
+                    })
+                }
+                None => corrupt(format!(
+                    "tensor {name:?}'s data_offsets overlap another tensor or leave a gap"
+                )),
+            }
+        }
+        SafeTensorError::TensorInvalidInfo => {
+            let bad = table().into_iter().find(|(_, i)| {
+                let (s, e) = i.data_offsets;
+                bytes_of(i).is_some_and(|b| e.checked_sub(s) != Some(b))
+            });
+            corrupt(match bad {
+                Some((name, i)) => {
+                    let (s, e) = i.data_offsets;
+                    format!(
+                        "tensor {name:?} ({:?}, shape {:?}) needs {} bytes, but its \
+                         data_offsets [{s}, {e}] span {}",
+                        i.dtype,
+                        i.shape,
+                        bytes_of(&i).unwrap_or(0),
+                        e.saturating_sub(s)
+                    )
+                }
+                None => "a tensor's data_offsets do not match its dtype and shape".into(),
+            })
+        }
+        SafeTensorError::ValidationOverflow => corrupt(
+            match table().into_iter().find(|(_, i)| bytes_of(i).is_none()) {
+                Some((name, i)) => format!(
+                    "tensor {name:?} has shape {:?}, too large to address (its size overflows)",
+                    i.shape
+                ),
+                None => "a tensor's shape is too large to address (its size overflows)".into(),
+            },
+        ),
+        SafeTensorError::MetadataIncompleteBuffer => {
+            // The parser's check is `8 + header + data end == file length`,
+            // which fails both for a cut file and for bytes after the data.
+            let data_end = table().last().map_or(0, |(_, i)| i.data_offsets.1);
+            let follow = len.saturating_sub(8 + header.len());
+            let expected = 8 + header.len() + data_end;
+            if follow < data_end {
+                CheckpointError::Truncated {
+                    what: format!(
+                        "the header describes {data_end} bytes of tensor data but only \
+                         {follow} follow it ({} bytes short)",
+                        data_end - follow
+                    ),
+                }
+            } else {
+                corrupt(format!(
+                    "{} extra bytes after the end of the tensor data (the header describes \
+                     a {expected}-byte file; this one has {len} bytes): something was \
+                     appended, or the header is wrong",
+                    follow - data_end
+                ))
+            }
+        }
+        SafeTensorError::TensorNotFound(name) => {
+            corrupt(format!("tensor {name:?} is named but not in the file"))
+        }
+        SafeTensorError::InvalidTensorView(dtype, shape, n) => corrupt(format!(
+            "a tensor of dtype {dtype:?} and shape {shape:?} cannot be read from {n} bytes"
+        )),
+        SafeTensorError::IoError(e) => corrupt(e.to_string()),
     }
 }
 
