@@ -172,3 +172,35 @@ fn noise_and_mixup() {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }
+
+// Issue 11, §3.3: a negative or NaN noise level, or a mixup alpha that is
+// not positive, must be an error naming the value.
+#[test]
+fn bad_noise_std_and_mixup_alpha_are_errors_naming_them() {
+    let ds = toy(4);
+    let mut rng = StdRng::seed_from_u64(0);
+    for (std, shown) in [(-0.1, "-0.1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let err = gaussian_noise(ds.features(), std, &mut rng).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("gaussian_noise: std = {shown} must be finite and non-negative")
+        );
+    }
+    assert_eq!(
+        gaussian_noise(ds.features(), 0.0, &mut rng).unwrap(),
+        *ds.features()
+    );
+    let batch = ds.batches(4, None).next().unwrap();
+    for (alpha, shown) in [
+        (0.0, "0"),
+        (-1.0, "-1"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+    ] {
+        let err = mixup(&batch, alpha, 3, &mut rng).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("mixup: alpha = {shown} must be positive and finite (λ ~ Beta(alpha, alpha))")
+        );
+    }
+}
