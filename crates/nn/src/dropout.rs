@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use tapegrad_autograd::{Result as TapeResult, Tape, Var};
 use tapegrad_tensor::{Element, Tensor};
 
+use crate::error::{Error, Result};
 use crate::module::Module;
 
 /// During training, zeroes each element with probability `p` and scales the
@@ -21,7 +22,7 @@ use crate::module::Module;
 /// use tapegrad_autograd::Tape;
 /// use tapegrad_nn::{Dropout, Module};
 /// use tapegrad_tensor::Tensor;
-/// let mut d = Dropout::new(0.5, 42);
+/// let mut d = Dropout::new(0.5, 42)?;
 /// let tape = Tape::<f32>::new();
 /// let y = d.forward(&tape, tape.constant(Tensor::ones(&[1000])))?;
 /// // Kept elements are scaled by 2; about half are kept.
@@ -30,7 +31,7 @@ use crate::module::Module;
 /// d.eval();
 /// let z = d.forward(&tape, tape.constant(Tensor::ones(&[3])))?;
 /// assert_eq!(z.value().to_vec(), vec![1.0; 3]);
-/// # Ok::<(), tapegrad_autograd::Error>(())
+/// # Ok::<(), tapegrad_nn::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Dropout {
@@ -40,14 +41,25 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    /// Dropout with drop probability `p` (clamped to `[0, 1]`) and a mask
-    /// generator seeded with `seed`. Starts in training mode.
-    pub fn new(p: f64, seed: u64) -> Self {
-        Dropout {
-            p: p.clamp(0.0, 1.0),
+    /// Dropout with drop probability `p` and a mask generator seeded with
+    /// `seed`. Starts in training mode.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `p` if it is not in `[0, 1)`
+    /// (NaN included): `p = 1` would drop everything and make the
+    /// `1/(1 − p)` rescaling infinite.
+    pub fn new(p: f64, seed: u64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::invalid(
+                "Dropout::new",
+                format!("drop probability p = {p} is not in [0, 1)"),
+            ));
+        }
+        Ok(Dropout {
+            p,
             training: true,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
-        }
+        })
     }
 
     /// The drop probability.
@@ -74,11 +86,8 @@ impl<T: Element> Module<T> for Dropout {
         }
         let shape = x.shape();
         let n: usize = shape.iter().product();
-        let scale = if self.p < 1.0 {
-            T::from_f64(1.0 / (1.0 - self.p))
-        } else {
-            T::ZERO
-        };
+        // `new` keeps p below 1.
+        let scale = T::from_f64(1.0 / (1.0 - self.p));
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let mask: Vec<T> = (0..n)
             .map(|_| {

@@ -63,9 +63,10 @@ pub enum CheckpointError {
         /// What was being read.
         what: String,
     },
-    /// The header or layout is not valid safetensors.
+    /// The header or layout is not valid safetensors (including extra bytes
+    /// after the tensor data, which is not truncation).
     Corrupt {
-        /// What the parser found.
+        /// What is wrong, in words, naming the tensor at fault when one is.
         msg: String,
     },
     /// The model has a parameter the file lacks.

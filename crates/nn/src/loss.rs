@@ -14,6 +14,14 @@
 //! target against `[n, 1]` predictions would silently compare every pair,
 //! a classic bug, so it is an error here.
 //!
+//! **Empty batches are an error, for every loss.** Each loss is a mean, and
+//! a mean over zero elements (zero rows, or rows of zero classes) is
+//! undefined: computed naively it is `0/0 = NaN` for some losses and a
+//! guarded `0` for others, and either value would flow silently into an
+//! average over batches. So an input with no elements gives
+//! [`Error::InvalidArgument`] naming the loss and the shape; skip empty
+//! batches before computing the loss.
+//!
 //! The two fused losses are ops with their own backward rule (through the
 //! public [`Op`] trait) for stability and speed:
 //! - cross-entropy: `∂L/∂x = (softmax(x) − onehot(label)) / n`; the forward
@@ -27,6 +35,21 @@
 use tapegrad_autograd::{BackwardCtx, Error, InputGrads, Op, Result, TensorGrads, ValueCtx, Var};
 use tapegrad_tensor::{Element, Tensor};
 
+/// The empty-batch rule of the module docs.
+fn not_empty(op: &str, what: &str, shape: &[usize]) -> Result<()> {
+    if shape.contains(&0) {
+        return Err(Error::InvalidArgument {
+            op: op.to_string(),
+            msg: format!(
+                "{what} of shape {shape:?} has no elements, and a loss is a mean: the mean \
+                 over zero elements is undefined (skip empty batches)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Same shapes (no broadcasting), and not empty.
 fn same_shape<T: Element>(op: &str, p: Var<'_, T>, y: Var<'_, T>) -> Result<()> {
     if p.shape() != y.shape() {
         return Err(Error::InvalidArgument {
@@ -39,7 +62,7 @@ fn same_shape<T: Element>(op: &str, p: Var<'_, T>, y: Var<'_, T>) -> Result<()> 
             ),
         });
     }
-    Ok(())
+    not_empty(op, "prediction", &p.shape())
 }
 
 /// Mean squared error, `mean((pred − target)²)`: the article's loss.
@@ -56,7 +79,7 @@ fn same_shape<T: Element>(op: &str, p: Var<'_, T>, y: Var<'_, T>) -> Result<()> 
 /// ```
 ///
 /// # Errors
-/// If the shapes differ.
+/// If the shapes differ or have no elements.
 pub fn mse<'t, T: Element>(pred: Var<'t, T>, target: Var<'t, T>) -> Result<Var<'t, T>> {
     same_shape("mse", pred, target)?;
     pred.sub(target)?.square()?.mean_all()
@@ -65,7 +88,7 @@ pub fn mse<'t, T: Element>(pred: Var<'t, T>, target: Var<'t, T>) -> Result<Var<'
 /// Mean absolute error, `mean(|pred − target|)`.
 ///
 /// # Errors
-/// If the shapes differ.
+/// If the shapes differ or have no elements.
 pub fn l1<'t, T: Element>(pred: Var<'t, T>, target: Var<'t, T>) -> Result<Var<'t, T>> {
     same_shape("l1", pred, target)?;
     pred.sub(target)?.abs()?.mean_all()
@@ -76,7 +99,7 @@ pub fn l1<'t, T: Element>(pred: Var<'t, T>, target: Var<'t, T>) -> Result<Var<'t
 /// `q = min(|d|, δ)`.
 ///
 /// # Errors
-/// If the shapes differ.
+/// If the shapes differ or have no elements.
 pub fn huber<'t, T: Element>(
     pred: Var<'t, T>,
     target: Var<'t, T>,
@@ -91,6 +114,7 @@ pub fn huber<'t, T: Element>(
 
 /// Cross-entropy from logits `[n, c]` and integer labels (`n` of them,
 /// each below `c`), averaged over rows. Fused and numerically stable.
+/// Like every loss here, an empty batch (`n = 0` or `c = 0`) is an error.
 ///
 /// ```
 /// use tapegrad_autograd::Tape;
@@ -104,8 +128,8 @@ pub fn huber<'t, T: Element>(
 /// ```
 ///
 /// # Errors
-/// If the logits are not 2-d, the label count differs from the rows, or a
-/// label is out of range.
+/// If the logits are not 2-d or empty, the label count differs from the
+/// rows, or a label is out of range.
 pub fn cross_entropy<'t, T: Element>(logits: Var<'t, T>, labels: &[usize]) -> Result<Var<'t, T>> {
     logits.tape().apply(
         CrossEntropy {
@@ -124,7 +148,7 @@ pub fn cross_entropy_unfused<'t, T: Element>(
     logits: Var<'t, T>,
     labels: &[usize],
 ) -> Result<Var<'t, T>> {
-    check_labels(&logits.shape(), labels)?;
+    check_labels("cross_entropy_unfused", &logits.shape(), labels)?;
     logits
         .log_softmax(1)?
         .gather_rows(labels)?
@@ -136,7 +160,7 @@ pub fn cross_entropy_unfused<'t, T: Element>(
 /// to 1), for soft labels such as mixup's: `mean_rows(−Σ q·log_softmax(x))`.
 ///
 /// # Errors
-/// If the shapes differ or the logits are not 2-d.
+/// If the shapes differ, or the logits are not 2-d or have no elements.
 pub fn soft_cross_entropy<'t, T: Element>(
     logits: Var<'t, T>,
     target: Var<'t, T>,
@@ -149,7 +173,7 @@ pub fn soft_cross_entropy<'t, T: Element>(
             msg: format!("logits must be [n, classes], got {:?}", s.as_slice()),
         });
     }
-    let n = s[0].max(1) as f64;
+    let n = s[0] as f64;
     logits
         .log_softmax(1)?
         .mul(target)?
@@ -173,7 +197,7 @@ pub fn soft_cross_entropy<'t, T: Element>(
 /// ```
 ///
 /// # Errors
-/// If the shapes differ.
+/// If the shapes differ or have no elements.
 pub fn bce_with_logits<'t, T: Element>(
     logits: Var<'t, T>,
     target: Var<'t, T>,
@@ -182,13 +206,8 @@ pub fn bce_with_logits<'t, T: Element>(
     logits.tape().apply(BceWithLogits, &[logits, target])
 }
 
-fn check_labels(shape: &[usize], labels: &[usize]) -> Result<()> {
-    let bad = |msg: String| {
-        Err(Error::InvalidArgument {
-            op: "cross_entropy".into(),
-            msg,
-        })
-    };
+fn check_labels(op: &str, shape: &[usize], labels: &[usize]) -> Result<()> {
+    let bad = |msg: String| Err(Error::InvalidArgument { op: op.into(), msg });
     if shape.len() != 2 {
         return bad(format!("logits must be [n, classes], got {shape:?}"));
     }
@@ -198,6 +217,7 @@ fn check_labels(shape: &[usize], labels: &[usize]) -> Result<()> {
             labels.len()
         ));
     }
+    not_empty(op, "logits", shape)?;
     if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= shape[1]) {
         return bad(format!(
             "label {l} at row {i} is out of range for {} classes",
@@ -226,7 +246,7 @@ impl<T: Element> Op<T> for CrossEntropy {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
         let x = inputs[0];
-        check_labels(x.shape(), &self.labels)?;
+        check_labels("cross_entropy", x.shape(), &self.labels)?;
         let (n, c) = (x.shape()[0], x.shape()[1]);
         let x = x.to_contiguous();
         let data = x.as_slice().unwrap_or(&[]);
@@ -277,8 +297,20 @@ impl<T: Element> Op<T> for BceWithLogits {
         Some("d/dx = (sigmoid(x) - y) / n, d/dy = -x / n".into())
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        // `bce_with_logits` checks this too; the op is public and may be applied alone.
+        if inputs[0].shape() != inputs[1].shape() {
+            return Err(Error::InvalidArgument {
+                op: "bce_with_logits".into(),
+                msg: format!(
+                    "logits of shape {:?} and target of shape {:?} differ",
+                    inputs[0].shape(),
+                    inputs[1].shape()
+                ),
+            });
+        }
+        not_empty("bce_with_logits", "logits", inputs[0].shape())?;
         let (x, y) = (inputs[0].to_vec(), inputs[1].to_vec());
-        let n = x.len().max(1) as f64;
+        let n = x.len() as f64;
         let total: f64 = x
             .iter()
             .zip(&y)

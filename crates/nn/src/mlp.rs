@@ -122,11 +122,11 @@ impl<T: Element> MlpBuilder<T> {
             )));
             if k + 1 < n {
                 net.push(Box::new(self.activation));
-                if self.dropout > 0.0 {
+                if self.dropout != 0.0 {
                     net.push(Box::new(Dropout::new(
                         self.dropout,
                         self.seed.wrapping_add(1 + k as u64),
-                    )));
+                    )?));
                 }
             }
         }

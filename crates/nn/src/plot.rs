@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 ///
 /// # Errors
 /// [`Error::Io`] if the file cannot be written; an invalid-argument error if
-/// no series has a finite value.
+/// no series has a finite value, saying which values at which `x_label`s
+/// (epochs, say) are NaN or infinite.
 pub fn line_chart_svg(
     path: impl AsRef<Path>,
     title: &str,
@@ -29,7 +30,10 @@ pub fn line_chart_svg(
         (a.min(v), b.max(v))
     });
     if !lo.is_finite() {
-        return Err(Error::invalid("line_chart_svg", "nothing finite to plot"));
+        return Err(Error::invalid(
+            "line_chart_svg",
+            format!("nothing finite to plot: {}", non_finite(x_label, series)),
+        ));
     }
     let pad = ((hi - lo) * 0.05).max(1e-9);
     let n = series
@@ -75,4 +79,78 @@ pub fn line_chart_svg(
         Ok(())
     };
     draw().map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))
+}
+
+/// Describes series without a finite value, e.g. `"train" is NaN at epochs
+/// 1-3, 5 and inf at epoch 4; "validation" has no points`.
+fn non_finite(x_label: &str, series: &[(&str, &[f64])]) -> String {
+    // At most this many runs per kind of value, then "...".
+    const MAX_RUNS: usize = 6;
+    if series.is_empty() {
+        return "no series given".into();
+    }
+    let kind = |v: f64| {
+        if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        }
+    };
+    let parts: Vec<String> = series
+        .iter()
+        .map(|(name, ys)| {
+            if ys.is_empty() {
+                return format!("{name:?} has no points");
+            }
+            // Runs of consecutive x (from 1) per kind, kinds in order of
+            // first appearance.
+            let mut kinds: Vec<(&str, Vec<(usize, usize)>)> = Vec::new();
+            for (i, &v) in ys.iter().enumerate() {
+                let (k, x) = (kind(v), i + 1);
+                let runs = match kinds.iter_mut().find(|(kk, _)| *kk == k) {
+                    Some((_, runs)) => runs,
+                    None => {
+                        kinds.push((k, Vec::new()));
+                        &mut kinds.last_mut().expect("just pushed").1
+                    }
+                };
+                match runs.last_mut() {
+                    Some((_, last)) if *last + 1 == x => *last = x,
+                    _ => runs.push((x, x)),
+                }
+            }
+            let described: Vec<String> = kinds
+                .iter()
+                .map(|(k, runs)| {
+                    let count: usize = runs.iter().map(|(a, b)| b - a + 1).sum();
+                    let plural = if count == 1 { "" } else { "s" };
+                    let mut list: Vec<String> = runs
+                        .iter()
+                        .take(MAX_RUNS)
+                        .map(|&(a, b)| {
+                            if a == b {
+                                a.to_string()
+                            } else {
+                                format!("{a}-{b}")
+                            }
+                        })
+                        .collect();
+                    if runs.len() > MAX_RUNS {
+                        list.push("...".into());
+                    }
+                    format!("{k} at {x_label}{plural} {}", list.join(", "))
+                })
+                .collect();
+            let text = match described.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("{} and {last}", rest.join(", "))
+                }
+                _ => described.join(""),
+            };
+            format!("{name:?} is {text}")
+        })
+        .collect();
+    parts.join("; ")
 }

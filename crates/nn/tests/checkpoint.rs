@@ -229,3 +229,190 @@ fn failed_save_keeps_the_previous_checkpoint() {
     assert_eq!(std::fs::read(&path).unwrap(), good);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// Issue 11, §3.1: two threads saving to one path shared a temporary name, so
+// one rename failed ("No such file or directory") and the file could mix the
+// two models.
+#[test]
+fn concurrent_saves_to_one_path_all_succeed_and_leave_one_whole_model() {
+    let dir = tmp_dir("race");
+    let path = dir.join("m.safetensors");
+    let models: Vec<Mlp<f32>> = (0..4).map(|s| mlp::<f32>(10 + s)).collect();
+    let states: Vec<_> = models.iter().map(|m| m.state_dict()).collect();
+    checkpoint::save(&models[0], &path).unwrap();
+    std::thread::scope(|s| {
+        for m in &models {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..25 {
+                    checkpoint::save(m, path).unwrap();
+                }
+            });
+        }
+        // A reader during the race always sees one whole model.
+        let (path, states) = (&path, &states);
+        s.spawn(move || {
+            for _ in 0..50 {
+                let got = checkpoint::load_tensors::<f32>(path).unwrap();
+                assert!(states.contains(&got), "a load saw a mixed model");
+            }
+        });
+    });
+    let got = checkpoint::load_tensors::<f32>(&path).unwrap();
+    assert!(states.contains(&got));
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "temporary files left behind: {left:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// Issue 11, §3.1: a crash mid-save must not leave a temporary file forever.
+#[test]
+fn next_save_removes_stale_temporary_files_of_ours_only() {
+    let dir = tmp_dir("stale");
+    let path = dir.join("m.safetensors");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let make = |name: &str, old: bool| {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        if old {
+            f.set_modified(two_hours_ago).unwrap();
+        }
+    };
+    // Ours, left by crashed saves (this target and another one): removed.
+    make(".m.safetensors.4242-7.tapegrad-tmp", true);
+    make(".other.bin.1-0.tapegrad-tmp", true);
+    // Ours but recent: possibly a save in progress elsewhere, kept.
+    make(".m.safetensors.4243-0.tapegrad-tmp", false);
+    // Not ours, however old: kept.
+    make(".m.safetensors.tmp-4242", true);
+    make(".m.safetensors.x-7.tapegrad-tmp", true);
+    make("notes.tapegrad-tmp", true);
+    checkpoint::save(&mlp::<f32>(1), &path).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".m.safetensors.4243-0.tapegrad-tmp",
+            ".m.safetensors.tmp-4242",
+            ".m.safetensors.x-7.tapegrad-tmp",
+            "m.safetensors",
+            "notes.tapegrad-tmp",
+        ]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A safetensors file by hand: the 8-byte little-endian header length, the
+/// header bytes, then `data` bytes of zeros.
+fn raw_file(header: &[u8], data: usize) -> Vec<u8> {
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(header);
+    b.resize(b.len() + data, 0);
+    b
+}
+
+fn corrupt_msg(k: CheckpointError) -> String {
+    let msg = k.to_string();
+    assert!(
+        matches!(k, CheckpointError::Corrupt { .. }),
+        "not Corrupt: {k:?}"
+    );
+    assert!(
+        !msg.contains("Invalid") && !msg.contains("Overflow"),
+        "{msg}"
+    );
+    msg
+}
+
+// Issue 11, §3.2: the safetensors crate's errors were shown as raw enum
+// names (`HeaderTooLarge`, `InvalidHeaderDeserialization`, ...).
+#[test]
+fn header_too_large_says_so_in_words() {
+    let mut bytes = 200_000_000u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    let msg = corrupt_msg(load_err(&bytes, "e1"));
+    assert_eq!(
+        msg,
+        "not a valid safetensors file: the first 8 bytes give a header length of \
+         200000000 bytes, above the format's limit of 100000000 (is this a safetensors file?)"
+    );
+}
+
+#[test]
+fn header_not_utf8_names_the_byte() {
+    let msg = corrupt_msg(load_err(&raw_file(b"{\"a\xff\":1}", 0), "e2"));
+    assert_eq!(
+        msg,
+        "not a valid safetensors file: the 8-byte header is not UTF-8 text \
+         (invalid byte 0xff at file offset 11)"
+    );
+}
+
+#[test]
+fn header_not_json_says_where() {
+    let msg = corrupt_msg(load_err(&raw_file(b"{\"0.weight\": {\"dtype\"", 0), "e3"));
+    assert!(
+        msg.starts_with("not a valid safetensors file: the header is not the expected JSON ("),
+        "{msg}"
+    );
+    assert!(msg.contains("line 1 column"), "{msg}");
+    // Valid JSON, but not a safetensors header: the reason names the field.
+    let h = br#"{"0.weight":{"dtype":"F17","shape":[1],"data_offsets":[0,4]}}"#;
+    let msg = corrupt_msg(load_err(&raw_file(h, 4), "e4"));
+    assert!(msg.contains("F17"), "{msg}");
+}
+
+#[test]
+fn tensor_size_mismatch_names_the_tensor() {
+    let h = br#"{"0.weight":{"dtype":"F32","shape":[8,4],"data_offsets":[0,100]}}"#;
+    let msg = corrupt_msg(load_err(&raw_file(h, 100), "e5"));
+    assert_eq!(
+        msg,
+        "not a valid safetensors file: tensor \"0.weight\" (F32, shape [8, 4]) needs \
+         128 bytes, but its data_offsets [0, 100] span 100"
+    );
+}
+
+#[test]
+fn overflowing_shape_names_the_tensor() {
+    let h = br#"{"0.bias":{"dtype":"F32","shape":[18446744073709551615,2],"data_offsets":[0,4]}}"#;
+    let msg = corrupt_msg(load_err(&raw_file(h, 4), "e6"));
+    assert_eq!(
+        msg,
+        "not a valid safetensors file: tensor \"0.bias\" has shape \
+         [18446744073709551615, 2], too large to address (its size overflows)"
+    );
+}
+
+#[test]
+fn gap_between_tensors_names_the_tensor() {
+    let h = br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#;
+    let msg = corrupt_msg(load_err(&raw_file(h, 12), "e7"));
+    assert_eq!(
+        msg,
+        "not a valid safetensors file: tensor \"b\" has data_offsets [8, 12], but must \
+         start at 4, where the previous tensor ends"
+    );
+}
+
+#[test]
+fn extra_bytes_after_the_data_are_not_truncation() {
+    let mut bytes = saved_bytes(&mlp::<f32>(1).state_dict(), "x1");
+    let good = bytes.len();
+    bytes.extend_from_slice(b"junk");
+    let msg = corrupt_msg(load_err(&bytes, "x2"));
+    assert!(
+        msg.contains("4 extra bytes after the end of the tensor data")
+            && msg.contains(&format!("{} bytes", good + 4))
+            && !msg.contains("truncated"),
+        "{msg}"
+    );
+    // And a file cut inside its data says it is truncated, with the counts.
+    let k = load_err(&bytes[..good - 6], "x3");
+    let msg = k.to_string();
+    assert!(matches!(k, CheckpointError::Truncated { .. }), "{k:?}");
+    assert!(msg.contains("6 bytes short"), "{msg}");
+}

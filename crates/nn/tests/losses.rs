@@ -182,3 +182,47 @@ fn activations_gradcheck() {
         assert_abs_diff_eq!(*a, b, epsilon = 5e-4);
     }
 }
+
+// Issue 11, §3.4: cross-entropy of an empty batch was 0 and MSE NaN. One
+// rule for every loss: no elements is an error naming the loss and shape.
+#[test]
+fn every_loss_refuses_an_empty_batch_naming_itself_and_the_shape() {
+    let tape = Tape::<f64>::new();
+    let empty = |shape: &[usize]| tape.leaf(Tensor::zeros(shape));
+    let cases: Vec<(&str, tapegrad_autograd::Result<_>)> = vec![
+        ("mse", loss::mse(empty(&[0, 3]), empty(&[0, 3]))),
+        ("l1", loss::l1(empty(&[0, 3]), empty(&[0, 3]))),
+        ("huber", loss::huber(empty(&[0, 3]), empty(&[0, 3]), 1.0)),
+        ("cross_entropy", loss::cross_entropy(empty(&[0, 3]), &[])),
+        (
+            "cross_entropy_unfused",
+            loss::cross_entropy_unfused(empty(&[0, 3]), &[]),
+        ),
+        (
+            "soft_cross_entropy",
+            loss::soft_cross_entropy(empty(&[0, 3]), empty(&[0, 3])),
+        ),
+        (
+            "bce_with_logits",
+            loss::bce_with_logits(empty(&[0, 3]), empty(&[0, 3])),
+        ),
+    ];
+    for (name, r) in cases {
+        let err = r.map(|v| v.item()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{name}: ")) && err.contains("shape [0, 3]"),
+            "{name}: {err}"
+        );
+        assert!(err.contains("mean over zero"), "{name}: {err}");
+    }
+    // Zero columns are empty too (zero elements, or zero classes).
+    let err = loss::mse(empty(&[4, 0]), empty(&[4, 0])).unwrap_err();
+    assert!(err.to_string().contains("shape [4, 0]"), "{err}");
+    let err = loss::cross_entropy(empty(&[2, 0]), &[0, 0]).unwrap_err();
+    assert!(err.to_string().contains("shape [2, 0]"), "{err}");
+    // The fused op refuses it too when applied directly.
+    let err = tape
+        .apply(loss::BceWithLogits, &[empty(&[0]), empty(&[0])])
+        .unwrap_err();
+    assert!(err.to_string().starts_with("bce_with_logits: "), "{err}");
+}

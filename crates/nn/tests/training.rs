@@ -159,7 +159,7 @@ fn sequential_names_modes_and_send_sync() {
     let mut m = Sequential::<f32>::new()
         .add(Linear::new(4, 8, 0))
         .add(Activation::Relu)
-        .add(Dropout::new(0.5, 0))
+        .add(Dropout::new(0.5, 0).unwrap())
         .add(Linear::new(8, 2, 1));
     assert_send_sync(&m);
     let names: Vec<String> = m.parameters().into_iter().map(|(n, _)| n).collect();

@@ -21,12 +21,19 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// # Errors
-/// Never for a finite `std` (the signature leaves room for shape checks).
+/// [`Error::InvalidArgument`] naming `std` if it is negative, NaN or
+/// infinite.
 pub fn gaussian_noise<T: Element>(
     x: &Tensor<T>,
     std: f64,
     rng: &mut impl Rng,
 ) -> Result<Tensor<T>> {
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(Error::invalid(
+            "gaussian_noise",
+            format!("std = {std} must be finite and non-negative"),
+        ));
+    }
     let noise = Tensor::normal(x.shape(), 0.0, std, rng);
     Ok(x.add(&noise)?)
 }
@@ -37,14 +44,24 @@ pub fn gaussian_noise<T: Element>(
 /// [`soft_cross_entropy`](crate::loss::soft_cross_entropy)).
 ///
 /// # Errors
-/// If `alpha` is not positive or a label is not below `classes`.
+/// [`Error::InvalidArgument`] naming `alpha` if it is not positive and
+/// finite (NaN included); an error if a label is not below `classes`.
 pub fn mixup<T: Element>(
     batch: &Batch<T>,
     alpha: f64,
     classes: usize,
     rng: &mut impl Rng,
 ) -> Result<Batch<T>> {
-    let beta = Beta::new(alpha, alpha).map_err(|e| Error::invalid("mixup", e.to_string()))?;
+    let bad_alpha = || {
+        Error::invalid(
+            "mixup",
+            format!("alpha = {alpha} must be positive and finite (λ ~ Beta(alpha, alpha))"),
+        )
+    };
+    if !(alpha.is_finite() && alpha > 0.0) {
+        return Err(bad_alpha());
+    }
+    let beta = Beta::new(alpha, alpha).map_err(|_| bad_alpha())?;
     let lam: f64 = beta.sample(rng);
     let mut perm: Vec<usize> = (0..batch.len()).collect();
     perm.shuffle(rng);

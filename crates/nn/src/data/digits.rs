@@ -24,20 +24,25 @@ pub const DIGITS_SIDE: usize = 8;
 /// ```
 ///
 /// # Errors
-/// As [`load_csv`]; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the file
-/// does not have 64 feature columns or a label is above 9.
+/// As [`load_csv`]: [`Error::Csv`](crate::Error::Csv) naming the file, line
+/// and field of a value that is not a finite number, of a label that is not
+/// one of 0..9, or of a ragged row; [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+/// naming the file if its rows do not have 65 fields.
 pub fn load_digits<T: Element>(path: impl AsRef<Path>) -> Result<Dataset<T>> {
-    let ds = load_csv::<T>(path, &CsvOptions::classification().header(false))?;
+    let path = path.as_ref();
+    let opts = CsvOptions::classification().header(false).num_classes(10);
+    let ds = load_csv::<T>(path, &opts)?;
     let pixels = DIGITS_SIDE * DIGITS_SIDE;
     if ds.num_features() != pixels {
         return Err(Error::invalid(
             "load_digits",
             format!(
-                "expected {pixels} pixel columns, found {}",
-                ds.num_features()
+                "{}: rows have {} fields, expected {} ({pixels} pixels, then the label)",
+                path.display(),
+                ds.num_features() + 1,
+                pixels + 1
             ),
         ));
     }
-    ds.with_features(ds.features().div_scalar(16.0))?
-        .with_num_classes(10)
+    ds.with_features(ds.features().div_scalar(16.0))
 }

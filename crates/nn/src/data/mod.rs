@@ -129,7 +129,9 @@ impl<T: Element> Dataset<T> {
     /// (override with [`with_num_classes`](Self::with_num_classes)).
     ///
     /// # Errors
-    /// If `x` is not 2-d or the row counts differ.
+    /// If `x` is not 2-d, the row counts differ, or a feature or target
+    /// value is NaN or infinite (named by row and column): such a value
+    /// would train silently into a NaN loss.
     pub fn new(x: Tensor<T>, y: Target<T>) -> Result<Self> {
         if x.ndim() != 2 {
             return Err(Error::invalid(
@@ -151,12 +153,17 @@ impl<T: Element> Dataset<T> {
                 ));
             }
         }
+        let x = x.to_contiguous();
+        all_finite("Dataset::new", "feature", "features", &x)?;
+        if let Target::Values(v) = &y {
+            all_finite("Dataset::new", "target value", "targets", v)?;
+        }
         let classes = y
             .classes()
             .map(|c| c.iter().copied().max().map_or(0, |m| m + 1));
         let d = x.shape()[1];
         Ok(Dataset {
-            x: x.to_contiguous(),
+            x,
             y,
             classes,
             feature_names: (0..d).map(|i| format!("x{i}")).collect(),
@@ -239,7 +246,7 @@ impl<T: Element> Dataset<T> {
     /// The same rows with features replaced (same row count).
     ///
     /// # Errors
-    /// If the shape differs.
+    /// If the shape differs or a feature is not finite (as [`new`](Self::new)).
     pub fn with_features(&self, x: Tensor<T>) -> Result<Self> {
         if x.shape() != self.x.shape() {
             return Err(Error::invalid(
@@ -247,10 +254,9 @@ impl<T: Element> Dataset<T> {
                 format!("shape {:?} differs from {:?}", x.shape(), self.x.shape()),
             ));
         }
-        Ok(Dataset {
-            x: x.to_contiguous(),
-            ..self.clone()
-        })
+        let x = x.to_contiguous();
+        all_finite("Dataset::with_features", "feature", "features", &x)?;
+        Ok(Dataset { x, ..self.clone() })
     }
 
     /// Shuffles the rows with a generator seeded by `seed`, then cuts off
@@ -318,6 +324,34 @@ impl<T: Element> Dataset<T> {
     /// If the standardiser was fitted on another number of columns.
     pub fn standardized(&self, s: &Standardizer<T>) -> Result<Self> {
         self.with_features(s.transform(&self.x)?)
+    }
+}
+
+/// An error naming the row and column of the first NaN or infinite
+/// element of the 2-d tensor `t`, if there is one.
+fn all_finite<T: Element>(op: &'static str, what: &str, plural: &str, t: &Tensor<T>) -> Result<()> {
+    let owned;
+    let data = match t.as_slice() {
+        Some(s) => s,
+        None => {
+            owned = t.to_vec();
+            &owned
+        }
+    };
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => {
+            let cols = t.shape().get(1).copied().unwrap_or(1).max(1);
+            Err(Error::invalid(
+                op,
+                format!(
+                    "{what} at row {}, column {} (counting from 0) is {}; {plural} must be finite",
+                    i / cols,
+                    i % cols,
+                    data[i].to_f64()
+                ),
+            ))
+        }
     }
 }
 
