@@ -38,6 +38,7 @@ pub mod explain;
 pub mod gradcheck;
 mod higher;
 mod op;
+pub mod operators;
 pub mod ops;
 pub mod print;
 mod tape;
