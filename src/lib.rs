@@ -18,7 +18,7 @@ pub mod prelude {
     pub use tapegrad_nn::data::{Dataset, Target};
     pub use tapegrad_nn::{
         loss, Activation, Adam, Dropout, Init, Linear, LrSchedule, Mlp, Module, Objective,
-        Optimizer, Param, Sequential, Sgd, Trainer,
+        Optimizer, Param, ParamGrads, Sequential, Sgd, Trainer,
     };
     pub use tapegrad_tensor::{Element, Tensor};
 }

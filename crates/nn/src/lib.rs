@@ -27,6 +27,10 @@
 //! - Models: [`Module`], [`Linear`], [`Sequential`], [`Mlp`], [`Dropout`],
 //!   [`Activation`] (and the functions in [`activation`]), initialisers in
 //!   [`Init`]. Parameters are [`Param`]s with PyTorch's `state_dict` names.
+//! - Gradients: [`Module::grads`] turns a backward pass into a
+//!   [`ParamGrads`], one gradient per parameter by name, to print, clip,
+//!   accumulate or send before [`Optimizer::step`]; [`Param`]'s docs
+//!   follow one weight from creation to update.
 //! - Losses in [`loss`]; optimisers [`Sgd`] and [`Adam`] (AdamW via
 //!   [`Adam::adamw`]) behind the [`Optimizer`] trait, [`LrSchedule`], global
 //!   norm clipping.

@@ -1,20 +1,4 @@
 //! [`Param`]: a named, trainable tensor with an identity of its own.
-//!
-//! One weight's life, end to end:
-//! 1. **Creation.** [`Param::new`] gives it a value, a name and a [`ParamId`]
-//!    that no other parameter in the process has.
-//! 2. **Forward.** [`Param::var`] records the value on a tape as a parameter
-//!    node tagged with that id ([`Tape::param_with_key`]). Nothing is stored
-//!    in the parameter: it can be read on any number of tapes, by any number
-//!    of threads.
-//! 3. **Backward.** `tape.backward(loss)` returns [`Gradients`] for every
-//!    node, and with them the list of tagged parameter nodes;
-//!    [`Module::grads`](crate::Module::grads) turns that into
-//!    [`ParamGrads`](crate::ParamGrads): one gradient per parameter, by the
-//!    name the checkpoint uses, each remembering the id it belongs to.
-//! 4. **Update.** [`Optimizer::step`](crate::Optimizer::step) finds each
-//!    parameter's gradient by name, checks that it was computed for this
-//!    very parameter, and updates the value in place.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,6 +31,22 @@ impl std::fmt::Display for ParamId {
 }
 
 /// A model parameter: a value, a name and an identity.
+///
+/// One weight's life, end to end:
+/// 1. **Creation.** [`Param::new`] gives it a value, a name and a [`ParamId`]
+///    that no other parameter in the process has.
+/// 2. **Forward.** [`Param::var`] records the value on a tape as a parameter
+///    node tagged with that id ([`Tape::param_with_key`]). Nothing is stored
+///    in the parameter: it can be read on any number of tapes, by any number
+///    of threads.
+/// 3. **Backward.** `tape.backward(loss)` returns [`Gradients`] for every
+///    node, and with them the list of tagged parameter nodes;
+///    [`Module::grads`](crate::Module::grads) turns that into
+///    [`ParamGrads`](crate::ParamGrads): one gradient per parameter, by the
+///    name the checkpoint uses, each remembering the id it belongs to.
+/// 4. **Update.** [`Optimizer::step`](crate::Optimizer::step) finds each
+///    parameter's gradient by name, checks that it was computed for this
+///    very parameter, and updates the value in place.
 ///
 /// [`var`](Self::var) puts the value on a tape as a named parameter node;
 /// [`grad`](Self::grad) reads its gradient back from a backward pass of
