@@ -317,15 +317,21 @@ impl<'t, T: Element> Var<'t, T> {
     }
 
     /// How many elements a reduction over `axes` combines into each output.
+    /// An error names the tape position the op would have taken, as the
+    /// errors of recorded ops do.
     fn reduced_count(self, op: &'static str, axes: &[usize]) -> Result<usize> {
         let shape = self.shape();
         axes.iter().try_fold(1usize, |n, &a| match shape.get(a) {
             Some(&d) => Ok(n * d),
-            None => Err(Error::from(tapegrad_tensor::Error::AxisOutOfRange {
+            None => Err(crate::backward::op_error(
+                self.tape.len(),
                 op,
-                axis: a,
-                shape: shape.to_vec(),
-            })),
+                Error::from(tapegrad_tensor::Error::AxisOutOfRange {
+                    op,
+                    axis: a,
+                    shape: shape.to_vec(),
+                }),
+            )),
         })
     }
     /// Mean of all elements (a 0-d value).
@@ -589,6 +595,12 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If the list is empty or the shapes differ.
     pub fn stack(vars: &[Var<'t, T>], axis: usize) -> Result<Var<'t, T>> {
+        if vars.is_empty() {
+            return Err(Error::InvalidArgument {
+                op: "stack".into(),
+                msg: "needs at least one value".into(),
+            });
+        }
         let parts = vars
             .iter()
             .map(|v| v.unsqueeze(axis))

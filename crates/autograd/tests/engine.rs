@@ -462,3 +462,16 @@ fn f32_tapes_work_too() {
         [2.0f32, 4.0]
     );
 }
+
+#[test]
+fn stack_and_mean_errors_name_themselves_and_the_tape_position() {
+    let tape = Tape::<f64>::new();
+    let err = tapegrad_autograd::Var::<f64>::stack(&[], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("stack:"), "{err}");
+    let x = tape.leaf(Tensor::zeros(&[2, 3]));
+    let _ = x.exp().unwrap(); // %0001
+    let err = x.mean(&[2], false).unwrap_err().to_string();
+    assert!(err.contains("%0002") && err.contains("mean"), "{err}");
+}

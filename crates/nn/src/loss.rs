@@ -99,13 +99,20 @@ pub fn l1<'t, T: Element>(pred: Var<'t, T>, target: Var<'t, T>) -> Result<Var<'t
 /// `q = min(|d|, δ)`.
 ///
 /// # Errors
-/// If the shapes differ or have no elements.
+/// If the shapes differ or have no elements, or `delta` is not a finite
+/// number above 0.
 pub fn huber<'t, T: Element>(
     pred: Var<'t, T>,
     target: Var<'t, T>,
     delta: f64,
 ) -> Result<Var<'t, T>> {
     same_shape("huber", pred, target)?;
+    if !(delta.is_finite() && delta > 0.0) {
+        return Err(Error::InvalidArgument {
+            op: "huber".into(),
+            msg: format!("delta must be a finite number above 0, got {delta}"),
+        });
+    }
     let a = pred.sub(target)?.abs()?;
     let q = a.clamp(0.0, delta)?;
     let lin = a.sub(q)?.mul_scalar(delta)?;

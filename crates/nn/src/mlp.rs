@@ -108,6 +108,11 @@ impl<T: Element> MlpBuilder<T> {
                 ),
             ));
         }
+        // Checked here too, so a bad value is refused even when there is
+        // no hidden layer to put a dropout after.
+        if self.dropout != 0.0 {
+            Dropout::new(self.dropout, 0)?;
+        }
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut net = Sequential::new();
         let n = self.sizes.len() - 1;

@@ -34,3 +34,11 @@ fn mlp_builder_rejects_a_bad_dropout_too() {
         assert!(err.to_string().contains("drop probability p = "), "{err}");
     }
 }
+
+#[test]
+fn mlp_without_hidden_layers_still_checks_dropout() {
+    let err = tapegrad_nn::Mlp::<f32>::builder(&[3, 2])
+        .dropout(f64::NAN)
+        .build();
+    assert!(err.is_err());
+}

@@ -226,3 +226,13 @@ fn every_loss_refuses_an_empty_batch_naming_itself_and_the_shape() {
         .unwrap_err();
     assert!(err.to_string().starts_with("bce_with_logits: "), "{err}");
 }
+
+#[test]
+fn huber_refuses_a_delta_that_is_not_positive() {
+    let tape = Tape::<f64>::new();
+    let a = tape.leaf(Tensor::zeros(&[2]));
+    for d in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = loss::huber(a, a, d).unwrap_err().to_string();
+        assert!(err.contains("huber") && err.contains("delta"), "{err}");
+    }
+}
