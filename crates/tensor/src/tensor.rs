@@ -781,6 +781,10 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Copies the elements out in row-major order.
+    ///
+    /// # Panics
+    /// If the vector cannot be allocated (a broadcast view can be far larger
+    /// than its buffer).
     pub fn to_vec(&self) -> Vec<T> {
         if let Some(s) = self.as_slice() {
             return s.to_vec();

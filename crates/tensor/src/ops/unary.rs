@@ -91,6 +91,11 @@ impl<T: Element> Tensor<T> {
     /// same shape. Runs on several threads for large tensors, so `f` must be
     /// `Sync`. This is the building block for custom elementwise ops.
     ///
+    /// # Panics
+    /// If `f` panics, or if the output cannot be allocated (only possible
+    /// for a huge broadcast view; see the crate docs on sizes). The same
+    /// holds for the named unary ops below.
+    ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
