@@ -8,6 +8,11 @@
 //! and sets the length only afterwards. Large buffers come from the
 //! [`pool`](crate::pool) of recycled ones.
 //!
+//! Allocation never aborts the process: the `try_` helpers return an
+//! [`AllocError`] (which ops that return `Result` turn into
+//! [`Error::TooLarge`]) when the allocator refuses a buffer, and their
+//! infallible twins panic with its message.
+//!
 //! Large outputs also start on a 64-byte boundary ([`Data`]). glibc serves
 //! large blocks 16 bytes past a page boundary, so without this every other
 //! 32-byte (and every 64-byte) vector load and store of a kernel straddled
@@ -17,9 +22,78 @@
 //! relu, a scalar multiply and a multiply by a 0-d tensor went from 51-55
 //! to 47-48 µs. PyTorch aligns its buffers to 64 bytes too.
 
+use std::fmt;
 use std::mem::MaybeUninit;
 
+use crate::error::Error;
 use crate::Element;
+
+/// A buffer that could not be allocated: more than `isize::MAX` bytes, or
+/// refused by the allocator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AllocError {
+    /// Elements asked for.
+    elems: usize,
+    /// Their size in bytes (`None` if that overflows `usize`).
+    bytes: Option<usize>,
+}
+
+impl AllocError {
+    /// The error for `n` elements of `U`.
+    pub(crate) fn of<U>(n: usize) -> Self {
+        AllocError {
+            elems: n,
+            bytes: n.checked_mul(std::mem::size_of::<U>()),
+        }
+    }
+
+    /// [`Error::TooLarge`] for `op` making a tensor of `shape`.
+    pub(crate) fn at(self, op: &'static str, shape: &[usize]) -> Error {
+        match self.bytes {
+            Some(b) if b <= isize::MAX as usize => Error::TooLarge {
+                op,
+                shape: shape.to_vec(),
+                refused_bytes: Some(b),
+            },
+            _ => Error::too_large(op, shape),
+        }
+    }
+
+    /// Panics with the message (for infallible ops).
+    #[cold]
+    #[track_caller]
+    pub(crate) fn fail(self) -> ! {
+        panic!("{self}")
+    }
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.bytes {
+            Some(b) => write!(
+                f,
+                "could not allocate {b} bytes for {} elements",
+                self.elems
+            ),
+            None => write!(f, "{} elements are more than fit in memory", self.elems),
+        }
+    }
+}
+
+/// An empty `Vec` with room for `n` elements, or an [`AllocError`] instead
+/// of an abort (for scratch vectors such as row offsets).
+pub(crate) fn try_vec<U>(n: usize) -> Result<Vec<U>, AllocError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| AllocError::of::<U>(n))?;
+    Ok(v)
+}
+
+/// `vec![x; n]`, or an [`AllocError`] instead of an abort.
+pub(crate) fn try_vec_of<U: Clone>(n: usize, x: U) -> Result<Vec<U>, AllocError> {
+    let mut v = try_vec(n)?;
+    v.resize(n, x);
+    Ok(v)
+}
 
 /// Bytes of alignment for large buffers: one cache line, one AVX-512 vector.
 pub(crate) const ALIGN: usize = 64;
@@ -72,7 +146,8 @@ impl<T> From<Vec<T>> for Data<T> {
 }
 
 /// A buffer of `n` elements whose elements `fill` writes, starting on an
-/// [`ALIGN`]-byte boundary unless it is smaller than [`ALIGN_MIN_BYTES`].
+/// [`ALIGN`]-byte boundary unless it is smaller than [`ALIGN_MIN_BYTES`];
+/// an [`AllocError`] (and `fill` is not called) if it cannot be allocated.
 ///
 /// If `fill` panics (a user closure in [`Tensor::map`](crate::Tensor::map),
 /// say), the vector is dropped with length 0: nothing uninitialised is ever
@@ -82,17 +157,20 @@ impl<T> From<Vec<T>> for Data<T> {
 /// When `fill` returns normally it must have written every element of the
 /// slice it was given (which has length exactly `n`).
 #[inline]
-pub(crate) unsafe fn filled<T: Element>(
+pub(crate) unsafe fn try_filled<T: Element>(
     n: usize,
     fill: impl FnOnce(&mut [MaybeUninit<T>]),
-) -> Data<T> {
+) -> Result<Data<T>, AllocError> {
     let size = std::mem::size_of::<T>();
-    if n * size < ALIGN_MIN_BYTES {
+    if n.saturating_mul(size) < ALIGN_MIN_BYTES {
         // SAFETY: passed on from the caller.
-        return unsafe { vec_filled_by(n, fill) }.into();
+        return Ok(unsafe { try_vec_filled_by(n, fill) }?.into());
     }
     // A recycled large buffer when one fits (see `pool`): no fresh pages.
-    let mut vec: Vec<T> = crate::pool::with_capacity(n + ALIGN / size);
+    let mut vec: Vec<T> = n
+        .checked_add(ALIGN / size)
+        .and_then(|cap| crate::pool::try_with_capacity(cap).ok())
+        .ok_or(AllocError::of::<T>(n))?;
     let start = (ALIGN - vec.as_ptr() as usize % ALIGN) % ALIGN / size;
     let spare = vec.spare_capacity_mut();
     spare[..start].fill(MaybeUninit::new(T::ZERO));
@@ -101,30 +179,50 @@ pub(crate) unsafe fn filled<T: Element>(
     // the padding was written above, and the caller guarantees that `fill`
     // initialised the `n` elements after it (it returned normally).
     unsafe { vec.set_len(start + n) };
-    Data { vec, start }
+    Ok(Data { vec, start })
 }
 
-/// [`filled`] when `ALIGNED`, else a plain [`vec_filled_by`] (for code
-/// shared by tensor outputs and results returned as a `Vec`).
+/// [`try_filled`] for infallible ops.
+///
+/// # Panics
+/// If the buffer cannot be allocated.
 ///
 /// # Safety
-/// As for [`filled`].
+/// As for [`try_filled`].
 #[inline]
-pub(crate) unsafe fn filled_as<T: Element, const ALIGNED: bool>(
+pub(crate) unsafe fn filled<T: Element>(
     n: usize,
     fill: impl FnOnce(&mut [MaybeUninit<T>]),
 ) -> Data<T> {
+    // SAFETY: passed on from the caller.
+    match unsafe { try_filled(n, fill) } {
+        Ok(d) => d,
+        Err(e) => e.fail(),
+    }
+}
+
+/// [`try_filled`] when `ALIGNED`, else a plain [`try_vec_filled_by`] (for
+/// code shared by tensor outputs and results returned as a `Vec`).
+///
+/// # Safety
+/// As for [`try_filled`].
+#[inline]
+pub(crate) unsafe fn try_filled_as<T: Element, const ALIGNED: bool>(
+    n: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<T>]),
+) -> Result<Data<T>, AllocError> {
     if ALIGNED {
         // SAFETY: passed on from the caller.
-        unsafe { filled(n, fill) }
+        unsafe { try_filled(n, fill) }
     } else {
         // SAFETY: passed on from the caller.
-        unsafe { vec_filled_by(n, fill) }.into()
+        Ok(unsafe { try_vec_filled_by(n, fill) }?.into())
     }
 }
 
 /// A `Vec` of length `n` whose elements `fill` writes, for results that
-/// leave the library as a `Vec` (see [`filled`] for buffers of tensors).
+/// leave the library as a `Vec` (see [`try_filled`] for buffers of
+/// tensors); an [`AllocError`] if it cannot be allocated.
 ///
 /// If `fill` panics, the vector is dropped with length 0.
 ///
@@ -132,16 +230,35 @@ pub(crate) unsafe fn filled_as<T: Element, const ALIGNED: bool>(
 /// When `fill` returns normally it must have written every element of the
 /// slice it was given (which has length exactly `n`).
 #[inline]
-pub(crate) unsafe fn vec_filled_by<T: Element>(
+pub(crate) unsafe fn try_vec_filled_by<T: Element>(
     n: usize,
     fill: impl FnOnce(&mut [MaybeUninit<T>]),
-) -> Vec<T> {
-    let mut v: Vec<T> = crate::pool::with_capacity(n);
+) -> Result<Vec<T>, AllocError> {
+    let mut v: Vec<T> = crate::pool::try_with_capacity(n).map_err(|_| AllocError::of::<T>(n))?;
     fill(&mut v.spare_capacity_mut()[..n]);
     // SAFETY: the capacity is at least `n`, and the caller guarantees that
     // `fill` initialised all of `v[0..n]` (it returned normally).
     unsafe { v.set_len(n) };
-    v
+    Ok(v)
+}
+
+/// [`try_vec_filled_by`] for infallible callers (only tests need it).
+///
+/// # Panics
+/// If the vector cannot be allocated.
+///
+/// # Safety
+/// As for [`try_vec_filled_by`].
+#[cfg(test)]
+pub(crate) unsafe fn vec_filled_by<T: Element>(
+    n: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<T>]),
+) -> Vec<T> {
+    // SAFETY: passed on from the caller.
+    match unsafe { try_vec_filled_by(n, fill) } {
+        Ok(v) => v,
+        Err(e) => e.fail(),
+    }
 }
 
 /// Views an initialised `MaybeUninit` slice as a plain slice.
@@ -181,6 +298,37 @@ mod tests {
         // SAFETY: nothing to write for n = 0.
         let e = unsafe { vec_filled_by::<f32>(0, |_| {}) };
         assert!(e.is_empty());
+    }
+
+    #[test]
+    fn buffers_too_large_are_errors_and_fill_is_not_called() {
+        for n in [usize::MAX, usize::MAX / 8, isize::MAX as usize / 4] {
+            // SAFETY: `fill` is never called (and would write everything).
+            let e = unsafe { try_filled::<f64>(n, |_| unreachable!()) }.unwrap_err();
+            let err = e.at("test", &[n]);
+            assert!(matches!(err, Error::TooLarge { op: "test", .. }), "{err}");
+            // SAFETY: as above.
+            assert!(unsafe { try_vec_filled_by::<f32>(n, |_| unreachable!()) }.is_err());
+            assert!(try_vec::<usize>(n).is_err());
+        }
+        let e = AllocError::of::<f64>(usize::MAX);
+        assert_eq!(
+            e.at("op", &[usize::MAX]).to_string(),
+            format!(
+                "op: shape [{}] has more elements than fit in memory",
+                usize::MAX
+            )
+        );
+        let e = AllocError::of::<f32>(1 << 60);
+        assert_eq!(
+            e.at("op", &[1 << 60]).to_string(),
+            format!(
+                "op: could not allocate {} bytes for shape [{}]",
+                1u64 << 62,
+                1u64 << 60
+            )
+        );
+        assert_eq!(try_vec_of(3, 1.5f32).unwrap(), vec![1.5; 3]);
     }
 
     #[test]

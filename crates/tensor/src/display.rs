@@ -12,7 +12,9 @@ const SUMMARISE_ABOVE: usize = 1000;
 /// written as `3.`, very large or small magnitudes in scientific notation.
 /// The precision (`{:.2}`) sets the digits after the point (default 4).
 /// Tensors of more than 1000 elements are summarised: axes longer than 6
-/// show their first 3 and last 3 entries around `...`.
+/// show their first 3 and last 3 entries around `...`. For this count an
+/// empty tensor's zero-length axes count as 1, so an empty tensor with a
+/// long axis (`[1_000_000, 0]`) prints a few `[]` rather than a million.
 ///
 /// # Examples
 /// ```
@@ -22,13 +24,20 @@ const SUMMARISE_ABOVE: usize = 1000;
 /// assert_eq!(format!("{a:.1}"), "[[1., 2.5],\n [-3., 0.1]]");
 /// assert_eq!(Tensor::scalar(1e-6f64).to_string(), "1.0000e-6");
 /// assert_eq!(Tensor::<f32>::zeros(&[0]).to_string(), "[]");
+/// assert_eq!(Tensor::<f32>::zeros(&[2, 0]).to_string(), "[[],\n []]");
 /// let big = Tensor::<f32>::arange(0.0, 2000.0, 1.0)?;
 /// assert_eq!(big.to_string(), "[0., 1., 2., ..., 1997., 1998., 1999.]");
 /// # Ok::<(), tapegrad_tensor::Error>(())
 /// ```
 impl<T: Element> fmt::Display for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let summarise = self.numel() > SUMMARISE_ABOVE;
+        // The number of entries printed without summarising: the element
+        // count, or for an empty tensor the number of `[]` it would print.
+        let entries = self
+            .shape()
+            .iter()
+            .fold(1usize, |acc, &d| acc.saturating_mul(d.max(1)));
+        let summarise = entries > SUMMARISE_ABOVE;
         let prec = f.precision().unwrap_or(4);
         let mut s = String::new();
         write_axis(self, &mut Vec::new(), summarise, prec, &mut s);

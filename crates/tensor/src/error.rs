@@ -55,6 +55,23 @@ pub enum Error {
         /// Number of elements given.
         got: usize,
     },
+    /// A shape too large for memory, or a buffer the allocator refused.
+    ///
+    /// A shape is too large when a buffer holding it would take more than
+    /// `isize::MAX` bytes (Rust's limit for one allocation), counting
+    /// zero-length axes as 1: this covers every shape whose element count
+    /// overflows `usize`, and keeps row-major strides from overflowing.
+    /// Views and layouts (no buffer of their own) are held to the same
+    /// limit, so any tensor could be copied out.
+    TooLarge {
+        /// The op that failed.
+        op: &'static str,
+        /// The requested shape.
+        shape: Vec<usize>,
+        /// `None` when the shape is over the limit (nothing was allocated);
+        /// else the size in bytes of the buffer the allocator refused.
+        refused_bytes: Option<usize>,
+    },
     /// Any other invalid argument, described in words with the shapes.
     InvalidArgument {
         /// The op that failed.
@@ -72,6 +89,7 @@ impl Error {
             | Error::AxisOutOfRange { op, .. }
             | Error::IndexOutOfRange { op, .. }
             | Error::ElementCount { op, .. }
+            | Error::TooLarge { op, .. }
             | Error::InvalidArgument { op, .. } => op,
         }
     }
@@ -80,6 +98,15 @@ impl Error {
         Error::InvalidArgument {
             op,
             msg: msg.into(),
+        }
+    }
+
+    /// [`Error::TooLarge`] for a shape over the size limit.
+    pub(crate) fn too_large(op: &'static str, shape: &[usize]) -> Self {
+        Error::TooLarge {
+            op,
+            shape: shape.to_vec(),
+            refused_bytes: None,
         }
     }
 
@@ -131,6 +158,24 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "{op}: shape {} needs {expected} elements, got {got}",
+                fmt_shape(shape)
+            ),
+            Error::TooLarge {
+                op,
+                shape,
+                refused_bytes: None,
+            } => write!(
+                f,
+                "{op}: shape {} has more elements than fit in memory",
+                fmt_shape(shape)
+            ),
+            Error::TooLarge {
+                op,
+                shape,
+                refused_bytes: Some(bytes),
+            } => write!(
+                f,
+                "{op}: could not allocate {bytes} bytes for shape {}",
                 fmt_shape(shape)
             ),
             Error::InvalidArgument { op, msg } => write!(f, "{op}: {msg}"),

@@ -79,15 +79,54 @@ impl Clone for Layout {
     }
 }
 
+/// The element count of `shape`, if a buffer of `T`s holding it stays
+/// within Rust's limit for one allocation (`isize::MAX` bytes), counting
+/// zero-length axes as 1 (so that row-major strides, which skip them, fit
+/// too); else [`Error::TooLarge`] naming `op`.
+///
+/// This is the one size check of the crate: every constructor, view and
+/// kernel output shape goes through it (with `T = u8` for untyped
+/// [`Layout`]s, whose limit is therefore `isize::MAX` elements).
+pub(crate) fn checked_numel<T>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let limit = isize::MAX as usize / std::mem::size_of::<T>().max(1);
+    let mut span = 1usize;
+    let mut empty = false;
+    for &d in shape {
+        if d == 0 {
+            empty = true;
+            continue;
+        }
+        span = match span.checked_mul(d) {
+            Some(s) if s <= limit => s,
+            _ => return Err(Error::too_large(op, shape)),
+        };
+    }
+    Ok(if empty { 0 } else { span })
+}
+
 /// Row-major (C order) strides for a shape.
+///
+/// # Panics
+/// If the shape has more than `isize::MAX` elements (zero-length axes
+/// counted as 1; see [`Error::TooLarge`]).
+/// [`Layout::try_contiguous`] is the fallible version.
 ///
 /// ```
 /// use tapegrad_tensor::contiguous_strides;
 /// assert_eq!(contiguous_strides(&[2, 3, 4]).as_slice(), &[12, 4, 1]);
 /// assert!(contiguous_strides(&[]).is_empty());
 /// ```
-#[inline]
 pub fn contiguous_strides(shape: &[usize]) -> Shape {
+    if let Err(e) = checked_numel::<u8>("contiguous_strides", shape) {
+        panic!("{e}");
+    }
+    strides_unchecked(shape)
+}
+
+/// [`contiguous_strides`] of a shape already known to pass
+/// [`checked_numel`] (so no product overflows).
+#[inline]
+fn strides_unchecked(shape: &[usize]) -> Shape {
     let n = shape.len();
     if n <= 4 {
         // Build inline without touching the heap or SmallVec's generic paths.
@@ -112,7 +151,9 @@ pub fn contiguous_strides(shape: &[usize]) -> Shape {
 /// dimensions must be equal or one of them 1.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] naming `op` when a pair differs and neither is 1.
+/// [`Error::ShapeMismatch`] naming `op` when a pair differs and neither is 1,
+/// or [`Error::TooLarge`] if the result has more than `isize::MAX` elements
+/// (zero-length axes counted as 1).
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
     let n = a.len().max(b.len());
     let mut out: Shape = SmallVec::from_elem(0, n);
@@ -142,11 +183,17 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
             });
         };
     }
+    checked_numel::<u8>(op, &out)?;
     Ok(out)
 }
 
 impl Layout {
     /// A row-major layout starting at offset 0.
+    ///
+    /// # Panics
+    /// If the shape has more than `isize::MAX` elements (zero-length axes
+    /// counted as 1); [`try_contiguous`](Self::try_contiguous) returns that
+    /// as an error instead.
     ///
     /// ```
     /// use tapegrad_tensor::Layout;
@@ -156,12 +203,41 @@ impl Layout {
     /// ```
     #[inline]
     pub fn contiguous(shape: &[usize]) -> Self {
+        Self::try_contiguous(shape).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A row-major layout starting at offset 0, or an error for a shape too
+    /// large for memory.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"contiguous"`) if the shape has more than
+    /// `isize::MAX` elements, zero-length axes counted as 1.
+    ///
+    /// ```
+    /// use tapegrad_tensor::{Error, Layout};
+    /// assert_eq!(Layout::try_contiguous(&[2, 0, 3])?.strides(), &[3, 3, 1]);
+    /// let err = Layout::try_contiguous(&[1 << 32, 1 << 32]).unwrap_err();
+    /// assert!(matches!(err, Error::TooLarge { op: "contiguous", .. }));
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_contiguous(shape: &[usize]) -> Result<Self> {
+        checked_numel::<u8>("contiguous", shape)?;
+        Ok(Self::contiguous_unchecked(shape))
+    }
+
+    /// [`contiguous`](Self::contiguous) of a shape already checked (for
+    /// the element type in use) by [`checked_numel`]: kernel outputs and
+    /// constructors, which check before allocating.
+    #[inline]
+    pub(crate) fn contiguous_unchecked(shape: &[usize]) -> Self {
+        debug_assert!(checked_numel::<u8>("contiguous", shape).is_ok());
         if shape.is_empty() {
             return Layout::scalar();
         }
         Layout {
             shape: dims_of(shape),
-            strides: dims_of(&contiguous_strides(shape)),
+            strides: dims_of(&strides_unchecked(shape)),
             offset: 0,
         }
     }
@@ -328,7 +404,12 @@ impl Layout {
         let mut l = self.clone();
         l.offset += start * self.strides[axis];
         l.shape[axis] = len;
-        l.strides[axis] = self.strides[axis] * step;
+        // With two or more positions `step < end - start <= dim`, so the
+        // product stays below the axis's extent; with one or none the
+        // stride means nothing, and `step` may be huge.
+        if len > 1 {
+            l.strides[axis] = self.strides[axis] * step;
+        }
         Ok(l.normalize_empty())
     }
 
@@ -401,7 +482,9 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if this layout's shape has more axes than
-    /// `shape`, or a dimension that is neither 1 nor the target's.
+    /// `shape`, or a dimension that is neither 1 nor the target's;
+    /// [`Error::TooLarge`] if `shape` has more than `isize::MAX` elements
+    /// (zero-length axes counted as 1).
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         if self.shape.as_slice() == shape {
             return Ok(self.clone());
@@ -427,6 +510,7 @@ impl Layout {
                 return Err(err());
             };
         }
+        checked_numel::<u8>("broadcast_to", shape)?;
         Ok(Layout {
             shape: dims_of(shape),
             strides,
@@ -439,7 +523,8 @@ impl Layout {
     /// it without copying; `None` when a copy is needed.
     ///
     /// Also `None` when the element counts differ, so the result never
-    /// reaches past the storage the layout was made for.
+    /// reaches past the storage the layout was made for, and for a shape
+    /// that [`try_contiguous`](Self::try_contiguous) rejects as too large.
     ///
     /// # Examples
     /// ```
@@ -451,13 +536,13 @@ impl Layout {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
-        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(self.numel()) {
+        if checked_numel::<u8>("reshape", shape).ok()? != self.numel() {
             return None;
         }
         if self.is_contiguous() {
             return Some(Layout {
                 shape: dims_of(shape),
-                strides: dims_of(&contiguous_strides(shape)),
+                strides: dims_of(&strides_unchecked(shape)),
                 offset: self.offset,
             });
         }

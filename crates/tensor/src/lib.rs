@@ -23,7 +23,8 @@
 //!   [`arange`](Tensor::arange), [`linspace`](Tensor::linspace),
 //!   [`eye`](Tensor::eye), seeded random tensors
 //!   ([`uniform_seeded`](Tensor::uniform_seeded),
-//!   [`randn_seeded`](Tensor::randn_seeded)).
+//!   [`randn_seeded`](Tensor::randn_seeded)); the infallible ones have
+//!   `try_` versions (see *Sizes* below).
 //! - **Views** (no copy): [`reshape`](Tensor::reshape),
 //!   [`permute`](Tensor::permute), [`t`](Tensor::t),
 //!   [`slice`](Tensor::slice), [`select`](Tensor::select),
@@ -50,6 +51,23 @@
 //!
 //! Every fallible call returns [`Result`]; its [`Error`] names the op and the
 //! shapes involved. Calls that can panic say so in a `# Panics` section.
+//!
+//! **Sizes.** A shape is too large when a buffer of it would pass
+//! `isize::MAX` bytes, zero-length axes counted as 1 (this covers every
+//! element count that overflows `usize`). Constructors, views and kernel
+//! outputs all check this with one helper: a shape too large, or a buffer
+//! the allocator refuses, is [`Error::TooLarge`] naming the op and the shape,
+//! never a wrapped count or an abort. Functions that return `Result` return
+//! it. The size-only constructors, kept infallible as they are used
+//! everywhere ([`zeros`](Tensor::zeros), [`ones`](Tensor::ones),
+//! [`full`](Tensor::full), [`eye`](Tensor::eye),
+//! [`linspace`](Tensor::linspace), [`uniform`](Tensor::uniform),
+//! [`normal`](Tensor::normal) and the seeded ones, [`Layout::contiguous`],
+//! [`contiguous_strides`]), panic with it and have `try_` siblings that
+//! return it ([`Layout::try_contiguous`] for `contiguous_strides`). Other
+//! infallible ops that allocate (maps, [`to_vec`](Tensor::to_vec),
+//! [`to_contiguous`](Tensor::to_contiguous)) panic if the allocator refuses,
+//! which only a huge broadcast view can cause.
 
 mod buffer;
 mod display;

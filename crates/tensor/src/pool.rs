@@ -11,6 +11,7 @@
 //! iteration's worth of memory.
 
 use std::any::{Any, TypeId};
+use std::collections::TryReserveError;
 use std::sync::Mutex;
 
 use crate::Element;
@@ -31,26 +32,30 @@ struct Entry {
 static POOL: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
 fn big<T>(n: usize) -> bool {
-    n * std::mem::size_of::<T>() >= MIN_BYTES
+    n.saturating_mul(std::mem::size_of::<T>()) >= MIN_BYTES
 }
 
 /// An empty vector with room for `n` elements, reusing a cached buffer when
-/// one of a fitting size is free.
-pub(crate) fn with_capacity<T: Element>(n: usize) -> Vec<T> {
+/// one of a fitting size is free; an error (not an abort) when `n` elements
+/// exceed `isize::MAX` bytes or the allocator refuses them.
+pub(crate) fn try_with_capacity<T: Element>(n: usize) -> Result<Vec<T>, TryReserveError> {
     if big::<T>(n) {
         if let Some(mut v) = take::<T>(n) {
             v.clear();
-            return v;
+            return Ok(v);
         }
     }
-    Vec::with_capacity(n)
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)?;
+    Ok(v)
 }
 
 fn take<T: Element>(n: usize) -> Option<Vec<T>> {
     let mut pool = POOL.lock().ok()?;
     let ty = TypeId::of::<Vec<T>>();
     let size = std::mem::size_of::<T>();
-    let (lo, hi) = (n * size, 2 * n * size);
+    let lo = n.saturating_mul(size);
+    let hi = lo.saturating_mul(2);
     let pos = pool
         .iter()
         .enumerate()
@@ -87,12 +92,14 @@ mod tests {
     #[test]
     fn buffers_come_back_empty_with_room() {
         let n = MIN_BYTES; // f32: 4 × MIN_BYTES bytes, well above the minimum
-        let mut v: Vec<f32> = with_capacity(n);
+        let mut v: Vec<f32> = try_with_capacity(n).unwrap();
         v.resize(n, 7.0);
         give(v);
-        let w: Vec<f32> = with_capacity(n);
+        let w: Vec<f32> = try_with_capacity(n).unwrap();
         assert!(w.is_empty() && w.capacity() >= n);
-        let small: Vec<f64> = with_capacity(10);
+        let small: Vec<f64> = try_with_capacity(10).unwrap();
         assert!(small.is_empty() && small.capacity() >= 10);
+        // Too large for any allocator: an error, not an abort.
+        assert!(try_with_capacity::<f64>(usize::MAX / 4).is_err());
     }
 }

@@ -5,9 +5,9 @@ use std::mem::MaybeUninit;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::buffer::{filled, Data};
+use crate::buffer::{try_filled, Data};
 use crate::error::{Error, Result};
-use crate::layout::{Layout, Shape};
+use crate::layout::{checked_numel, Layout, Shape};
 use crate::storage::Storage;
 use crate::Element;
 
@@ -74,7 +74,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ElementCount`] if `data.len()` differs from the product of
-    /// `shape` (an empty `shape` needs exactly one element).
+    /// `shape` (an empty `shape` needs exactly one element), or
+    /// [`Error::TooLarge`] if `shape` is too large for memory (see there).
     ///
     /// # Examples
     /// ```
@@ -90,7 +91,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        check_element_count("from_vec", shape, data.len())?;
+        check_element_count::<T>("from_vec", shape, data.len())?;
         Ok(Self::from_parts(data, shape))
     }
 
@@ -99,42 +100,67 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ElementCount`] if `data.len()` differs from the product of
-    /// `shape`.
+    /// `shape`, or [`Error::TooLarge`] if `shape` is too large for memory
+    /// or the copy cannot be allocated.
     pub fn from_slice(data: &[T], shape: &[usize]) -> Result<Self> {
-        check_element_count("from_slice", shape, data.len())?;
+        const OP: &str = "from_slice";
+        check_element_count::<T>(OP, shape, data.len())?;
         // SAFETY: the loop writes every element (`o` and `data` have the
         // same length).
         let copy = unsafe {
-            filled(data.len(), |o| {
+            try_filled(data.len(), |o| {
                 for (o, &x) in o.iter_mut().zip(data) {
                     *o = MaybeUninit::new(x);
                 }
             })
         };
-        Ok(Self::from_parts(copy, shape))
+        Ok(Self::from_parts(copy.map_err(|e| e.at(OP, shape))?, shape))
     }
 
-    /// Internal: a contiguous tensor from data known to match `shape`.
+    /// Internal: a contiguous tensor from data known to match `shape`
+    /// (which, as the data exists, passes [`checked_numel`]).
     pub(crate) fn from_parts(data: impl Into<Data<T>>, shape: &[usize]) -> Self {
         let data = data.into();
-        debug_assert_eq!(data.as_slice().len(), shape.iter().product::<usize>());
+        debug_assert_eq!(
+            checked_numel::<T>("from_parts", shape),
+            Ok(data.as_slice().len())
+        );
         Tensor {
             storage: Storage::from_data(data),
-            layout: Layout::contiguous(shape),
+            layout: Layout::contiguous_unchecked(shape),
         }
+    }
+
+    /// Internal: a contiguous tensor of `shape` whose `n` elements `fill`
+    /// writes, or [`Error::TooLarge`] naming `op` if the shape is over the
+    /// size limit or the buffer cannot be allocated (then `fill` is not
+    /// called).
+    ///
+    /// # Safety
+    /// When `fill` returns normally it must have written every element of
+    /// the slice it was given.
+    pub(crate) unsafe fn try_filled_shape(
+        op: &'static str,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [MaybeUninit<T>]),
+    ) -> Result<Self> {
+        let n = checked_numel::<T>(op, shape)?;
+        // SAFETY: passed on from the caller.
+        let data = unsafe { try_filled(n, fill) }.map_err(|e| e.at(op, shape))?;
+        Ok(Self::from_parts(data, shape))
     }
 
     /// Internal: a one-element tensor of `shape` (all ones, any rank) held
     /// inline, without allocating.
     #[inline]
     pub(crate) fn scalar_shaped(v: T, shape: &[usize]) -> Self {
-        debug_assert_eq!(shape.iter().product::<usize>(), 1);
+        debug_assert_eq!(checked_numel::<T>("scalar_shaped", shape), Ok(1));
         if shape.is_empty() {
             return Self::scalar(v);
         }
         Tensor {
             storage: Storage::Scalar([v]),
-            layout: Layout::contiguous(shape),
+            layout: Layout::contiguous_unchecked(shape),
         }
     }
 
@@ -190,7 +216,9 @@ impl<T: Element> Tensor<T> {
     /// A tensor of `shape` filled with `v`.
     ///
     /// # Panics
-    /// If the product of `shape` overflows `usize`, or the allocation fails.
+    /// If `shape` is too large for memory or its buffer cannot be allocated
+    /// (see [`Error::TooLarge`]); [`try_full`](Self::try_full) returns that
+    /// as an error instead.
     ///
     /// # Examples
     /// ```
@@ -201,13 +229,39 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(Tensor::full(&[], 1.0f32).numel(), 1);
     /// assert_eq!(Tensor::full(&[3, 0], 1.0f32).numel(), 0);
     /// ```
+    #[track_caller]
     pub fn full(shape: &[usize], v: T) -> Self {
-        let n = checked_numel("full", shape).unwrap_or_else(|e| panic!("{e}"));
+        Self::try_full(shape, v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`full`](Self::full), with a shape too large for memory as an error.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"full"`) if `shape` is over the size limit or
+    /// its buffer cannot be allocated.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::{Error, Tensor};
+    /// assert_eq!(Tensor::try_full(&[2], 0.5f32)?.to_vec(), vec![0.5, 0.5]);
+    /// let err = Tensor::try_full(&[1 << 40, 1 << 40], 0.0f32).unwrap_err();
+    /// assert!(matches!(err, Error::TooLarge { op: "full", .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "full: shape [1099511627776, 1099511627776] has more elements than fit in memory"
+    /// );
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn try_full(shape: &[usize], v: T) -> Result<Self> {
         // SAFETY: `fill` writes every element.
-        Self::from_parts(unsafe { filled(n, |o| o.fill(MaybeUninit::new(v))) }, shape)
+        unsafe { Self::try_filled_shape("full", shape, |o| o.fill(MaybeUninit::new(v))) }
     }
 
     /// A tensor of zeros.
+    ///
+    /// # Panics
+    /// As [`full`](Self::full); [`try_zeros`](Self::try_zeros) is the
+    /// fallible version.
     ///
     /// # Examples
     /// ```
@@ -216,11 +270,24 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(z.shape(), &[2, 3]);
     /// assert!(z.to_vec().iter().all(|&x| x == 0.0));
     /// ```
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
         Self::full(shape, T::ZERO)
     }
 
+    /// [`zeros`](Self::zeros), with a shape too large for memory as an error.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"full"`), as [`try_full`](Self::try_full).
+    pub fn try_zeros(shape: &[usize]) -> Result<Self> {
+        Self::try_full(shape, T::ZERO)
+    }
+
     /// A tensor of ones.
+    ///
+    /// # Panics
+    /// As [`full`](Self::full); [`try_ones`](Self::try_ones) is the
+    /// fallible version.
     ///
     /// # Examples
     /// ```
@@ -228,8 +295,17 @@ impl<T: Element> Tensor<T> {
     /// let o = Tensor::<f64>::ones(&[3]);
     /// assert_eq!(o.to_vec(), vec![1.0, 1.0, 1.0]);
     /// ```
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
         Self::full(shape, T::ONE)
+    }
+
+    /// [`ones`](Self::ones), with a shape too large for memory as an error.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"full"`), as [`try_full`](Self::try_full).
+    pub fn try_ones(shape: &[usize]) -> Result<Self> {
+        Self::try_full(shape, T::ONE)
     }
 
     /// `start, start + step, …` up to but excluding `end` (like `numpy.arange`).
@@ -238,20 +314,19 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::InvalidArgument`] if `step` is zero or not finite, or has the
     /// wrong sign to go from `start` towards `end`. (`start == end` is fine and
-    /// gives an empty tensor.)
-    ///
-    /// # Panics
-    /// If the element count does not fit in memory, for example when `end` is
-    /// infinite (the allocation fails with "capacity overflow").
+    /// gives an empty tensor.) [`Error::TooLarge`] if the element count is too
+    /// large for memory or its buffer cannot be allocated.
     ///
     /// # Examples
     /// ```
-    /// use tapegrad_tensor::Tensor;
+    /// use tapegrad_tensor::{Error, Tensor};
     /// assert_eq!(Tensor::<f32>::arange(0.0, 4.0, 1.0)?.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
     /// assert_eq!(Tensor::<f64>::arange(1.0, 0.0, -0.25)?.to_vec(), vec![1.0, 0.75, 0.5, 0.25]);
     /// assert_eq!(Tensor::<f32>::arange(2.0, 2.0, 1.0)?.shape(), &[0]);
     /// assert!(Tensor::<f32>::arange(0.0, 4.0, -1.0).is_err()); // wrong direction
     /// assert!(Tensor::<f32>::arange(0.0, 4.0, 0.0).is_err());
+    /// let err = Tensor::<f32>::arange(0.0, 1e300, 1.0).unwrap_err();
+    /// assert!(matches!(err, Error::TooLarge { op: "arange", .. }));
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn arange(start: f64, end: f64, step: f64) -> Result<Self> {
@@ -266,15 +341,25 @@ impl<T: Element> Tensor<T> {
                 format!("cannot step from {start} to {end} by {step}"),
             ));
         }
+        // Saturates at `usize::MAX` (say for `end - start` beyond `f64`),
+        // which the size check rejects.
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let v = (0..n)
-            .map(|i| T::from_f64(start + i as f64 * step))
-            .collect::<Vec<_>>();
-        Ok(Self::from_parts(v, &[n]))
+        // SAFETY: the loop writes every element.
+        unsafe {
+            Self::try_filled_shape("arange", &[n], |o| {
+                for (i, x) in o.iter_mut().enumerate() {
+                    *x = MaybeUninit::new(T::from_f64(start + i as f64 * step));
+                }
+            })
+        }
     }
 
     /// `n` evenly spaced values from `start` to `end`, both included
     /// (`[start]` when `n == 1`, empty when `n == 0`).
+    ///
+    /// # Panics
+    /// If `n` elements are too large for memory or cannot be allocated;
+    /// [`try_linspace`](Self::try_linspace) is the fallible version.
     ///
     /// # Examples
     /// ```
@@ -283,23 +368,45 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(Tensor::<f32>::linspace(3.0, 9.0, 1).to_vec(), vec![3.0]);
     /// assert_eq!(Tensor::<f32>::linspace(0.0, 1.0, 0).numel(), 0);
     /// ```
+    #[track_caller]
     pub fn linspace(start: f64, end: f64, n: usize) -> Self {
-        let v = (0..n)
-            .map(|i| {
-                if n == 1 {
-                    T::from_f64(start)
-                } else {
-                    T::from_f64(start + (end - start) * i as f64 / (n - 1) as f64)
+        Self::try_linspace(start, end, n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`linspace`](Self::linspace), with a count too large for memory as an
+    /// error.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"linspace"`) if `n` elements are too large for
+    /// memory or cannot be allocated.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// assert_eq!(Tensor::<f32>::try_linspace(0.0, 1.0, 3)?.to_vec(), vec![0.0, 0.5, 1.0]);
+    /// assert!(Tensor::<f32>::try_linspace(0.0, 1.0, usize::MAX).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn try_linspace(start: f64, end: f64, n: usize) -> Result<Self> {
+        // SAFETY: the loop writes every element.
+        unsafe {
+            Self::try_filled_shape("linspace", &[n], |o| {
+                for (i, x) in o.iter_mut().enumerate() {
+                    *x = MaybeUninit::new(if n == 1 {
+                        T::from_f64(start)
+                    } else {
+                        T::from_f64(start + (end - start) * i as f64 / (n - 1) as f64)
+                    });
                 }
             })
-            .collect::<Vec<_>>();
-        Self::from_parts(v, &[n])
+        }
     }
 
     /// The `n × n` identity matrix.
     ///
     /// # Panics
-    /// If `n · n` overflows `usize` or cannot be allocated.
+    /// If `n · n` elements are too large for memory or cannot be allocated;
+    /// [`try_eye`](Self::try_eye) is the fallible version.
     ///
     /// # Examples
     /// ```
@@ -311,12 +418,36 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a.matmul(&i)?, a);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
-        let mut v = vec![T::ZERO; n * n];
-        for i in 0..n {
-            v[i * n + i] = T::ONE;
+        Self::try_eye(n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`eye`](Self::eye), with a size too large for memory as an error.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"eye"`) if `n · n` elements are too large for
+    /// memory or cannot be allocated.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// assert_eq!(Tensor::<f64>::try_eye(2)?.to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
+    /// assert!(Tensor::<f64>::try_eye(1 << 32).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn try_eye(n: usize) -> Result<Self> {
+        // SAFETY: the loop writes every element (row `i` is `n` elements,
+        // a 1 at column `i`).
+        unsafe {
+            Self::try_filled_shape("eye", &[n, n], |o| {
+                for (i, row) in o.chunks_mut(n.max(1)).enumerate() {
+                    for (j, x) in row.iter_mut().enumerate() {
+                        *x = MaybeUninit::new(if i == j { T::ONE } else { T::ZERO });
+                    }
+                }
+            })
         }
-        Self::from_parts(v, &[n, n])
     }
 
     /// Uniform samples in `[low, high)` drawn from `rng` (same seed, same
@@ -324,8 +455,10 @@ impl<T: Element> Tensor<T> {
     /// sample can round up to `high`).
     ///
     /// # Panics
-    /// If the shape has at least one element and the range is rejected by
-    /// `rand`: `low >= high`, either bound NaN, or `high - low` not finite.
+    /// If `shape` is too large for memory or cannot be allocated, or if the
+    /// shape has at least one element and the range is invalid: `low >=
+    /// high`, either bound NaN, or `high - low` not finite.
+    /// [`try_uniform`](Self::try_uniform) returns these as errors.
     ///
     /// # Examples
     /// ```
@@ -335,22 +468,57 @@ impl<T: Element> Tensor<T> {
     /// let a = Tensor::<f64>::uniform(&[2, 2], -1.0, 1.0, &mut rng);
     /// assert!(a.to_vec().iter().all(|v| (-1.0..1.0).contains(v)));
     /// ```
+    #[track_caller]
     pub fn uniform(shape: &[usize], low: f64, high: f64, rng: &mut impl Rng) -> Self {
-        let n = shape.iter().product::<usize>();
+        Self::try_uniform(shape, low, high, rng).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`uniform`](Self::uniform), with a bad shape or range as an error.
+    /// Nothing is drawn from `rng` when it fails.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"uniform"`) if `shape` is too large for memory
+    /// or cannot be allocated; [`Error::InvalidArgument`] if the shape has at
+    /// least one element and `low >= high`, a bound is NaN, or `high - low`
+    /// is not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tapegrad_tensor::Tensor;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    /// assert_eq!(Tensor::<f32>::try_uniform(&[3], 0.0, 1.0, &mut rng)?.shape(), &[3]);
+    /// assert!(Tensor::<f32>::try_uniform(&[3], 1.0, 0.0, &mut rng).is_err());
+    /// assert!(Tensor::<f32>::try_uniform(&[1 << 62, 4], 0.0, 1.0, &mut rng).is_err());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn try_uniform(shape: &[usize], low: f64, high: f64, rng: &mut impl Rng) -> Result<Self> {
+        const OP: &str = "uniform";
+        let n = checked_numel::<T>(OP, shape)?;
+        // The conditions under which `rand`'s `gen_range` panics.
+        if n > 0 && !(low < high && (high - low).is_finite()) {
+            return Err(Error::invalid(
+                OP,
+                format!("cannot sample [{low}, {high}) for shape {shape:?}"),
+            ));
+        }
         // SAFETY: the loop writes every element.
-        let v = unsafe {
-            filled(n, |o| {
+        unsafe {
+            Self::try_filled_shape(OP, shape, |o| {
                 for x in o {
                     *x = MaybeUninit::new(T::from_f64(rng.gen_range(low..high)));
                 }
             })
-        };
-        Self::from_parts(v, shape)
+        }
     }
 
     /// Normal samples with the given mean and standard deviation, drawn from
     /// `rng`. A negative `std` is not rejected (it mirrors the samples about
     /// `mean`).
+    ///
+    /// # Panics
+    /// If `shape` is too large for memory or cannot be allocated;
+    /// [`try_normal`](Self::try_normal) is the fallible version.
     ///
     /// # Examples
     /// ```
@@ -363,26 +531,38 @@ impl<T: Element> Tensor<T> {
     /// assert!((m - 5.0).abs() < 0.05);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
+    #[track_caller]
     pub fn normal(shape: &[usize], mean: f64, std: f64, rng: &mut impl Rng) -> Self {
-        let n = shape.iter().product::<usize>();
+        Self::try_normal(shape, mean, std, rng).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`normal`](Self::normal), with a shape too large for memory as an
+    /// error. Nothing is drawn from `rng` when it fails.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"normal"`) if `shape` is too large for memory
+    /// or cannot be allocated.
+    pub fn try_normal(shape: &[usize], mean: f64, std: f64, rng: &mut impl Rng) -> Result<Self> {
         // SAFETY: the loop writes every element.
-        let v = unsafe {
-            filled(n, |o| {
+        unsafe {
+            Self::try_filled_shape("normal", shape, |o| {
                 for x in o {
                     let z: f64 = StandardNormal.sample(rng);
                     *x = MaybeUninit::new(T::from_f64(mean + std * z));
                 }
             })
-        };
-        Self::from_parts(v, shape)
+        }
     }
 
     /// Uniform samples in `[low, high)` from a fresh generator seeded with
     /// `seed`: the same arguments always give the same tensor.
     ///
     /// # Panics
-    /// As [`uniform`](Self::uniform): if the shape has at least one element
-    /// and `low >= high`, a bound is NaN, or `high - low` is not finite.
+    /// As [`uniform`](Self::uniform): if `shape` is too large for memory, or
+    /// if the shape has at least one element and `low >= high`, a bound is
+    /// NaN, or `high - low` is not finite.
+    /// [`try_uniform_seeded`](Self::try_uniform_seeded) is the fallible
+    /// version.
     ///
     /// # Examples
     /// ```
@@ -392,9 +572,26 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a, Tensor::uniform_seeded(&[3, 4], -0.5, 0.5, 42));
     /// assert_ne!(a, Tensor::uniform_seeded(&[3, 4], -0.5, 0.5, 43));
     /// ```
+    #[track_caller]
     pub fn uniform_seeded(shape: &[usize], low: f64, high: f64, seed: u64) -> Self {
+        Self::try_uniform_seeded(shape, low, high, seed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`uniform_seeded`](Self::uniform_seeded), with a bad shape or range as
+    /// an error.
+    ///
+    /// # Errors
+    /// As [`try_uniform`](Self::try_uniform).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::{Error, Tensor};
+    /// let err = Tensor::<f32>::try_uniform_seeded(&[1 << 63, 2], -1.0, 1.0, 0).unwrap_err();
+    /// assert!(matches!(err, Error::TooLarge { op: "uniform", .. }));
+    /// ```
+    pub fn try_uniform_seeded(shape: &[usize], low: f64, high: f64, seed: u64) -> Result<Self> {
         use rand::SeedableRng;
-        Self::uniform(
+        Self::try_uniform(
             shape,
             low,
             high,
@@ -405,6 +602,10 @@ impl<T: Element> Tensor<T> {
     /// Standard-normal samples from a fresh generator seeded with `seed`: the
     /// same arguments always give the same tensor.
     ///
+    /// # Panics
+    /// If `shape` is too large for memory or cannot be allocated;
+    /// [`try_randn_seeded`](Self::try_randn_seeded) is the fallible version.
+    ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
@@ -412,9 +613,20 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a.shape(), &[2, 3]);
     /// assert_eq!(a, Tensor::randn_seeded(&[2, 3], 1));
     /// ```
+    #[track_caller]
     pub fn randn_seeded(shape: &[usize], seed: u64) -> Self {
+        Self::try_randn_seeded(shape, seed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`randn_seeded`](Self::randn_seeded), with a shape too large for
+    /// memory as an error.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"normal"`) if `shape` is too large for memory
+    /// or cannot be allocated.
+    pub fn try_randn_seeded(shape: &[usize], seed: u64) -> Result<Self> {
         use rand::SeedableRng;
-        Self::normal(
+        Self::try_normal(
             shape,
             0.0,
             1.0,
@@ -552,7 +764,27 @@ impl<T: Element> Tensor<T> {
         self.map_to_data::<true>(&|x| x)
     }
 
+    /// Internal: [`to_data`](Self::to_data), or [`Error::TooLarge`] naming
+    /// `op` if the buffer cannot be allocated.
+    pub(crate) fn try_to_data(&self, op: &'static str) -> Result<Data<T>> {
+        self.try_map_to_data::<true>(&|x| x)
+            .map_err(|e| e.at(op, self.shape()))
+    }
+
+    /// Internal: [`to_vec`](Self::to_vec), or [`Error::TooLarge`] naming
+    /// `op` if the vector cannot be allocated.
+    pub(crate) fn try_to_vec(&self, op: &'static str) -> Result<Vec<T>> {
+        let d = self
+            .try_map_to_data::<false>(&|x| x)
+            .map_err(|e| e.at(op, self.shape()))?;
+        Ok(d.into_raw_vec())
+    }
+
     /// Copies the elements out in row-major order.
+    ///
+    /// # Panics
+    /// If the vector cannot be allocated (a broadcast view can be far larger
+    /// than its buffer).
     pub fn to_vec(&self) -> Vec<T> {
         if let Some(s) = self.as_slice() {
             return s.to_vec();
@@ -634,11 +866,24 @@ impl<T: Element> Tensor<T> {
 
     /// A contiguous tensor with the same values: `self` (a cheap clone) if it
     /// is contiguous already, else a copy.
+    ///
+    /// # Panics
+    /// If the copy cannot be allocated (a broadcast view can be far larger
+    /// than its buffer).
     pub fn to_contiguous(&self) -> Self {
         if self.is_contiguous() {
             return self.clone();
         }
         Self::from_parts(self.to_data(), self.shape())
+    }
+
+    /// Internal: [`to_contiguous`](Self::to_contiguous), or
+    /// [`Error::TooLarge`] naming `op` if the copy cannot be allocated.
+    pub(crate) fn try_to_contiguous(&self, op: &'static str) -> Result<Self> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        Ok(Self::from_parts(self.try_to_data(op)?, self.shape()))
     }
 
     /// Internal: a view with another layout over the same storage.
@@ -691,8 +936,8 @@ impl<T: Element> PartialEq for Tensor<T> {
 }
 
 /// `Ok` if `shape` holds exactly `got` elements, else the error naming `op`.
-fn check_element_count(op: &'static str, shape: &[usize], got: usize) -> Result<()> {
-    let expected = checked_numel(op, shape)?;
+fn check_element_count<T>(op: &'static str, shape: &[usize], got: usize) -> Result<()> {
+    let expected = checked_numel::<T>(op, shape)?;
     if got != expected {
         return Err(Error::ElementCount {
             op,
@@ -702,18 +947,4 @@ fn check_element_count(op: &'static str, shape: &[usize], got: usize) -> Result<
         });
     }
     Ok(())
-}
-
-/// The element count of `shape`, or an error naming `op` if the product
-/// overflows `usize` (a shape no buffer could hold).
-pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
-            Error::invalid(
-                op,
-                format!("shape {shape:?} has more elements than fit in memory"),
-            )
-        })
 }

@@ -4,7 +4,8 @@ use crate::error::Result;
 use crate::layout::{broadcast_shapes, Layout};
 use std::mem::MaybeUninit;
 
-use crate::buffer::filled;
+use crate::buffer::{try_filled, AllocError};
+use crate::layout::checked_numel;
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
 use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel, CHUNK};
 use crate::simd;
@@ -12,8 +13,8 @@ use crate::{Element, Tensor};
 
 /// The row starts of a coalesced layout of rank 3 or more (lower ranks
 /// need no list; see [`row_starts`]).
-fn listed_rows(l: &Layout) -> Option<Rows> {
-    (l.shape.len() > 2).then(|| Rows::of(l))
+fn listed_rows(l: &Layout) -> std::result::Result<Option<Rows>, AllocError> {
+    (l.shape.len() > 2).then(|| Rows::try_of(l)).transpose()
 }
 
 /// Where each row of `l` starts, from [`listed_rows`]`(l)`.
@@ -40,6 +41,9 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast; the message names `op` and both shapes.
+    /// [`Error::TooLarge`](crate::Error::TooLarge) (naming `op` and the
+    /// broadcast shape) if the result is too large for memory or cannot be
+    /// allocated.
     ///
     /// # Examples
     /// ```
@@ -137,7 +141,7 @@ impl<T: Element> Tensor<T> {
         } else {
             broadcast_shapes(op, self.shape(), other.shape())?
         };
-        let n: usize = shape.iter().product();
+        let n = checked_numel::<T>(op, &shape)?;
         // Contiguous operands of the output's shape, or one of them a single
         // element (a tensor times a 0-d scalar): no layout work at all.
         let (sa, sb) = (self.as_slice(), other.as_slice());
@@ -155,7 +159,7 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_chunks` passes disjoint chunks that together are
             // all of `out`; each zip kernel writes all of its chunk.
             let out = unsafe {
-                filled(n, |out| {
+                try_filled(n, |out| {
                     fill_chunks(out, |s, chunk| match fast {
                         Fast::Both(a, b) => zip(&a[s..], &b[s..], chunk),
                         Fast::Rhs(a, y) => zip_rhs(&a[s..], y, chunk),
@@ -163,7 +167,10 @@ impl<T: Element> Tensor<T> {
                     })
                 })
             };
-            return Ok(Tensor::from_parts(out, &shape));
+            return Ok(Tensor::from_parts(
+                out.map_err(|e| e.at(op, &shape))?,
+                &shape,
+            ));
         }
         let la = self.layout.broadcast_to(&shape)?;
         let lb = other.layout.broadcast_to(&shape)?;
@@ -183,7 +190,8 @@ impl<T: Element> Tensor<T> {
             }
         };
         let out = if use_parallel(n) {
-            let (ra, rb) = (listed_rows(&la), listed_rows(&lb));
+            let rows = listed_rows(&la).and_then(|ra| Ok((ra, listed_rows(&lb)?)));
+            let (ra, rb) = rows.map_err(|e| e.at(op, &shape))?;
             let a = simd::RowSource {
                 data: sa,
                 starts: row_starts(&la, &ra),
@@ -197,7 +205,7 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `for_each_chunk` passes chunks that together are all
             // of `out`; `zip_rows` writes every element of each.
             unsafe {
-                filled(n, |out| {
+                try_filled(n, |out| {
                     for_each_chunk(out, CHUNK, |s, chunk| {
                         simd::zip_rows(LIGHT, &a, &b, len, s, chunk, &f)
                     })
@@ -207,12 +215,15 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_rows` passes row pieces that tile `out` (or
             // panics); `row` writes every element of each.
             unsafe {
-                filled(n, |out| {
+                try_filled(n, |out| {
                     fill_rows(out, [&la, &lb], |[oa, ob], seg| row(oa, ob, seg))
                 })
             }
         };
-        Ok(Tensor::from_parts(out, &shape))
+        Ok(Tensor::from_parts(
+            out.map_err(|e| e.at(op, &shape))?,
+            &shape,
+        ))
     }
 
     /// `self + other`, broadcasting (NumPy rules: shapes are aligned from the
@@ -224,7 +235,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -255,7 +267,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn sub(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "sub", |a, b| a - b)
     }
@@ -263,7 +276,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn mul(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "mul", |a, b| a * b)
     }
@@ -271,7 +285,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn div(&self, other: &Self) -> Result<Self> {
         // Light too: even with a divide, a 1M-element loop is bound by
         // memory, and AVX2 ran it in 67-68 µs against 74-76 for AVX-512 (2
@@ -282,7 +297,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn pow(&self, other: &Self) -> Result<Self> {
         self.zip_with(other, "pow", |a, b| a.powf(b))
     }
@@ -290,7 +306,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn maximum(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "maximum", |a, b| a.max_val(b))
     }
@@ -298,7 +315,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn minimum(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "minimum", |a, b| a.min_val(b))
     }
@@ -312,7 +330,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -338,7 +357,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn ne_mask(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "ne", |a, b| mask(a != b))
     }
@@ -346,7 +366,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn lt_mask(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "lt", |a, b| mask(a < b))
     }
@@ -354,7 +375,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn le_mask(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "le", |a, b| mask(a <= b))
     }
@@ -362,7 +384,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn gt_mask(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "gt", |a, b| mask(a > b))
     }
@@ -370,7 +393,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
-    /// not broadcast.
+    /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
+    /// result is too large for memory or cannot be allocated.
     pub fn ge_mask(&self, other: &Self) -> Result<Self> {
         self.zip_light(other, "ge", |a, b| mask(a >= b))
     }
@@ -441,7 +465,9 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) (op `"where"`)
-    /// if the three shapes do not broadcast together.
+    /// if the three shapes do not broadcast together, or
+    /// [`Error::TooLarge`](crate::Error::TooLarge) if the result is too large
+    /// for memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -460,7 +486,7 @@ impl<T: Element> Tensor<T> {
     pub fn where_cond(&self, on_true: &Self, on_false: &Self) -> Result<Self> {
         let s1 = broadcast_shapes("where", self.shape(), on_true.shape())?;
         let shape = broadcast_shapes("where", &s1, on_false.shape())?;
-        let n: usize = shape.iter().product();
+        let n = checked_numel::<T>("where", &shape)?;
         let (sc, st, sf) = (
             self.storage.as_slice(),
             on_true.storage.as_slice(),
@@ -491,12 +517,13 @@ impl<T: Element> Tensor<T> {
                 });
             }
         };
+        let rows = |l: &Layout| Rows::try_of(l).map_err(|e| e.at("where", &shape));
         let out = if use_parallel(n) {
-            let (rc, rt, rf) = (Rows::of(&lc), Rows::of(&lt), Rows::of(&lf));
+            let (rc, rt, rf) = (rows(&lc)?, rows(&lt)?, rows(&lf)?);
             // SAFETY: `fill_segments` passes pieces that together are all
             // of `out`; `row` writes every element of each.
             unsafe {
-                filled(n, |out| {
+                try_filled(n, |out| {
                     fill_segments(out, len, |r, c, seg| {
                         row(
                             rc.bases[r] + c * dc,
@@ -511,14 +538,17 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_rows` passes row pieces that tile `out` (or
             // panics); `row` writes every element of each.
             unsafe {
-                filled(n, |out| {
+                try_filled(n, |out| {
                     fill_rows(out, [&lc, &lt, &lf], |[oc, ot, of], seg| {
                         row(oc, ot, of, seg)
                     })
                 })
             }
         };
-        Ok(Tensor::from_parts(out, &shape))
+        Ok(Tensor::from_parts(
+            out.map_err(|e| e.at("where", &shape))?,
+            &shape,
+        ))
     }
 }
 

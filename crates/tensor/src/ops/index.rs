@@ -1,6 +1,8 @@
 //! Joining and indexing: concat, stack, index_select, gather, one_hot.
 
+use crate::buffer::{try_vec, try_vec_of};
 use crate::error::{Error, Result};
+use crate::layout::checked_numel;
 use crate::{Element, Tensor};
 
 impl<T: Element> Tensor<T> {
@@ -12,7 +14,8 @@ impl<T: Element> Tensor<T> {
     /// [`Error::AxisOutOfRange`] if `axis` is not below the rank (so 0-d
     /// tensors cannot be joined; [`stack`](Self::stack) them), or
     /// [`Error::ShapeMismatch`] if a tensor's rank or any other axis differs
-    /// from the first tensor's.
+    /// from the first tensor's, or [`Error::TooLarge`] if the result is too
+    /// large for memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -42,11 +45,19 @@ impl<T: Element> Tensor<T> {
                 });
             }
         }
+        const OP: &str = "concat";
         let mut shape = first.dims();
-        shape[axis] = tensors.iter().map(|t| t.shape()[axis]).sum();
+        // A saturated sum is over the size limit, so the check below fails.
+        shape[axis] = tensors
+            .iter()
+            .fold(0usize, |acc, t| acc.saturating_add(t.shape()[axis]));
+        let n = checked_numel::<T>(OP, &shape)?;
         let outer: usize = shape[..axis].iter().product();
-        let mut out = Vec::with_capacity(shape.iter().product());
-        let parts: Vec<Tensor<T>> = tensors.iter().map(|t| t.to_contiguous()).collect();
+        let mut out = try_vec(n).map_err(|e| e.at(OP, &shape))?;
+        let parts = tensors
+            .iter()
+            .map(|t| t.try_to_contiguous(OP))
+            .collect::<Result<Vec<_>>>()?;
         for o in 0..outer {
             for p in &parts {
                 let block: usize = p.shape()[axis..].iter().product();
@@ -63,8 +74,10 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `tensors` is empty,
-    /// [`Error::AxisOutOfRange`] if `axis > ndim`, or
-    /// [`Error::ShapeMismatch`] if the shapes are not all the same.
+    /// [`Error::AxisOutOfRange`] if `axis > ndim`,
+    /// [`Error::ShapeMismatch`] if the shapes are not all the same, or
+    /// [`Error::TooLarge`] (op `"concat"`) if the result is too large for
+    /// memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -108,8 +121,10 @@ impl<T: Element> Tensor<T> {
     /// may repeat and come in any order. Always copies.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
-    /// [`Error::IndexOutOfRange`] if an index is not below the axis length.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank,
+    /// [`Error::IndexOutOfRange`] if an index is not below the axis length,
+    /// or [`Error::TooLarge`] (op `"concat"`) if the result is too large for
+    /// memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -174,7 +189,7 @@ impl<T: Element> Tensor<T> {
             ));
         }
         let c = self.shape()[1];
-        let mut out = Vec::with_capacity(indices.len());
+        let mut out = try_vec(indices.len()).map_err(|e| e.at("gather_rows", &[indices.len()]))?;
         for (r, &i) in indices.iter().enumerate() {
             if i >= c {
                 return Err(Error::IndexOutOfRange {
@@ -192,7 +207,9 @@ impl<T: Element> Tensor<T> {
     /// One-hot rows: `[labels.len(), classes]` with a 1 at each label.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if a label is not below `classes`.
+    /// [`Error::InvalidArgument`] if a label is not below `classes`, or
+    /// [`Error::TooLarge`] if `[labels.len(), classes]` is too large for
+    /// memory or cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -205,8 +222,9 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn one_hot(labels: &[usize], classes: usize) -> Result<Tensor<T>> {
-        let n = crate::tensor::checked_numel("one_hot", &[labels.len(), classes])?;
-        let mut out = vec![T::ZERO; n];
+        let shape = [labels.len(), classes];
+        let n = checked_numel::<T>("one_hot", &shape)?;
+        let mut out = try_vec_of(n, T::ZERO).map_err(|e| e.at("one_hot", &shape))?;
         for (r, &l) in labels.iter().enumerate() {
             if l >= classes {
                 return Err(Error::invalid(
@@ -229,7 +247,8 @@ impl<T: Element> Tensor<T> {
     /// [`Error::AxisOutOfRange`] if `axis` is not below the rank;
     /// [`Error::ShapeMismatch`] if the ranks differ or `index` is longer than
     /// `self` on another axis; [`Error::InvalidArgument`] if an index is
-    /// negative, fractional, NaN or not below the length of `axis`.
+    /// negative, fractional, NaN or not below the length of `axis`;
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -260,9 +279,9 @@ impl<T: Element> Tensor<T> {
         }
         let len = self.shape()[axis];
         let src = self.storage.as_slice();
-        let mut out = Vec::with_capacity(index.numel());
+        let mut out = try_vec(index.numel()).map_err(|e| e.at(OP, index.shape()))?;
         let mut pos: Vec<usize> = vec![0; index.ndim()];
-        for v in index.to_vec() {
+        for v in index.try_to_vec(OP)? {
             let i = v.to_f64();
             if !(i >= 0.0 && i.fract() == 0.0 && i < len as f64) {
                 return Err(Error::invalid(

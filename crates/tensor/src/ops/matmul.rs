@@ -6,9 +6,9 @@ use std::mem::MaybeUninit;
 
 use smallvec::SmallVec;
 
-use crate::buffer::{assume_init_mut, filled};
+use crate::buffer::{assume_init_mut, try_filled, try_vec, try_vec_of, AllocError};
 use crate::error::{Error, Result};
-use crate::layout::{broadcast_shapes, Shape};
+use crate::layout::{broadcast_shapes, checked_numel, Shape};
 use crate::parallel::{for_each_chunk, use_parallel, CHUNK};
 use crate::{Element, Tensor};
 
@@ -65,13 +65,16 @@ pub(crate) fn gemm_into<T: Element>(
         c.fill(MaybeUninit::new(T::ZERO));
         return;
     }
-    if m * n * k < SMALL_GEMM {
+    // Saturating: `m·n` fits (it is `c`'s length) but `k` can be the
+    // length of a huge broadcast axis.
+    let work = (m * n).saturating_mul(k);
+    if work < SMALL_GEMM {
         return gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
     }
-    let parallel = use_parallel(m * n * k / 64);
+    let parallel = use_parallel(work / 64);
     // The thread count is only looked up (which starts the team) for a
     // product that will run in parallel.
-    let threads = if parallel && m * n * k <= MID_GEMM {
+    let threads = if parallel && work <= MID_GEMM {
         crate::parallel::thread_count()
     } else {
         0
@@ -236,9 +239,9 @@ pub(crate) fn gemm_generic<T: Element>(
     };
     // `chunks_mut(n)` of the m·n-long `c` gives exactly the m rows, each
     // of length n, so every element is written by `row`.
-    if use_parallel(m * n * k / 8) {
+    if use_parallel((m * n).saturating_mul(k) / 8) {
         // Whole rows per chunk: the start of each is a multiple of n.
-        let rows_per_chunk = (CHUNK / (n * k).max(1)).max(1);
+        let rows_per_chunk = (CHUNK / n.saturating_mul(k).max(1)).max(1);
         for_each_chunk(c, rows_per_chunk * n, |start, rows| {
             for (r, crow) in rows.chunks_mut(n).enumerate() {
                 row(start / n + r, crow);
@@ -262,7 +265,9 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if either operand is 0-d, the inner
-    /// dimensions differ, or the batch axes do not broadcast.
+    /// dimensions differ, or the batch axes do not broadcast;
+    /// [`Error::TooLarge`] if the result is too large for memory or cannot be
+    /// allocated.
     ///
     /// # Examples
     /// ```
@@ -312,14 +317,23 @@ impl<T: Element> Tensor<T> {
         }
         if ar == 2 && br == 2 {
             // No batch axes (the small-MLP case): skip the batch planning.
+            let shape: &[usize] = match (self.ndim(), other.ndim()) {
+                (1, 1) => &[],
+                (1, _) => &[n],
+                (_, 1) => &[m],
+                _ => &[m, n],
+            };
+            // `m·n` elements: the shape drops only `m` or `n` when it is 1.
+            checked_numel::<T>("matmul", shape)?;
+            let oom = |e: AllocError| e.at("matmul", shape);
             let out = if m * n == 0 || k == 0 {
-                vec![T::ZERO; m * n].into()
+                try_vec_of(m * n, T::ZERO).map_err(oom)?.into()
             } else {
                 let (la, lb) = (&a.layout, &b.layout);
                 let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
                 // SAFETY: `gemm_into` writes all m·n elements (or panics).
                 unsafe {
-                    filled(m * n, |c| {
+                    try_filled(m * n, |c| {
                         gemm_into(
                             m,
                             k,
@@ -334,12 +348,7 @@ impl<T: Element> Tensor<T> {
                         )
                     })
                 }
-            };
-            let shape: &[usize] = match (self.ndim(), other.ndim()) {
-                (1, 1) => &[],
-                (1, _) => &[n],
-                (_, 1) => &[m],
-                _ => &[m, n],
+                .map_err(oom)?
             };
             return Ok(Tensor::from_parts(out, shape));
         }
@@ -354,8 +363,24 @@ impl<T: Element> Tensor<T> {
         full_a.extend_from_slice(&[m, k]);
         let mut full_b: Shape = batch.clone();
         full_b.extend_from_slice(&[k, n]);
-        let la = a.layout.broadcast_to(&full_a)?;
-        let lb = b.layout.broadcast_to(&full_b)?;
+        let mut shape: SmallVec<[usize; 6]> = batch.iter().copied().collect();
+        if self.ndim() > 1 {
+            shape.push(m);
+        }
+        if other.ndim() > 1 {
+            shape.push(n);
+        }
+        // `nb·m·n` elements: the shape drops only `m` or `n` when it is 1.
+        checked_numel::<T>("matmul", &shape)?;
+        // The shapes broadcast, so only the size check can fail here (a
+        // huge `k` with many batches): report it as this op's.
+        let view = |l: &crate::Layout, full: &Shape| {
+            l.broadcast_to(full)
+                .map_err(|_| Error::too_large("matmul", full))
+        };
+        let la = view(&a.layout, &full_a)?;
+        let lb = view(&b.layout, &full_b)?;
+        let oom = |e: AllocError| e.at("matmul", &shape);
         let nb: usize = batch.iter().product();
         let (sa, sb) = (a.storage.as_slice(), b.storage.as_slice());
         let r = batch.len();
@@ -369,7 +394,7 @@ impl<T: Element> Tensor<T> {
         let out = if total == 0 || k == 0 {
             // With k = 0 the product is all zeros and the operands are empty
             // (their buffers may be too), so the kernel is not called.
-            vec![T::ZERO; total].into()
+            try_vec_of(total, T::ZERO).map_err(oom)?.into()
         } else {
             // Offsets of each batch's matrices.
             let mut bl_a = la.clone();
@@ -378,9 +403,9 @@ impl<T: Element> Tensor<T> {
             let mut bl_b = lb.clone();
             bl_b.shape.truncate(r);
             bl_b.strides.truncate(r);
-            let mut offs_a = Vec::with_capacity(nb);
+            let mut offs_a = try_vec(nb).map_err(oom)?;
             bl_a.for_each_offset(|o| offs_a.push(o));
-            let mut offs_b = Vec::with_capacity(nb);
+            let mut offs_b = try_vec(nb).map_err(oom)?;
             bl_b.for_each_offset(|o| offs_b.push(o));
             let one = |bi: usize, c: &mut [MaybeUninit<T>]| {
                 gemm_into(
@@ -400,8 +425,9 @@ impl<T: Element> Tensor<T> {
             // exactly nb pieces of m·n, and `gemm_into` writes all m·n
             // elements of each (or panics).
             unsafe {
-                filled(total, |out| {
-                    if nb > 1 && use_parallel(nb * m * n * k / 8) && m * n * k < (1 << 18) {
+                try_filled(total, |out| {
+                    let work = (m * n).saturating_mul(k);
+                    if nb > 1 && use_parallel(nb.saturating_mul(work) / 8) && work < (1 << 18) {
                         // Many small matrices: one batch element per task.
                         for_each_chunk(out, m * n, |start, c| one(start / (m * n), c));
                     } else {
@@ -411,14 +437,8 @@ impl<T: Element> Tensor<T> {
                     }
                 })
             }
+            .map_err(oom)?
         };
-        let mut shape: SmallVec<[usize; 6]> = batch.iter().copied().collect();
-        if self.ndim() > 1 {
-            shape.push(m);
-        }
-        if other.ndim() > 1 {
-            shape.push(n);
-        }
         Ok(Tensor::from_parts(out, &shape))
     }
 }

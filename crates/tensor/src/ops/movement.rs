@@ -1,6 +1,7 @@
 //! Views: ops that change only the layout, never the data.
 
 use crate::error::{Error, Result};
+use crate::layout::checked_numel;
 use crate::{Element, Tensor};
 
 impl<T: Element> Tensor<T> {
@@ -14,7 +15,9 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::ElementCount`] if the product of `shape` differs from
-    /// [`numel`](Self::numel).
+    /// [`numel`](Self::numel); [`Error::TooLarge`] if `shape` is too large
+    /// for memory (so its product would overflow), or if a copy is needed
+    /// and cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -28,10 +31,13 @@ impl<T: Element> Tensor<T> {
     /// assert!(!c.shares_storage_with(&a));
     /// assert_eq!(c.to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     /// assert!(a.reshape(&[4, 2]).is_err());
+    /// // [2^63 + 1, 2] would wrap around to 2 elements: too large instead.
+    /// let err = a.slice(0, 0, 2, 1)?.reshape(&[(1 << 63) + 1, 2]).unwrap_err();
+    /// assert!(matches!(err, tapegrad_tensor::Error::TooLarge { op: "reshape", .. }));
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
-        let n: usize = shape.iter().product();
+        let n = checked_numel::<T>("reshape", shape)?;
         if n != self.numel() {
             return Err(Error::ElementCount {
                 op: "reshape",
@@ -42,7 +48,7 @@ impl<T: Element> Tensor<T> {
         }
         match self.layout.reshape_view(shape) {
             Some(l) => Ok(self.with_layout(l)),
-            None => Ok(Tensor::from_parts(self.to_data(), shape)),
+            None => Ok(Tensor::from_parts(self.try_to_data("reshape")?, shape)),
         }
     }
 
@@ -52,7 +58,8 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::InvalidArgument`] (op `"reshape"`) if more than one axis is
     /// `-1`, an axis is below `-1`, or no size for the `-1` axis makes the
-    /// counts match (including when another axis is 0); otherwise as
+    /// counts match (including when another axis is 0 and when the other
+    /// axes alone are too large for memory); otherwise as
     /// [`reshape`](Self::reshape).
     ///
     /// # Examples
@@ -66,7 +73,6 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Self> {
-        let known: isize = shape.iter().filter(|&&d| d != -1).product();
         let unknown = shape.iter().filter(|&&d| d == -1).count();
         let bad = || {
             Error::invalid(
@@ -78,10 +84,18 @@ impl<T: Element> Tensor<T> {
             return Err(bad());
         }
         let dims: Vec<usize> = if unknown == 1 {
-            if known == 0 || !self.numel().is_multiple_of(known as usize) {
+            let others: Vec<usize> = shape
+                .iter()
+                .filter(|&&d| d != -1)
+                .map(|&d| d as usize)
+                .collect();
+            // Too large for memory: more than any tensor holds, so no size
+            // for the `-1` axis can match.
+            let known = checked_numel::<T>("reshape", &others).map_err(|_| bad())?;
+            if known == 0 || !self.numel().is_multiple_of(known) {
                 return Err(bad());
             }
-            let inferred = self.numel() / known as usize;
+            let inferred = self.numel() / known;
             shape
                 .iter()
                 .map(|&d| if d == -1 { inferred } else { d as usize })
@@ -293,7 +307,8 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::ShapeMismatch`] if `self`'s shape does not broadcast to
     /// `shape` (more axes than `shape`, or a dimension that is neither 1 nor
-    /// the target's).
+    /// the target's); [`Error::TooLarge`] if `shape` is too large for memory
+    /// (the view holds no buffer of that size, but a copy of it would).
     ///
     /// # Examples
     /// ```
@@ -306,14 +321,17 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Self> {
-        Ok(self.with_layout(self.layout.broadcast_to(shape)?))
+        let l = self.layout.broadcast_to(shape)?;
+        checked_numel::<T>("broadcast_to", shape)?;
+        Ok(self.with_layout(l))
     }
 
     /// Alias of [`broadcast_to`](Self::broadcast_to) (PyTorch's name).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] (op `"broadcast_to"`) if `self`'s shape does
-    /// not broadcast to `shape`.
+    /// not broadcast to `shape`, or [`Error::TooLarge`] if `shape` is too
+    /// large for memory.
     pub fn expand(&self, shape: &[usize]) -> Result<Self> {
         self.broadcast_to(shape)
     }

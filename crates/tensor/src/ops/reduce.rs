@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::layout::Shape;
 use std::mem::MaybeUninit;
 
-use crate::buffer::{assume_init_mut, filled};
+use crate::buffer::{assume_init_mut, try_filled, try_vec, try_vec_of, AllocError};
 use crate::ops::strided::{coalesce, Rows};
 use crate::parallel::{for_each_chunk, map_chunks, use_parallel, CHUNK};
 use crate::simd;
@@ -58,7 +58,13 @@ pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> S
 /// order as one slice, and other views read their longest runs. Slices are
 /// cut at fixed [`CHUNK`] boundaries and rows folded one by one; the partial
 /// results are combined left to right.
-fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync + Send)) -> T {
+///
+/// An [`AllocError`] if the list of row starts cannot be allocated.
+fn fold_all<T: Element>(
+    t: &Tensor<T>,
+    init: T,
+    f: &(impl Fn(T, T) -> T + Sync + Send),
+) -> std::result::Result<T, AllocError> {
     let fold_slice = |xs: &[T]| -> T {
         let chunk = |c: usize| simd::fold(&xs[c * CHUNK..xs.len().min((c + 1) * CHUNK)], init, f);
         map_chunks(xs.len().div_ceil(CHUNK), use_parallel(xs.len()), chunk)
@@ -67,7 +73,7 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
     };
     // Contiguous: the sorted, coalesced layout below would be this slice.
     if let Some(xs) = t.as_slice() {
-        return fold_slice(xs);
+        return Ok(fold_slice(xs));
     }
     let l = t.layout();
     let mut order: SmallVec<[usize; 8]> = (0..t.ndim()).collect();
@@ -80,12 +86,12 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
     let [c] = coalesce([&p]);
     let src = t.storage.as_slice();
     if c.numel() == 0 {
-        return init;
+        return Ok(init);
     }
     if c.shape.len() <= 1 && c.strides.first().is_none_or(|&s| s == 1) {
-        return fold_slice(&src[c.offset..c.offset + c.numel()]);
+        return Ok(fold_slice(&src[c.offset..c.offset + c.numel()]));
     }
-    let rows = Rows::of(&c);
+    let rows = Rows::try_of(&c)?;
     let fold_row = |&base: &usize| -> T {
         if rows.stride == 1 {
             fold_slice(&src[base..base + rows.len])
@@ -97,9 +103,9 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
             acc
         }
     };
-    if use_parallel(c.numel()) && rows.bases.len() > 1 {
+    Ok(if use_parallel(c.numel()) && rows.bases.len() > 1 {
         // One partial per row, combined in row order whatever the split.
-        let mut parts = vec![init; rows.bases.len()];
+        let mut parts = try_vec_of(rows.bases.len(), init)?;
         let rows_per_chunk = (CHUNK / rows.len.max(1)).max(1);
         for_each_chunk(&mut parts, rows_per_chunk, |start, piece| {
             for (p, base) in piece.iter_mut().zip(&rows.bases[start..]) {
@@ -109,7 +115,7 @@ fn fold_all<T: Element>(t: &Tensor<T>, init: T, f: &(impl Fn(T, T) -> T + Sync +
         parts.into_iter().fold(init, f)
     } else {
         rows.bases.iter().map(fold_row).fold(init, f)
-    }
+    })
 }
 
 impl<T: Element> Tensor<T> {
@@ -121,8 +127,10 @@ impl<T: Element> Tensor<T> {
     /// in more than once).
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result (or scratch space proportional to
+    /// it) cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -144,6 +152,7 @@ impl<T: Element> Tensor<T> {
     ) -> Result<Tensor<T>> {
         let axes = normalize_axes(op, axes, self.shape())?;
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
+        let oom = |e: AllocError| e.at(op, &out_shape);
         let src = self.storage.as_slice();
         if self.numel() == 1 {
             // Scalar tapes: one element, whatever the axes.
@@ -167,11 +176,11 @@ impl<T: Element> Tensor<T> {
                 return r
                     .permute(&back)?
                     .reshape(&out_shape)
-                    .map(|t| t.to_contiguous());
+                    .and_then(|t| t.try_to_contiguous(op));
             }
         }
         if axes.len() == self.ndim() {
-            let v = fold_all(self, init, &f);
+            let v = fold_all(self, init, &f).map_err(oom)?;
             return Ok(Tensor::from_parts(vec![v], &out_shape));
         }
         // Put kept axes first and reduced axes last.
@@ -197,14 +206,14 @@ impl<T: Element> Tensor<T> {
                 // Rows are independent, so any split gives the same result.
                 let out = if use_parallel(n_out * n_red) {
                     let per = (CHUNK / n_red).max(1);
-                    unsafe { filled(n_out, |out| for_each_chunk(out, per, fill)) }
+                    unsafe { try_filled(n_out, |out| for_each_chunk(out, per, fill)) }
                 } else {
-                    unsafe { filled(n_out, |out| fill(0, out)) }
+                    unsafe { try_filled(n_out, |out| fill(0, out)) }
                 };
-                return Ok(Tensor::from_parts(out, &out_shape));
+                return Ok(Tensor::from_parts(out.map_err(oom)?, &out_shape));
             }
         }
-        let mut out = vec![init; n_out];
+        let mut out = try_vec_of(n_out, init).map_err(oom)?;
         // Nothing to read (an empty reduced axis gives `init` everywhere):
         // return before computing offsets into a possibly empty buffer.
         if n_out == 0 || n_red == 0 {
@@ -240,7 +249,7 @@ impl<T: Element> Tensor<T> {
         inner.offset = 0;
         let [inner] = coalesce([&inner]);
         let inner_rows = Rows::of(&inner);
-        let mut bases = Vec::with_capacity(n_out);
+        let mut bases = try_vec(n_out).map_err(oom)?;
         outer.for_each_offset(|o| bases.push(o));
         let fold_one = |base: usize| -> T {
             let mut acc = init;
@@ -279,8 +288,9 @@ impl<T: Element> Tensor<T> {
     /// empty axis sums to 0.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -307,8 +317,9 @@ impl<T: Element> Tensor<T> {
     /// over an empty axis is NaN (0 / 0).
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -325,7 +336,8 @@ impl<T: Element> Tensor<T> {
             .iter()
             .map(|&a| self.shape()[a])
             .product();
-        Ok(self.sum(axes, keepdim)?.div_scalar(n as f64))
+        let c = T::from_f64(n as f64);
+        self.sum(axes, keepdim)?.try_map("mean", move |x| x / c)
     }
 
     /// Mean of all elements, as a 0-d tensor (NaN when empty).
@@ -337,8 +349,9 @@ impl<T: Element> Tensor<T> {
     /// makes its result NaN.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -361,8 +374,9 @@ impl<T: Element> Tensor<T> {
     /// makes its result NaN. See [`max`](Self::max) for an example.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     pub fn min(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         if let Some(t) = self.extreme_of_rows::<false>("min", axes, keepdim)? {
             return Ok(t);
@@ -400,14 +414,15 @@ impl<T: Element> Tensor<T> {
         // `out`, and `fill` writes every element of each.
         let out = if use_parallel(xs.len()) {
             unsafe {
-                filled(n_out, |out| {
+                try_filled(n_out, |out| {
                     for_each_chunk(out, (CHUNK / n_red).max(1), fill)
                 })
             }
         } else {
-            unsafe { filled(n_out, |out| fill(0, out)) }
+            unsafe { try_filled(n_out, |out| fill(0, out)) }
         };
         let shape = reduced_shape(self.shape(), &axes, keepdim);
+        let out = out.map_err(|e| e.at(op, &shape))?;
         Ok(Some(Tensor::from_parts(out, &shape)))
     }
 
@@ -431,8 +446,9 @@ impl<T: Element> Tensor<T> {
     /// is 0 and the result is NaN or `inf`; this is not an error.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -450,9 +466,9 @@ impl<T: Element> Tensor<T> {
             .map(|&a| self.shape()[a])
             .product();
         let m = self.mean(axes, true)?;
-        let d = self.sub(&m)?.square();
-        Ok(d.sum(axes, keepdim)?
-            .div_scalar(n.saturating_sub(correction) as f64))
+        let d = self.sub(&m)?.try_map("var", |x| x * x)?;
+        let c = T::from_f64(n.saturating_sub(correction) as f64);
+        d.sum(axes, keepdim)?.try_map("var", move |x| x / c)
     }
 
     /// [`argmax`](Self::argmax) (`LARGER`) or [`argmin`](Self::argmin).
@@ -473,7 +489,7 @@ impl<T: Element> Tensor<T> {
         // Move `axis` last, then scan each row.
         let mut perm: SmallVec<[usize; 8]> = (0..self.ndim()).filter(|&a| a != axis).collect();
         perm.push(axis);
-        let p = self.permute(&perm)?.to_contiguous();
+        let p = self.permute(&perm)?.try_to_contiguous(op)?;
         let xs = p.as_slice().expect("contiguous");
         let n_out = xs.len() / len;
         let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
@@ -482,12 +498,15 @@ impl<T: Element> Tensor<T> {
         // SAFETY: `for_each_chunk` passes disjoint pieces covering all of
         // `out`, and `fill` writes every element of each.
         let out = if use_parallel(xs.len()) {
-            unsafe { filled(n_out, |out| for_each_chunk(out, (CHUNK / len).max(1), fill)) }
+            unsafe { try_filled(n_out, |out| for_each_chunk(out, (CHUNK / len).max(1), fill)) }
         } else {
-            unsafe { filled(n_out, |out| fill(0, out)) }
+            unsafe { try_filled(n_out, |out| fill(0, out)) }
         };
         let shape = reduced_shape(self.shape(), &[axis], keepdim);
-        Ok(Tensor::from_parts(out, &shape))
+        Ok(Tensor::from_parts(
+            out.map_err(|e| e.at(op, &shape))?,
+            &shape,
+        ))
     }
 
     /// Index of the largest element along `axis` (the first one on ties),
@@ -496,8 +515,10 @@ impl<T: Element> Tensor<T> {
     /// kept as length 1 if `keepdim`.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
-    /// [`Error::InvalidArgument`] if the axis has length 0.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank,
+    /// [`Error::InvalidArgument`] if the axis has length 0, or
+    /// [`Error::TooLarge`] if the result (or a copy of `self`) cannot be
+    /// allocated.
     ///
     /// # Examples
     /// ```
@@ -520,8 +541,10 @@ impl<T: Element> Tensor<T> {
     /// an example.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
-    /// [`Error::InvalidArgument`] if the axis has length 0.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank,
+    /// [`Error::InvalidArgument`] if the axis has length 0, or
+    /// [`Error::TooLarge`] if the result (or a copy of `self`) cannot be
+    /// allocated.
     pub fn argmin(&self, axis: usize, keepdim: bool) -> Result<Self> {
         self.arg_reduce::<false>("argmin", axis, keepdim)
     }
@@ -534,8 +557,9 @@ impl<T: Element> Tensor<T> {
     /// An empty slice gives `-inf` (the log of an empty sum).
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if an axis is not below the rank, or
-    /// [`Error::InvalidArgument`] if an axis is listed twice.
+    /// [`Error::AxisOutOfRange`] if an axis is not below the rank,
+    /// [`Error::InvalidArgument`] if an axis is listed twice, or
+    /// [`Error::TooLarge`] if the result cannot be allocated.
     ///
     /// # Examples
     /// ```
@@ -547,15 +571,18 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
-        let axes = normalize_axes("logsumexp", axes, self.shape())?;
+        const OP: &str = "logsumexp";
+        let axes = normalize_axes(OP, axes, self.shape())?;
         let shape = reduced_shape(self.shape(), &axes, keepdim);
+        let oom = |e: AllocError| e.at(OP, &shape);
         let n_out: usize = shape.iter().product();
         let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
         if n_red == 0 || n_out == 0 {
             // Σ over nothing is 0, and ln 0 = -inf.
-            return Ok(Tensor::from_parts(vec![T::NEG_INFINITY; n_out], &shape));
+            let out = try_vec_of(n_out, T::NEG_INFINITY).map_err(oom)?;
+            return Ok(Tensor::from_parts(out, &shape));
         }
-        let (p, _) = self.axes_last(&axes);
+        let (p, _) = self.axes_last(OP, &axes)?;
         let xs = p.as_slice().expect("contiguous");
         let fill = |start: usize, chunk: &mut [MaybeUninit<T>]| {
             for (j, o) in chunk.iter_mut().enumerate() {
@@ -567,12 +594,12 @@ impl<T: Element> Tensor<T> {
             let per = (CHUNK / n_red).max(1);
             // SAFETY: `for_each_chunk` cuts `out` into disjoint pieces that
             // cover it, and `fill` writes every element of each.
-            unsafe { filled(n_out, |out| for_each_chunk(out, per, fill)) }
+            unsafe { try_filled(n_out, |out| for_each_chunk(out, per, fill)) }
         } else {
             // SAFETY: `fill` writes every element of `out`.
-            unsafe { filled(n_out, |out| fill(0, out)) }
+            unsafe { try_filled(n_out, |out| fill(0, out)) }
         };
-        Ok(Tensor::from_parts(out, &shape))
+        Ok(Tensor::from_parts(out.map_err(oom)?, &shape))
     }
 
     /// Softmax along `axis`: `exp(x - max) / Σ exp(x - max)`.
@@ -583,7 +610,9 @@ impl<T: Element> Tensor<T> {
     /// A slice whose entries are all `-inf` (or that holds `+inf`) gives NaN.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::TooLarge`] if the result (or a copy of `self`) cannot be
+    /// allocated.
     ///
     /// # Examples
     /// ```
@@ -599,7 +628,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn softmax(&self, axis: usize) -> Result<Self> {
         self.layout.check_axis("softmax", axis)?;
-        self.map_rows(axis, |x, out| {
+        self.map_rows("softmax", axis, |x, out| {
             let m = simd::fold(x, T::NEG_INFINITY, &T::max_val);
             simd::map(x, out, &|v| (v - m).exp_fast());
             // SAFETY: `simd::map` wrote every element of `out`.
@@ -618,7 +647,9 @@ impl<T: Element> Tensor<T> {
     /// that is all `-inf` gives NaN.
     ///
     /// # Errors
-    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank.
+    /// [`Error::AxisOutOfRange`] if `axis` is not below the rank, or
+    /// [`Error::TooLarge`] if the result (or a copy of `self`) cannot be
+    /// allocated.
     ///
     /// # Examples
     /// ```
@@ -633,7 +664,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn log_softmax(&self, axis: usize) -> Result<Self> {
         self.layout.check_axis("log_softmax", axis)?;
-        self.map_rows(axis, |x, out| {
+        self.map_rows("log_softmax", axis, |x, out| {
             let lse = lse_row(x);
             simd::map(x, out, &|v| v - lse);
         })
@@ -662,29 +693,34 @@ impl<T: Element> Tensor<T> {
             .then(|| (self.with_layout(view), order))
     }
 
-    fn axes_last(&self, axes: &[usize]) -> (Tensor<T>, SmallVec<[usize; 8]>) {
+    fn axes_last(
+        &self,
+        op: &'static str,
+        axes: &[usize],
+    ) -> Result<(Tensor<T>, SmallVec<[usize; 8]>)> {
         let mut perm: SmallVec<[usize; 8]> =
             (0..self.ndim()).filter(|a| !axes.contains(a)).collect();
         perm.extend_from_slice(axes);
         let p = if perm.iter().enumerate().all(|(i, &a)| i == a) {
-            self.to_contiguous()
+            self.try_to_contiguous(op)?
         } else {
             self.permute(&perm)
                 .expect("a permutation of the axes")
-                .to_contiguous()
+                .try_to_contiguous(op)?
         };
-        (p, perm)
+        Ok((p, perm))
     }
 
     /// Applies `row(x, out)` to every slice along `axis` (`out` must be
     /// written in full), giving a contiguous tensor of `self`'s shape.
     fn map_rows(
         &self,
+        op: &'static str,
         axis: usize,
         row: impl Fn(&[T], &mut [MaybeUninit<T>]) + Sync + Send,
     ) -> Result<Self> {
         let len = self.shape()[axis];
-        let (p, perm) = self.axes_last(&[axis]);
+        let (p, perm) = self.axes_last(op, &[axis])?;
         let xs = p.as_slice().expect("contiguous");
         let n = xs.len();
         let rows = |start: usize, out: &mut [MaybeUninit<T>]| {
@@ -693,19 +729,20 @@ impl<T: Element> Tensor<T> {
             }
         };
         let out = if len == 0 || n == 0 {
-            Vec::new().into()
+            Ok(Vec::new().into())
         } else if use_parallel(n) {
             let per = (CHUNK / len).max(1) * len;
             // SAFETY: `for_each_chunk` cuts `out` into disjoint pieces of
             // whole rows (`per` is a multiple of `len`) that cover it;
             // `rows` cuts each into rows of `len` and `row` writes every
             // element of each.
-            unsafe { filled(n, |out| for_each_chunk(out, per, rows)) }
+            unsafe { try_filled(n, |out| for_each_chunk(out, per, rows)) }
         } else {
             // SAFETY: `rows` cuts `out` (n = rows · len) into rows of `len`
             // and `row` writes every element of each.
-            unsafe { filled(n, |out| rows(0, out)) }
+            unsafe { try_filled(n, |out| rows(0, out)) }
         };
+        let out = out.map_err(|e| e.at(op, self.shape()))?;
         let t = Tensor::from_parts(out, p.shape());
         if axis + 1 == self.ndim() {
             return Ok(t);
@@ -715,7 +752,7 @@ impl<T: Element> Tensor<T> {
         for (i, &a) in perm.iter().enumerate() {
             inv[a] = i;
         }
-        Ok(t.permute(&inv)?.to_contiguous())
+        t.permute(&inv)?.try_to_contiguous(op)
     }
 }
 

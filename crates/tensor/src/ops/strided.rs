@@ -3,6 +3,7 @@
 
 use smallvec::SmallVec;
 
+use crate::buffer::{try_vec, AllocError};
 use crate::layout::Layout;
 
 /// Merges adjacent axes that are contiguous with each other in *every* given
@@ -57,11 +58,24 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
+    /// The rows of `layout`.
+    ///
+    /// # Panics
+    /// If the list of row starts cannot be allocated.
     pub(crate) fn of(layout: &Layout) -> Rows {
+        match Rows::try_of(layout) {
+            Ok(r) => r,
+            Err(e) => e.fail(),
+        }
+    }
+
+    /// The rows of `layout`, or an [`AllocError`] if the list of row
+    /// starts cannot be allocated.
+    pub(crate) fn try_of(layout: &Layout) -> Result<Rows, AllocError> {
         let (outer, len, stride) = layout.split_inner();
-        let mut bases = Vec::with_capacity(outer.numel().max(1));
+        let mut bases = try_vec(outer.numel().max(1))?;
         outer.for_each_offset(|o| bases.push(o));
-        Rows { bases, len, stride }
+        Ok(Rows { bases, len, stride })
     }
 }
 

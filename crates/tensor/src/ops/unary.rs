@@ -2,7 +2,8 @@
 
 use std::mem::MaybeUninit;
 
-use crate::buffer::{filled, filled_as, Data};
+use crate::buffer::{filled, try_filled_as, AllocError, Data};
+use crate::error::Result;
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
 use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel};
 use crate::simd;
@@ -43,7 +44,7 @@ fn transposed_map<T: Element, const ALIGNED: bool>(
     cols: usize,
     col_stride: usize,
     f: &(impl Fn(T) -> T + Sync + Send),
-) -> Data<T> {
+) -> std::result::Result<Data<T>, AllocError> {
     let block = |r0: usize, out: &mut [MaybeUninit<T>]| {
         let nr = out.len() / cols;
         let piece = |c: usize| &src[offset + c * col_stride + r0..][..nr];
@@ -72,7 +73,7 @@ fn transposed_map<T: Element, const ALIGNED: bool>(
     // may be shorter), and `block` writes every element of each: for each
     // of its `nr` rows `i` and each column `c`, `out[i·cols + c]`.
     unsafe {
-        filled_as::<T, ALIGNED>(n, |out| {
+        try_filled_as::<T, ALIGNED>(n, |out| {
             if use_parallel(n) {
                 // `start` is a multiple of `step`: block `start / step`.
                 for_each_chunk(out, step, |start, o| block(start / cols, o));
@@ -89,6 +90,11 @@ impl<T: Element> Tensor<T> {
     /// Applies `f` to every element, giving a new contiguous tensor of the
     /// same shape. Runs on several threads for large tensors, so `f` must be
     /// `Sync`. This is the building block for custom elementwise ops.
+    ///
+    /// # Panics
+    /// If `f` panics, or if the output cannot be allocated (only possible
+    /// for a huge broadcast view; see the crate docs on sizes). The same
+    /// holds for the named unary ops below.
     ///
     /// # Examples
     /// ```
@@ -110,13 +116,46 @@ impl<T: Element> Tensor<T> {
         Tensor::from_parts(self.map_to_data::<true>(&f), self.shape())
     }
 
+    /// Internal: [`map`](Self::map), or [`Error::TooLarge`] naming `op` if
+    /// the output cannot be allocated (for ops that return `Result`).
+    pub(crate) fn try_map(
+        &self,
+        op: &'static str,
+        f: impl Fn(T) -> T + Sync + Send,
+    ) -> Result<Tensor<T>> {
+        if self.numel() == 1 {
+            // No buffer to allocate.
+            return Ok(self.map(f));
+        }
+        let out = self
+            .try_map_to_data::<true>(&f)
+            .map_err(|e| e.at(op, self.shape()))?;
+        Ok(Tensor::from_parts(out, self.shape()))
+    }
+
     /// `f` applied to every element, in row-major order: a tensor buffer
     /// (see `buffer::filled`) when `ALIGNED`, else a plain `Vec` in
     /// [`Data`] (for [`to_vec`](Self::to_vec)).
+    ///
+    /// # Panics
+    /// If the buffer cannot be allocated (see
+    /// [`try_map_to_data`](Self::try_map_to_data)).
     pub(crate) fn map_to_data<const ALIGNED: bool>(
         &self,
         f: &(impl Fn(T) -> T + Sync + Send),
     ) -> Data<T> {
+        match self.try_map_to_data::<ALIGNED>(f) {
+            Ok(d) => d,
+            Err(e) => e.fail(),
+        }
+    }
+
+    /// [`map_to_data`](Self::map_to_data), or an [`AllocError`] if the
+    /// output (or the list of row starts) cannot be allocated.
+    pub(crate) fn try_map_to_data<const ALIGNED: bool>(
+        &self,
+        f: &(impl Fn(T) -> T + Sync + Send),
+    ) -> std::result::Result<Data<T>, AllocError> {
         let n = self.numel();
         let src = self.storage.as_slice();
         if let Some(a) = self.as_slice() {
@@ -124,7 +163,7 @@ impl<T: Element> Tensor<T> {
             // all of `out`, and `simd::map` writes every element of each
             // chunk (or panics).
             return unsafe {
-                filled_as::<T, ALIGNED>(n, |out| {
+                try_filled_as::<T, ALIGNED>(n, |out| {
                     fill_chunks(out, |start, chunk| simd::map(&a[start..], chunk, f))
                 })
             };
@@ -145,15 +184,15 @@ impl<T: Element> Tensor<T> {
             // SAFETY: `fill_rows` hands out row pieces that tile `out` (it
             // panics otherwise) and `row` writes every element of each.
             return unsafe {
-                filled_as::<T, ALIGNED>(n, |out| fill_rows(out, [&l], |[b], seg| row(b, seg)))
+                try_filled_as::<T, ALIGNED>(n, |out| fill_rows(out, [&l], |[b], seg| row(b, seg)))
             };
         }
-        let rows = Rows::of(&l);
+        let rows = Rows::try_of(&l)?;
         // SAFETY: `fill_segments` passes pieces that together are all of
         // `out` (it cuts `out` into chunks and each chunk into row pieces),
         // and `row` writes every element of each.
         unsafe {
-            filled_as::<T, ALIGNED>(n, |out| {
+            try_filled_as::<T, ALIGNED>(n, |out| {
                 fill_segments(out, len, |r, c, seg| row(rows.bases[r] + c * stride, seg))
             })
         }
