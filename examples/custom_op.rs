@@ -27,14 +27,14 @@ impl<T: Element> Op<T> for Softplus {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
         // max(x, 0) + ln(1 + e^−|x|) never overflows.
-        Ok(inputs[0].map(|x| x.max_val(T::ZERO) + (-x.abs()).exp().ln_1p()))
+        Ok(inputs[0].map(|x| x.max_val(T::ZERO) + (-x.abs()).exp().ln_1p())?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let sigmoid = cx.inputs[0].neg()?.exp()?.add_scalar(1.0)?.recip()?;
         Ok(InputGrads::from_elem(Some(cx.grad_output.mul(sigmoid)?), 1))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let grad = cx.grad_output.mul(&cx.inputs[0].sigmoid());
+        let grad = cx.inputs[0].sigmoid().and_then(|s| cx.grad_output.mul(&s));
         Some(
             grad.map(|g| TensorGrads::from_elem(Some(g), 1))
                 .map_err(Into::into),
@@ -51,7 +51,7 @@ impl<T: Element> Op<T> for RoundSte {
         "round_ste"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(inputs[0].map(|x| T::from_f64(x.to_f64().round())))
+        Ok(inputs[0].map(|x| T::from_f64(x.to_f64().round()))?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(InputGrads::from_elem(Some(cx.grad_output), 1))
@@ -66,7 +66,7 @@ impl<T: Element> Op<T> for Floor {
         "floor"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(inputs[0].map(|x| T::from_f64(x.to_f64().floor())))
+        Ok(inputs[0].map(|x| T::from_f64(x.to_f64().floor()))?)
     }
 }
 

@@ -33,7 +33,7 @@ fn main() -> tapegrad::nn::Result<()> {
     let x = Tensor::<f64>::uniform(&[200, 2], -1.0, 1.0, &mut rng);
     let noise = Tensor::<f64>::normal(&[200, 1], 0.0, 0.05, &mut rng);
     let w = Tensor::from_vec(true_w.to_vec(), &[2, 1])?;
-    let y = x.matmul(&w)?.add_scalar(true_b).add(&noise)?;
+    let y = x.matmul(&w)?.add_scalar(true_b)?.add(&noise)?;
 
     // θ = (w, b); L(θ) = mean((x·w + b − y)²).
     let mut model = Linear::<f64>::new(2, 1, 0);
@@ -47,7 +47,7 @@ fn main() -> tapegrad::nn::Result<()> {
         // The update written out: θ ← θ − α∇L (Sgd::new(alpha) does the same).
         for (_, p) in model.parameters_mut() {
             let g = p.grad(&grads).expect("the loss depends on every parameter");
-            let new = p.value().sub(&g.mul_scalar(alpha))?;
+            let new = p.value().sub(&g.mul_scalar(alpha)?)?;
             p.set_value(new);
         }
         losses.push(l.item()?);

@@ -51,8 +51,8 @@ fn part1(out: &std::path::Path) -> Result<(Tensor<f64>, Tensor<f64>)> {
     let lr = 0.5;
     let gw = grads.get_or_zeros(w);
     let gb = grads.get_or_zeros(b);
-    let w_new = w.value().sub(&gw.mul_scalar(lr))?;
-    let b_new = b.value().sub(&gb.mul_scalar(lr))?;
+    let w_new = w.value().sub(&gw.mul_scalar(lr)?)?;
+    let b_new = b.value().sub(&gb.mul_scalar(lr)?)?;
     println!("\nOne step of gradient descent, θ ← θ − α·∂L/∂θ with α = {lr}:");
     println!(
         "  w ← {} − {lr}·{} = {}",

@@ -94,7 +94,7 @@ where
     T: Element,
     F: for<'t> Fn(&'t Tape<T>, Var<'t, T>) -> Result<Var<'t, T>>,
 {
-    Ok(value_and_grad(f, x)?.1.abs())
+    Ok(value_and_grad(f, x)?.1.abs()?)
 }
 
 /// Input × gradient: `x · ∂f/∂x`, element by element.

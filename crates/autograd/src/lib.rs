@@ -19,6 +19,19 @@
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```
 //!
+//! **Which calls return `Result`.** Every op returns `Result`, on a `Tensor`
+//! and on a `Var` alike: anything that computes a new tensor or value
+//! (elementwise maps and arithmetic, also with plain numbers, reductions,
+//! views, matmul, indexing), even where only an allocation can fail, so
+//! that `?` works the same on every line and the error names the op.
+//! Accessors that cannot fail (`shape`, `ndim`, `numel`, `is_contiguous`,
+//! ...) return plain values, and so do conversions and copies (`clone`,
+//! `to_vec`, `to_contiguous`, `cast`) and constructors that cannot fail
+//! (`scalar`).
+//!
+//! Here recording can fail too: a [`Var`] from another tape, or anomaly
+//! mode stopping at a NaN; the [`Error`] names the tape position.
+//!
 //! - Gradients of any order: [`Tape::grad_graph`] records the gradient on the
 //!   tape so it can be differentiated again.
 //! - Custom ops implement the same [`Op`] trait as the built-in ones.

@@ -32,7 +32,7 @@ pub type TensorGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 ///     fn name(&self) -> &str { "cube" }
 ///     fn formula(&self) -> Option<String> { Some("d x³/dx = 3·x²".into()) }
 ///     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
-///         Ok(inputs[0].map(|x| x * x * x))
+///         Ok(inputs[0].map(|x| x * x * x)?)
 ///     }
 ///     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
 ///         let x = cx.inputs[0];
@@ -102,13 +102,14 @@ pub trait Op<T: Element>: Send + 'static {
     /// impl<T: Element> Op<T> for Double {
     ///     fn name(&self) -> &str { "double" }
     ///     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
-    ///         Ok(inputs[0].mul_scalar(2.0))
+    ///         Ok(inputs[0].mul_scalar(2.0)?)
     ///     }
     ///     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
     ///         Ok(InputGrads::from_elem(Some(cx.grad_output.mul_scalar(2.0)?), 1))
     ///     }
     ///     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-    ///         Some(Ok(TensorGrads::from_elem(Some(cx.grad_output.mul_scalar(2.0)), 1)))
+    ///         let g = cx.grad_output.mul_scalar(2.0);
+    ///         Some(g.map(|g| TensorGrads::from_elem(Some(g), 1)).map_err(Into::into))
     ///     }
     /// }
     ///

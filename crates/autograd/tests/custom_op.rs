@@ -16,7 +16,7 @@ impl<T: Element> Op<T> for MySoftplus {
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
         // max(x, 0) + ln(1 + e^−|x|): no overflow for large |x|.
-        Ok(x[0].map(|v| v.max_val(T::ZERO) + (-v.abs()).exp().ln_1p()))
+        Ok(x[0].map(|v| v.max_val(T::ZERO) + (-v.abs()).exp().ln_1p())?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let sig = cx.inputs[0].neg()?.exp()?.add_scalar(1.0)?.recip()?;
@@ -32,7 +32,7 @@ impl<T: Element> Op<T> for RoundSte {
         "round_ste"
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].map(|v| T::from_f64(v.to_f64().round())))
+        Ok(x[0].map(|v| T::from_f64(v.to_f64().round()))?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(InputGrads::from_elem(Some(cx.grad_output), 1))
@@ -46,7 +46,7 @@ impl<T: Element> Op<T> for Floor {
         "floor"
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].map(|v| T::from_f64(v.to_f64().floor())))
+        Ok(x[0].map(|v| T::from_f64(v.to_f64().floor()))?)
     }
 }
 
@@ -255,7 +255,7 @@ impl<T: Element> Op<T> for Triple {
         "triple"
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].mul_scalar(3.0))
+        Ok(x[0].mul_scalar(3.0)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(InputGrads::from_elem(
@@ -264,11 +264,13 @@ impl<T: Element> Op<T> for Triple {
         ))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let mut g = cx.grad_output.mul_scalar(self.value_factor);
-        if self.value_shape_scalar {
-            g = g.sum_all();
-        }
-        Some(Ok(TensorGrads::from_elem(Some(g), self.value_count)))
+        Some((|| {
+            let mut g = cx.grad_output.mul_scalar(self.value_factor)?;
+            if self.value_shape_scalar {
+                g = g.sum_all()?;
+            }
+            Ok(TensorGrads::from_elem(Some(g), self.value_count))
+        })())
     }
 }
 

@@ -264,7 +264,9 @@ fn training_loop_with_a_fresh_tape_per_step_does_not_grow() {
             .mean_all()
             .unwrap();
         let g = tape.backward(loss).unwrap();
-        w = w.sub(&g.get(wv).unwrap().mul_scalar(0.05)).unwrap();
+        w = w
+            .sub(&g.get(wv).unwrap().mul_scalar(0.05).unwrap())
+            .unwrap();
         lens.push(tape.len());
         assert_eq!(Arc::strong_count(&alive), 2, "one op alive on the tape");
         drop(tape);

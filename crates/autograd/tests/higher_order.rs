@@ -278,8 +278,12 @@ fn gradient_penalty_trains() {
         let loss = penalised_loss(&tape, wv, bv).unwrap();
         losses.push(loss.item().unwrap());
         let g = tape.grad(&[loss], &[wv, bv]).unwrap();
-        w = w.sub(&g[0].as_ref().unwrap().mul_scalar(0.3)).unwrap();
-        b = b.sub(&g[1].as_ref().unwrap().mul_scalar(0.3)).unwrap();
+        w = w
+            .sub(&g[0].as_ref().unwrap().mul_scalar(0.3).unwrap())
+            .unwrap();
+        b = b
+            .sub(&g[1].as_ref().unwrap().mul_scalar(0.3).unwrap())
+            .unwrap();
     }
     let (first, last) = (losses[0], *losses.last().unwrap());
     assert!(last < 0.5 * first, "{first} → {last}");

@@ -38,7 +38,7 @@ impl<T: Element> Op<T> for Cube {
         Some("d x³/dx = 3·x²".into())
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(inputs[0].map(|x| x * x * x))
+        Ok(inputs[0].map(|x| x * x * x)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let g = cx

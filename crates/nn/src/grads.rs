@@ -183,7 +183,7 @@ impl<T: Element> ParamGrads<T> {
             ));
         }
         for e in self.entries.values_mut() {
-            e.grad = e.grad.mul_scalar(factor);
+            e.grad = e.grad.mul_scalar(factor)?;
         }
         Ok(())
     }
@@ -200,7 +200,7 @@ impl<T: Element> ParamGrads<T> {
         let coef = norm_clip_factor(norm, max_norm);
         if coef < 1.0 {
             for e in self.entries.values_mut() {
-                e.grad = e.grad.mul_scalar(coef);
+                e.grad = e.grad.mul_scalar(coef)?;
             }
         }
         Ok(norm)
@@ -214,7 +214,7 @@ impl<T: Element> ParamGrads<T> {
     pub fn clip_value(&mut self, limit: f64) -> Result<()> {
         check_positive("ParamGrads::clip_value", "limit", limit)?;
         for e in self.entries.values_mut() {
-            e.grad = e.grad.clamp(-limit, limit);
+            e.grad = e.grad.clamp(-limit, limit)?;
         }
         Ok(())
     }

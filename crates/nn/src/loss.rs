@@ -286,7 +286,7 @@ impl<T: Element> Op<T> for CrossEntropy {
         Some((|| {
             let onehot = Tensor::<T>::one_hot(&self.labels, x.shape()[1])?;
             let g = cx.grad_output.item()?.to_f64() / n;
-            let grad = x.softmax(1)?.sub(&onehot)?.mul_scalar(g);
+            let grad = x.softmax(1)?.sub(&onehot)?.mul_scalar(g)?;
             Ok(TensorGrads::from_elem(Some(grad), 1))
         })())
     }
@@ -350,10 +350,10 @@ impl<T: Element> Op<T> for BceWithLogits {
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         let (x, y) = (cx.inputs[0], cx.inputs[1]);
         let n = x.numel().max(1) as f64;
-        let g = cx.grad_output.mul_scalar(1.0 / n);
         Some((|| {
-            let dx = cx.grad_for(0, || Ok(x.sigmoid().sub(y)?.mul(&g)?))?;
-            let dy = cx.grad_for(1, || Ok(x.neg().mul(&g)?))?;
+            let g = cx.grad_output.mul_scalar(1.0 / n)?;
+            let dx = cx.grad_for(0, || Ok(x.sigmoid()?.sub(y)?.mul(&g)?))?;
+            let dy = cx.grad_for(1, || Ok(x.neg()?.mul(&g)?))?;
             let mut v = TensorGrads::new();
             v.push(dx);
             v.push(dy);

@@ -298,7 +298,7 @@ fn weight_decay_is_the_same_for_every_optimiser() {
             let gb = grads_of(&b, &x, &y);
             let mut decayed = ParamGrads::new();
             for ((name, g), (_, p)) in gb.iter().zip(b.parameters()) {
-                decayed.insert(name, g.add(&p.value().mul_scalar(0.3)).unwrap());
+                decayed.insert(name, g.add(&p.value().mul_scalar(0.3).unwrap()).unwrap());
             }
             oa.step(a.parameters_mut(), &ga).unwrap();
             ob.step(b.parameters_mut(), &decayed).unwrap();

@@ -35,7 +35,7 @@ fn l1_gradcheck() {
 #[test]
 fn huber_gradcheck_both_regions() {
     // randn·3 puts some |d| below δ = 1 and some above.
-    let p = t(5, &[6, 2]).mul_scalar(3.0);
+    let p = t(5, &[6, 2]).mul_scalar(3.0).unwrap();
     let y = t(6, &[6, 2]);
     assert_passes(gradcheck(|_, v| loss::huber(v[0], v[1], 1.0), &[p, y]));
 }
@@ -64,7 +64,7 @@ fn cross_entropy_gradcheck_first_and_second_order() {
 
 #[test]
 fn fused_cross_entropy_matches_composition() {
-    let x = t(9, &[6, 5]).mul_scalar(4.0);
+    let x = t(9, &[6, 5]).mul_scalar(4.0).unwrap();
     let labels = [0usize, 4, 2, 2, 1, 3];
     let tape = Tape::<f64>::new();
     let a = tape.leaf(x.clone());
@@ -118,7 +118,7 @@ fn bce_with_logits_gradcheck_both_inputs() {
     let y = Tensor::from_vec(vec![0.0, 1.0, 1.0, 0.0, 0.3, 0.9], &[6]).unwrap();
     assert_passes(gradcheck(
         |_, v| loss::bce_with_logits(v[0], v[1]),
-        &[t(12, &[6]).mul_scalar(3.0), y],
+        &[t(12, &[6]).mul_scalar(3.0).unwrap(), y],
     ));
     assert_passes(gradcheck_second_order(
         |_, v| loss::bce_with_logits(v[0], v[1]),
@@ -167,7 +167,7 @@ fn shape_mismatch_is_an_error_not_a_broadcast() {
 #[test]
 fn activations_gradcheck() {
     use tapegrad_nn::activation as act;
-    let x = t(14, &[3, 4]).mul_scalar(2.0);
+    let x = t(14, &[3, 4]).mul_scalar(2.0).unwrap();
     assert_passes(gradcheck(|_, v| act::gelu(v[0]), std::slice::from_ref(&x)));
     assert_passes(gradcheck(
         |_, v| act::leaky_relu(v[0], 0.1),

@@ -76,7 +76,7 @@ fn digits_pipeline_reaches_95_percent() {
 #[test]
 fn stops_at_target_loss_and_max_steps() {
     let x = Tensor::<f64>::from_vec(vec![0., 1., 2., 3.], &[4, 1]).unwrap();
-    let y = x.mul_scalar(2.0).add_scalar(1.0);
+    let y = x.mul_scalar(2.0).unwrap().add_scalar(1.0).unwrap();
     let data = Dataset::new(x, Target::Values(y)).unwrap();
     let mut model = Linear::<f64>::new(1, 1, 0);
     let h = Trainer::new(Objective::Mse)
@@ -222,7 +222,7 @@ fn a_state_dict_saved_before_fit_keeps_its_values() {
     // The trainer updates parameters in place; a snapshot shares their
     // buffers, so the first step must copy instead of writing through it.
     let x = Tensor::<f64>::from_vec(vec![0., 1., 2., 3.], &[4, 1]).unwrap();
-    let data = Dataset::new(x.clone(), Target::Values(x.mul_scalar(3.0))).unwrap();
+    let data = Dataset::new(x.clone(), Target::Values(x.mul_scalar(3.0).unwrap())).unwrap();
     let mut model = Linear::<f64>::new(1, 1, 0);
     let before = model.state_dict();
     let values: Vec<Vec<f64>> = before.values().map(|t| t.to_vec()).collect();

@@ -10,8 +10,9 @@
 //!
 //! Allocation never aborts the process: the `try_` helpers return an
 //! [`AllocError`] (which ops that return `Result` turn into
-//! [`Error::TooLarge`]) when the allocator refuses a buffer, and their
-//! infallible twins panic with its message.
+//! [`Error::TooLarge`]) when the allocator refuses a buffer; only the
+//! conversions that stay infallible (`to_vec`, `to_contiguous`, `cast`)
+//! panic with its message.
 //!
 //! Large outputs also start on a 64-byte boundary ([`Data`]). glibc serves
 //! large blocks 16 bytes past a page boundary, so without this every other
@@ -59,7 +60,7 @@ impl AllocError {
         }
     }
 
-    /// Panics with the message (for infallible ops).
+    /// Panics with the message (for the infallible conversions).
     #[cold]
     #[track_caller]
     pub(crate) fn fail(self) -> ! {
@@ -98,7 +99,7 @@ pub(crate) fn try_vec_of<U: Clone>(n: usize, x: U) -> Result<Vec<U>, AllocError>
 /// Bytes of alignment for large buffers: one cache line, one AVX-512 vector.
 pub(crate) const ALIGN: usize = 64;
 
-/// Smallest buffer (in bytes) that [`filled`] aligns. Below it the
+/// Smallest buffer (in bytes) that [`try_filled`] aligns. Below it the
 /// padding would be a noticeable share of the allocation, and a buffer
 /// that small sits in L1 cache, where a split access costs little.
 const ALIGN_MIN_BYTES: usize = 1024;
@@ -182,14 +183,15 @@ pub(crate) unsafe fn try_filled<T: Element>(
     Ok(Data { vec, start })
 }
 
-/// [`try_filled`] for infallible ops.
+/// [`try_filled`] for infallible callers (only tests need it: every op
+/// returns the error).
 ///
 /// # Panics
 /// If the buffer cannot be allocated.
 ///
 /// # Safety
 /// As for [`try_filled`].
-#[inline]
+#[cfg(test)]
 pub(crate) unsafe fn filled<T: Element>(
     n: usize,
     fill: impl FnOnce(&mut [MaybeUninit<T>]),
@@ -368,7 +370,7 @@ mod tests {
         let u = crate::Tensor::<f64>::uniform_seeded(&[300, 300], -1.0, 1.0, 1);
         for p in [
             t.storage_slice().as_ptr() as usize,
-            t.relu().storage_slice().as_ptr() as usize,
+            t.relu().unwrap().storage_slice().as_ptr() as usize,
             u.storage_slice().as_ptr() as usize,
             u.t().unwrap().to_contiguous().storage_slice().as_ptr() as usize,
         ] {

@@ -49,8 +49,19 @@
 //! One-element tensors (the nodes of a scalar tape) are stored inline and
 //! every kernel has an allocation-free path for them.
 //!
-//! Every fallible call returns [`Result`]; its [`Error`] names the op and the
-//! shapes involved. Calls that can panic say so in a `# Panics` section.
+//! **Which calls return `Result`.** Every op returns `Result`, on a `Tensor`
+//! and on a `Var` alike: anything that computes a new tensor or value
+//! (elementwise maps and arithmetic, also with plain numbers, reductions,
+//! views, matmul, indexing), even where only an allocation can fail, so
+//! that `?` works the same on every line and the error names the op.
+//! Accessors that cannot fail (`shape`, `ndim`, `numel`, `is_contiguous`,
+//! ...) return plain values, and so do conversions and copies (`clone`,
+//! `to_vec`, `to_contiguous`, `cast`) and constructors that cannot fail
+//! (`scalar`).
+//!
+//! Here the [`Error`] names the op and the shapes involved. Calls that can
+//! panic say so in a `# Panics` section: the size-only constructors and the
+//! conversions (see *Sizes*).
 //!
 //! **Sizes.** A shape is too large when a buffer of it would pass
 //! `isize::MAX` bytes, zero-length axes counted as 1 (this covers every
@@ -64,10 +75,11 @@
 //! [`linspace`](Tensor::linspace), [`uniform`](Tensor::uniform),
 //! [`normal`](Tensor::normal) and the seeded ones, [`Layout::contiguous`],
 //! [`contiguous_strides`]), panic with it and have `try_` siblings that
-//! return it ([`Layout::try_contiguous`] for `contiguous_strides`). Other
-//! infallible ops that allocate (maps, [`to_vec`](Tensor::to_vec),
-//! [`to_contiguous`](Tensor::to_contiguous)) panic if the allocator refuses,
-//! which only a huge broadcast view can cause.
+//! return it ([`Layout::try_contiguous`] for `contiguous_strides`). Every op
+//! returns it, maps included; only the conversions that copy
+//! ([`to_vec`](Tensor::to_vec), [`to_contiguous`](Tensor::to_contiguous),
+//! [`cast`](Tensor::cast)) panic if the allocator refuses, which only a huge
+//! broadcast view can cause.
 
 mod buffer;
 mod display;

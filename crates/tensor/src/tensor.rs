@@ -527,7 +527,7 @@ impl<T: Element> Tensor<T> {
     /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     /// let w = Tensor::<f32>::normal(&[100, 10], 5.0, 0.1, &mut rng);
     /// assert_eq!(w.shape(), &[100, 10]);
-    /// let m = w.mean_all().item()?;
+    /// let m = w.mean_all()?.item()?;
     /// assert!((m - 5.0).abs() < 0.05);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
@@ -759,7 +759,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Internal: the elements in row-major order as a fresh tensor buffer
-    /// (aligned, from the pool when large; see `buffer::filled`).
+    /// (aligned, from the pool when large; see `buffer::try_filled`).
     pub(crate) fn to_data(&self) -> Data<T> {
         self.map_to_data::<true>(&|x| x)
     }
@@ -780,7 +780,8 @@ impl<T: Element> Tensor<T> {
         Ok(d.into_raw_vec())
     }
 
-    /// Copies the elements out in row-major order.
+    /// Copies the elements out in row-major order. A conversion, not an op,
+    /// so it returns no `Result` (see the crate docs).
     ///
     /// # Panics
     /// If the vector cannot be allocated (a broadcast view can be far larger
@@ -803,7 +804,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3])?;
-    /// assert_eq!(a.sum_all().item()?, 6.0);
+    /// assert_eq!(a.sum_all()?.item()?, 6.0);
     /// assert_eq!(Tensor::full(&[1, 1], 4.0f32).item()?, 4.0);
     /// assert!(a.item().is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
@@ -865,7 +866,8 @@ impl<T: Element> Tensor<T> {
     }
 
     /// A contiguous tensor with the same values: `self` (a cheap clone) if it
-    /// is contiguous already, else a copy.
+    /// is contiguous already, else a copy. A conversion, not an op, so it
+    /// returns no `Result` (see the crate docs).
     ///
     /// # Panics
     /// If the copy cannot be allocated (a broadcast view can be far larger
@@ -896,6 +898,11 @@ impl<T: Element> Tensor<T> {
 
     /// Converts the element type (for example to `f64` for a gradient check).
     /// Going to `f32` rounds, and values beyond `f32`'s range become `±inf`.
+    /// A conversion, not an op, so it returns no `Result` (see the crate
+    /// docs).
+    ///
+    /// # Panics
+    /// As [`to_vec`](Self::to_vec), if the copy cannot be allocated.
     ///
     /// # Examples
     /// ```

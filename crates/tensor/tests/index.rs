@@ -132,16 +132,16 @@ fn one_and_two_threads_give_identical_bits() {
         let b = Tensor::<f32>::uniform_seeded(&[700], -3.0, 3.0, 12);
         let at = a.t().unwrap();
         vec![
-            a.sum_all().to_vec(),
-            at.sum_all().to_vec(),
+            a.sum_all().unwrap().to_vec(),
+            at.sum_all().unwrap().to_vec(),
             a.sum(&[0], false).unwrap().to_vec(),
             a.sum(&[1], false).unwrap().to_vec(),
             at.mean(&[0], true).unwrap().to_vec(),
             a.var(&[1], false, 1).unwrap().to_vec(),
             a.max(&[0, 1], false).unwrap().to_vec(),
-            a.tanh().to_vec(),
-            at.exp().to_vec(),
-            a.add(&b).unwrap().sigmoid().to_vec(),
+            a.tanh().unwrap().to_vec(),
+            at.exp().unwrap().to_vec(),
+            a.add(&b).unwrap().sigmoid().unwrap().to_vec(),
             a.softmax(1).unwrap().to_vec(),
             a.matmul(&at).unwrap().sum(&[1], false).unwrap().to_vec(),
         ]

@@ -53,14 +53,14 @@ proptest! {
     fn full_reductions_of_views((c, _, _) in with_axes()) {
         let w = &c.want;
         let s: f64 = w.data.iter().sum();
-        prop_assert_eq!(c.t.sum_all().item().unwrap(), s);
-        prop_assert_eq!(c.t.sum_all().ndim(), 0);
+        prop_assert_eq!(c.t.sum_all()?.item().unwrap(), s);
+        prop_assert_eq!(c.t.sum_all()?.ndim(), 0);
         let m = w.data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        prop_assert_eq!(c.t.max_all().item().unwrap(), m);
+        prop_assert_eq!(c.t.max_all()?.item().unwrap(), m);
         let m = w.data.iter().copied().fold(f64::INFINITY, f64::min);
-        prop_assert_eq!(c.t.min_all().item().unwrap(), m);
+        prop_assert_eq!(c.t.min_all()?.item().unwrap(), m);
         if w.numel() > 0 {
-            let mean = c.t.mean_all().item().unwrap();
+            let mean = c.t.mean_all()?.item().unwrap();
             prop_assert!((mean - s / w.numel() as f64).abs() < 1e-12);
         }
     }
@@ -137,11 +137,12 @@ fn bad_axes_are_errors() {
 fn stable_at_plus_minus_100() {
     let x = Tensor::from_vec(vec![-100.0f32, -20.0, 0.0, 20.0, 100.0], &[5]).unwrap();
     for t in [x.sigmoid(), x.softplus(), x.tanh(), x.exp()] {
+        let t = t.unwrap();
         assert!(t.to_vec().iter().all(|v| !v.is_nan()), "{t}");
     }
-    assert_eq!(x.sigmoid().to_vec()[4], 1.0);
-    assert!(x.sigmoid().to_vec()[0] >= 0.0);
-    let sp = x.softplus().to_vec();
+    assert_eq!(x.sigmoid().unwrap().to_vec()[4], 1.0);
+    assert!(x.sigmoid().unwrap().to_vec()[0] >= 0.0);
+    let sp = x.softplus().unwrap().to_vec();
     assert_eq!(sp[4], 100.0);
     assert!(sp[0] > 0.0 && sp[0] < 1e-40);
     let lse = x.logsumexp(&[0], false).unwrap().item().unwrap();

@@ -56,7 +56,7 @@ impl<T: Element> Op<T> for Tanh {
         Some("d tanh(x)/dx = 1 - tanh(x)²".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].tanh())
+        Ok(x[0].tanh()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let tape = cx.output.tape();
@@ -113,7 +113,7 @@ impl<T: Element> Op<T> for Sigmoid {
         Some("d σ(x)/dx = σ(x)·(1 - σ(x))".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].sigmoid())
+        Ok(x[0].sigmoid()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let tape = cx.output.tape();
@@ -171,7 +171,7 @@ impl<T: Element> Op<T> for Relu {
         Some("d relu(x)/dx = 1 if x > 0 else 0".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].relu())
+        Ok(x[0].relu()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let tape = cx.output.tape();
@@ -225,7 +225,7 @@ impl<T: Element> Op<T> for Abs {
         Some("d |x|/dx = sign(x) (0 at x = 0)".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].abs())
+        Ok(x[0].abs()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let tape = cx.output.tape();
@@ -237,7 +237,7 @@ impl<T: Element> Op<T> for Abs {
             } else {
                 T::ZERO
             }
-        });
+        })?;
         Ok(single(cx.grad_output.mul(tape.constant(sign))?))
     }
 }
@@ -261,13 +261,13 @@ impl<T: Element> Op<T> for Clamp {
         Some("d clamp(x)/dx = 1 if lo ≤ x ≤ hi else 0".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].clamp(self.lo, self.hi))
+        Ok(x[0].clamp(self.lo, self.hi)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (lo, hi) = (T::from_f64(self.lo), T::from_f64(self.hi));
         let mask = cx.inputs[0]
             .value()
-            .map(|x| if x >= lo && x <= hi { T::ONE } else { T::ZERO });
+            .map(|x| if x >= lo && x <= hi { T::ONE } else { T::ZERO })?;
         let tape = cx.output.tape();
         Ok(single(cx.grad_output.mul(tape.constant(mask))?))
     }
@@ -284,7 +284,7 @@ impl<T: Element> Op<T> for Softplus {
         Some("d softplus(x)/dx = σ(x)".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].softplus())
+        Ok(x[0].softplus()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.inputs[0].sigmoid()?)?))
@@ -308,7 +308,7 @@ fn select_masks<T: Element>(
             T::ZERO
         }
     })?;
-    let mb = ma.rsub_scalar(1.0);
+    let mb = ma.rsub_scalar(1.0)?;
     Ok((ma, mb))
 }
 
@@ -376,9 +376,15 @@ mod tests {
     #[test]
     fn tanh_gradcheck() {
         check(|_, v| v[0].tanh(), &[rnd(&[4], 1)]);
-        check(|_, v| v[0].tanh(), &[rnd(&[2, 3], 2).mul_scalar(3.0)]);
+        check(
+            |_, v| v[0].tanh(),
+            &[rnd(&[2, 3], 2).mul_scalar(3.0).unwrap()],
+        );
         check(|_, v| v[0].broadcast_to(&[2, 3])?.tanh(), &[rnd(&[3], 3)]);
-        check2(|_, v| v[0].tanh(), &[rnd(&[2, 3], 4).mul_scalar(2.0)]);
+        check2(
+            |_, v| v[0].tanh(),
+            &[rnd(&[2, 3], 4).mul_scalar(2.0).unwrap()],
+        );
     }
 
     #[test]
@@ -446,12 +452,18 @@ mod tests {
     #[test]
     fn sigmoid_gradcheck() {
         check(|_, v| v[0].sigmoid(), &[rnd(&[4], 1)]);
-        check(|_, v| v[0].sigmoid(), &[rnd(&[2, 3], 2).mul_scalar(4.0)]);
+        check(
+            |_, v| v[0].sigmoid(),
+            &[rnd(&[2, 3], 2).mul_scalar(4.0).unwrap()],
+        );
         check(
             |_, v| v[0].broadcast_to(&[2, 3])?.sigmoid(),
             &[rnd(&[3], 3)],
         );
-        check2(|_, v| v[0].sigmoid(), &[rnd(&[2, 3], 4).mul_scalar(3.0)]);
+        check2(
+            |_, v| v[0].sigmoid(),
+            &[rnd(&[2, 3], 4).mul_scalar(3.0).unwrap()],
+        );
     }
 
     #[test]
@@ -558,8 +570,14 @@ mod tests {
     #[test]
     fn softplus_gradcheck() {
         check(|_, v| v[0].softplus(), &[rnd(&[4], 1)]);
-        check(|_, v| v[0].softplus(), &[rnd(&[2, 3], 2).mul_scalar(5.0)]);
-        check2(|_, v| v[0].softplus(), &[rnd(&[2, 3], 3).mul_scalar(3.0)]);
+        check(
+            |_, v| v[0].softplus(),
+            &[rnd(&[2, 3], 2).mul_scalar(5.0).unwrap()],
+        );
+        check2(
+            |_, v| v[0].softplus(),
+            &[rnd(&[2, 3], 3).mul_scalar(3.0).unwrap()],
+        );
     }
 
     #[test]

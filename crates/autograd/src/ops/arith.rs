@@ -147,7 +147,7 @@ impl<T: Element> Op<T> for Sub {
         let g = cx.grad_output;
         Some((|| {
             let ga = cx.grad_for(0, || cx.sum_to_input(g.clone(), 0))?;
-            let gb = cx.grad_for(1, || cx.sum_to_input(g.neg(), 1))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(g.neg()?, 1))?;
             Ok(tpair(ga, gb))
         })())
     }
@@ -233,7 +233,7 @@ impl<T: Element> Op<T> for Div {
         let (g, b, out) = (cx.grad_output, cx.inputs[1], cx.output);
         Some((|| {
             let ga = cx.grad_for(0, || cx.sum_to_input(g.div(b)?, 0))?;
-            let gb = cx.grad_for(1, || cx.sum_to_input(g.mul(out)?.div(b)?.neg(), 1))?;
+            let gb = cx.grad_for(1, || cx.sum_to_input(g.mul(out)?.div(b)?.neg()?, 1))?;
             Ok(tpair(ga, gb))
         })())
     }
@@ -280,13 +280,13 @@ impl<T: Element> Op<T> for Neg {
         Some("d(-x)/dx = -1".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].neg())
+        Ok(x[0].neg()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.neg()?))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        Some(Ok(tsingle(cx.grad_output.neg())))
+        Some(cx.grad_output.neg().map(tsingle).map_err(Into::into))
     }
 }
 
@@ -304,7 +304,7 @@ impl<T: Element> Op<T> for AddScalar {
         Some("d(x + c)/dx = 1".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].add_scalar(self.0))
+        Ok(x[0].add_scalar(self.0)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output))
@@ -328,13 +328,18 @@ impl<T: Element> Op<T> for MulScalar {
         Some("d(c·x)/dx = c".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].mul_scalar(self.0))
+        Ok(x[0].mul_scalar(self.0)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul_scalar(self.0)?))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        Some(Ok(tsingle(cx.grad_output.mul_scalar(self.0))))
+        Some(
+            cx.grad_output
+                .mul_scalar(self.0)
+                .map(tsingle)
+                .map_err(Into::into),
+        )
     }
 }
 

@@ -26,7 +26,7 @@ impl<T: Element> Op<T> for Exp {
         Some("d exp(x)/dx = exp(x)".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].exp())
+        Ok(x[0].exp()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.output)?))
@@ -52,7 +52,7 @@ impl<T: Element> Op<T> for Ln {
         Some("d ln(x)/dx = 1/x".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].ln())
+        Ok(x[0].ln()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.div(cx.inputs[0])?))
@@ -78,7 +78,7 @@ impl<T: Element> Op<T> for Sqrt {
         Some("d sqrt(x)/dx = 1/(2·sqrt(x))".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].sqrt())
+        Ok(x[0].sqrt()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.div(cx.output)?.mul_scalar(0.5)?))
@@ -87,7 +87,8 @@ impl<T: Element> Op<T> for Sqrt {
         Some(
             cx.grad_output
                 .div(cx.output)
-                .map(|q| tsingle(q.mul_scalar(0.5)))
+                .and_then(|q| q.mul_scalar(0.5))
+                .map(tsingle)
                 .map_err(Into::into),
         )
     }
@@ -107,7 +108,7 @@ impl<T: Element> Op<T> for Powf {
         Some(format!("d x^{e}/dx = {e}·x^{}", self.0 - 1.0, e = self.0))
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].powf(self.0))
+        Ok(x[0].powf(self.0)?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (g, x) = (cx.grad_output, cx.inputs[0]);
@@ -133,9 +134,11 @@ impl<T: Element> Op<T> for Powf {
         } else if self.0 == 1.0 {
             Ok(g.clone())
         } else if self.0 == 2.0 {
-            g.mul(&x.mul_scalar(2.0))
+            x.mul_scalar(2.0).and_then(|d| g.mul(&d))
         } else {
-            g.mul(&x.powf(self.0 - 1.0).mul_scalar(self.0))
+            x.powf(self.0 - 1.0)
+                .and_then(|p| p.mul_scalar(self.0))
+                .and_then(|d| g.mul(&d))
         };
         Some(grad.map(tsingle).map_err(Into::into))
     }
@@ -152,7 +155,7 @@ impl<T: Element> Op<T> for Sin {
         Some("d sin(x)/dx = cos(x)".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].sin())
+        Ok(x[0].sin()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.inputs[0].cos()?)?))
@@ -170,7 +173,7 @@ impl<T: Element> Op<T> for Cos {
         Some("d cos(x)/dx = -sin(x)".into())
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].cos())
+        Ok(x[0].cos()?)
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.inputs[0].sin()?)?.neg()?))

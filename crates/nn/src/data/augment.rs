@@ -67,7 +67,7 @@ pub fn mixup<T: Element>(
     perm.shuffle(rng);
     let mix = |a: &Tensor<T>| -> Result<Tensor<T>> {
         let b = a.index_select(0, &perm)?;
-        Ok(a.mul_scalar(lam).add(&b.mul_scalar(1.0 - lam))?)
+        Ok(a.mul_scalar(lam)?.add(&b.mul_scalar(1.0 - lam)?)?)
     };
     let y = batch.y.to_tensor(classes)?;
     Ok(Batch {

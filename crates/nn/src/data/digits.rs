@@ -44,5 +44,5 @@ pub fn load_digits<T: Element>(path: impl AsRef<Path>) -> Result<Dataset<T>> {
             ),
         ));
     }
-    ds.with_features(ds.features().div_scalar(16.0))
+    ds.with_features(ds.features().div_scalar(16.0)?)
 }

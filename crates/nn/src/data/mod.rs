@@ -389,7 +389,7 @@ impl<T: Element> Standardizer<T> {
             } else {
                 T::ONE
             }
-        });
+        })?;
         Ok(Standardizer { mean, std })
     }
 

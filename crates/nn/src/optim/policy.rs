@@ -180,7 +180,7 @@ pub(super) fn run_step<T: Element, O: Optimizer<T> + ?Sized>(
         // Strided gradients (a `Linear` weight's arrives transposed) are
         // copied once, here, for the norm and the update alike.
         let g = match policy.clip_value {
-            Some(v) => g.clamp(-v, v),
+            Some(v) => g.clamp(-v, v)?,
             None => g.to_contiguous(),
         };
         matched.push((pname, p, g));

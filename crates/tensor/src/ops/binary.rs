@@ -402,61 +402,70 @@ impl<T: Element> Tensor<T> {
     /// Mask of `self > c` for a scalar `c` (1 where true, 0 elsewhere).
     /// `c` is converted to the element type first.
     ///
+    /// # Errors
+    /// [`Error::TooLarge`](crate::Error::TooLarge) if the output cannot be
+    /// allocated (only a huge broadcast view can cause this), as for every
+    /// scalar comparison below.
+    ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![-1.0f32, 0.0, 2.0], &[3])?;
-    /// assert_eq!(a.gt_scalar(0.0).to_vec(), vec![0.0, 0.0, 1.0]);
-    /// assert_eq!(a.le_scalar(0.0).to_vec(), vec![1.0, 1.0, 0.0]);
+    /// assert_eq!(a.gt_scalar(0.0)?.to_vec(), vec![0.0, 0.0, 1.0]);
+    /// assert_eq!(a.le_scalar(0.0)?.to_vec(), vec![1.0, 1.0, 0.0]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn gt_scalar(&self, c: f64) -> Self {
+    pub fn gt_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| mask(x > c))
+        self.map_named("gt_scalar", move |x| mask(x > c))
     }
     /// Mask of `self >= c`.
-    pub fn ge_scalar(&self, c: f64) -> Self {
+    pub fn ge_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| mask(x >= c))
+        self.map_named("ge_scalar", move |x| mask(x >= c))
     }
     /// Mask of `self < c`.
-    pub fn lt_scalar(&self, c: f64) -> Self {
+    pub fn lt_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| mask(x < c))
+        self.map_named("lt_scalar", move |x| mask(x < c))
     }
     /// Mask of `self <= c`.
-    pub fn le_scalar(&self, c: f64) -> Self {
+    pub fn le_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| mask(x <= c))
+        self.map_named("le_scalar", move |x| mask(x <= c))
     }
     /// Mask of `self == c`.
-    pub fn eq_scalar(&self, c: f64) -> Self {
+    pub fn eq_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| mask(x == c))
+        self.map_named("eq_scalar", move |x| mask(x == c))
     }
     /// Mask of `self != c`.
-    pub fn ne_scalar(&self, c: f64) -> Self {
+    pub fn ne_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| mask(x != c))
+        self.map_named("ne_scalar", move |x| mask(x != c))
     }
     /// `max(x, c)` elementwise (NaN in `self` stays NaN).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`](crate::Error::TooLarge) if the output cannot be
+    /// allocated (only a huge broadcast view can cause this).
     ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![-1.0f32, 0.5, 2.0], &[3])?;
-    /// assert_eq!(a.maximum_scalar(0.0).to_vec(), vec![0.0, 0.5, 2.0]);
-    /// assert_eq!(a.minimum_scalar(1.0).to_vec(), vec![-1.0, 0.5, 1.0]);
+    /// assert_eq!(a.maximum_scalar(0.0)?.to_vec(), vec![0.0, 0.5, 2.0]);
+    /// assert_eq!(a.minimum_scalar(1.0)?.to_vec(), vec![-1.0, 0.5, 1.0]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn maximum_scalar(&self, c: f64) -> Self {
+    pub fn maximum_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| x.max_val(c))
+        self.map_named("maximum_scalar", move |x| x.max_val(c))
     }
     /// `min(x, c)` elementwise (NaN in `self` stays NaN).
-    pub fn minimum_scalar(&self, c: f64) -> Self {
+    pub fn minimum_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| x.min_val(c))
+        self.map_named("minimum_scalar", move |x| x.min_val(c))
     }
 
     /// Picks `on_true` where `self` (the condition) is non-zero and
@@ -478,8 +487,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// // A ReLU by hand: keep x where x > 0, else 0.
     /// let x = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0, -0.1], &[2, 2])?;
-    /// let y = x.gt_scalar(0.0).where_cond(&x, &Tensor::scalar(0.0))?;
-    /// assert_eq!(y, x.relu());
+    /// let y = x.gt_scalar(0.0)?.where_cond(&x, &Tensor::scalar(0.0))?;
+    /// assert_eq!(y, x.relu()?);
     /// assert!(cond.where_cond(&Tensor::ones(&[2]), &x).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```

@@ -109,18 +109,21 @@ impl<T: Element> Tensor<T> {
     /// Flattens to one dimension (a view when contiguous, else a copy; a 0-d
     /// tensor becomes shape `[1]`).
     ///
+    /// # Errors
+    /// [`Error::TooLarge`] (op `"reshape"`) if a copy is needed and cannot be
+    /// allocated (only a huge broadcast view can cause this).
+    ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
-    /// assert_eq!(a.flatten().shape(), &[6]);
-    /// assert_eq!(a.t()?.flatten().to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
-    /// assert_eq!(Tensor::scalar(1.0f32).flatten().shape(), &[1]);
+    /// assert_eq!(a.flatten()?.shape(), &[6]);
+    /// assert_eq!(a.t()?.flatten()?.to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    /// assert_eq!(Tensor::scalar(1.0f32).flatten()?.shape(), &[1]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn flatten(&self) -> Self {
+    pub fn flatten(&self) -> Result<Self> {
         self.reshape(&[self.numel()])
-            .expect("flatten keeps the element count")
     }
 
     /// Reorders axes: axis `i` of the result is axis `perm[i]` of `self`.
@@ -283,7 +286,7 @@ impl<T: Element> Tensor<T> {
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::<f32>::zeros(&[1, 3, 1]);
     /// assert_eq!(a.squeeze(2)?.shape(), &[1, 3]);
-    /// assert_eq!(a.squeeze_all().shape(), &[3]);
+    /// assert_eq!(a.squeeze_all()?.shape(), &[3]);
     /// assert!(a.squeeze(1).is_err()); // length 3
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
@@ -292,12 +295,15 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Removes every length-1 axis. Zero-copy.
-    pub fn squeeze_all(&self) -> Self {
+    ///
+    /// # Errors
+    /// Never, today; it returns `Result` like every op (see the crate docs).
+    pub fn squeeze_all(&self) -> Result<Self> {
         let mut l = self.layout.clone();
         let keep: Vec<usize> = (0..self.ndim()).filter(|&i| self.shape()[i] != 1).collect();
         l.shape = keep.iter().map(|&i| self.layout.shape[i]).collect();
         l.strides = keep.iter().map(|&i| self.layout.strides[i]).collect();
-        self.with_layout(l)
+        Ok(self.with_layout(l))
     }
 
     /// Broadcasts to `shape` (NumPy rules) with zero strides. Zero-copy.

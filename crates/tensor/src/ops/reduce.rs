@@ -248,7 +248,7 @@ impl<T: Element> Tensor<T> {
         inner.strides.drain(..kept.len());
         inner.offset = 0;
         let [inner] = coalesce([&inner]);
-        let inner_rows = Rows::of(&inner);
+        let inner_rows = Rows::try_of(&inner).map_err(oom)?;
         let mut bases = try_vec(n_out).map_err(oom)?;
         outer.for_each_offset(|o| bases.push(o));
         let fold_one = |base: usize| -> T {
@@ -299,7 +299,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a.sum(&[0], false)?.to_vec(), vec![5.0, 7.0, 9.0]);
     /// assert_eq!(a.sum(&[1], true)?.shape(), &[2, 1]);
     /// assert_eq!(a.sum(&[1, 0], false)?.shape(), &[] as &[usize]);
-    /// assert_eq!(a.sum_all().item()?, 21.0);
+    /// assert_eq!(a.sum_all()?.item()?, 21.0);
     /// assert!(a.sum(&[0, 0], false).is_err());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
@@ -308,9 +308,13 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Sum of all elements, as a 0-d tensor.
-    pub fn sum_all(&self) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if scratch space cannot be allocated; the axes
+    /// are always valid.
+    pub fn sum_all(&self) -> Result<Self> {
         let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
-        self.sum(&all, false).expect("all axes are valid")
+        self.sum(&all, false)
     }
 
     /// Mean over `axes` (keeping them as length 1 if `keepdim`). The mean
@@ -327,8 +331,8 @@ impl<T: Element> Tensor<T> {
     /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
     /// assert_eq!(a.mean(&[1], false)?.to_vec(), vec![2.0, 5.0]);
     /// assert_eq!(a.mean(&[0], true)?.to_vec(), vec![2.5, 3.5, 4.5]);
-    /// assert_eq!(a.mean_all().item()?, 3.5);
-    /// assert!(Tensor::<f32>::zeros(&[0]).mean_all().item()?.is_nan());
+    /// assert_eq!(a.mean_all()?.item()?, 3.5);
+    /// assert!(Tensor::<f32>::zeros(&[0]).mean_all()?.item()?.is_nan());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn mean(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
@@ -337,12 +341,15 @@ impl<T: Element> Tensor<T> {
             .map(|&a| self.shape()[a])
             .product();
         let c = T::from_f64(n as f64);
-        self.sum(axes, keepdim)?.try_map("mean", move |x| x / c)
+        self.sum(axes, keepdim)?.map_named("mean", move |x| x / c)
     }
 
     /// Mean of all elements, as a 0-d tensor (NaN when empty).
-    pub fn mean_all(&self) -> Self {
-        self.sum_all().div_scalar(self.numel() as f64)
+    ///
+    /// # Errors
+    /// As [`sum_all`](Self::sum_all).
+    pub fn mean_all(&self) -> Result<Self> {
+        self.sum_all()?.div_scalar(self.numel() as f64)
     }
 
     /// Maximum over `axes` (`-inf` for an empty axis). A NaN in a slice
@@ -359,8 +366,8 @@ impl<T: Element> Tensor<T> {
     /// let a = Tensor::from_vec(vec![3.0f32, -1.0, 4.0, 1.0, -5.0, 9.0], &[2, 3])?;
     /// assert_eq!(a.max(&[1], false)?.to_vec(), vec![4.0, 9.0]);
     /// assert_eq!(a.min(&[0], true)?.to_vec(), vec![1.0, -5.0, 4.0]);
-    /// assert_eq!((a.max_all().item()?, a.min_all().item()?), (9.0, -5.0));
-    /// assert_eq!(Tensor::<f32>::zeros(&[0]).max_all().item()?, f32::NEG_INFINITY);
+    /// assert_eq!((a.max_all()?.item()?, a.min_all()?.item()?), (9.0, -5.0));
+    /// assert_eq!(Tensor::<f32>::zeros(&[0]).max_all()?.item()?, f32::NEG_INFINITY);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn max(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
@@ -428,16 +435,22 @@ impl<T: Element> Tensor<T> {
 
     /// Largest element, as a 0-d tensor (`-inf` when empty, NaN if any
     /// element is NaN).
-    pub fn max_all(&self) -> Self {
+    ///
+    /// # Errors
+    /// As [`sum_all`](Self::sum_all).
+    pub fn max_all(&self) -> Result<Self> {
         let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
-        self.max(&all, false).expect("all axes are valid")
+        self.max(&all, false)
     }
 
     /// Smallest element, as a 0-d tensor (`+inf` when empty, NaN if any
     /// element is NaN).
-    pub fn min_all(&self) -> Self {
+    ///
+    /// # Errors
+    /// As [`sum_all`](Self::sum_all).
+    pub fn min_all(&self) -> Result<Self> {
         let all: SmallVec<[usize; 8]> = (0..self.ndim()).collect();
-        self.min(&all, false).expect("all axes are valid")
+        self.min(&all, false)
     }
 
     /// Variance over `axes` with `correction` subtracted from the count
@@ -466,9 +479,9 @@ impl<T: Element> Tensor<T> {
             .map(|&a| self.shape()[a])
             .product();
         let m = self.mean(axes, true)?;
-        let d = self.sub(&m)?.try_map("var", |x| x * x)?;
+        let d = self.sub(&m)?.map_named("var", |x| x * x)?;
         let c = T::from_f64(n.saturating_sub(correction) as f64);
-        d.sum(axes, keepdim)?.try_map("var", move |x| x / c)
+        d.sum(axes, keepdim)?.map_named("var", move |x| x / c)
     }
 
     /// [`argmax`](Self::argmax) (`LARGER`) or [`argmin`](Self::argmin).
@@ -659,7 +672,7 @@ impl<T: Element> Tensor<T> {
     /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3])?;
     /// let direct = x.softmax(0)?.ln();
     /// let fused = x.log_softmax(0)?;
-    /// assert!(direct.sub(&fused)?.abs().max_all().item()? < 1e-12);
+    /// assert!(direct?.sub(&fused)?.abs()?.max_all()?.item()? < 1e-12);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn log_softmax(&self, axis: usize) -> Result<Self> {

@@ -58,10 +58,11 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
-    /// The rows of `layout`.
+    /// The rows of `layout` (only tests need this infallible version).
     ///
     /// # Panics
     /// If the list of row starts cannot be allocated.
+    #[cfg(test)]
     pub(crate) fn of(layout: &Layout) -> Rows {
         match Rows::try_of(layout) {
             Ok(r) => r,
@@ -91,7 +92,7 @@ pub(crate) fn inner(l: &Layout) -> (usize, usize) {
 
 /// Calls `f(bases)` with the storage offsets where each row (the innermost
 /// axis) starts, in each of `K` layouts of one shape, in row-major order.
-/// Unlike [`Rows::of`] it allocates nothing, which matters for the small
+/// Unlike [`Rows::try_of`] it allocates nothing, which matters for the small
 /// tensors that run serially anyway. Visits nothing when the shape is empty.
 #[inline]
 pub(crate) fn for_each_row<const K: usize>(ls: [&Layout; K], mut f: impl FnMut([usize; K])) {

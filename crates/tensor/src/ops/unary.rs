@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::buffer::{filled, try_filled_as, AllocError, Data};
+use crate::buffer::{try_filled, try_filled_as, AllocError, Data};
 use crate::error::Result;
 use crate::ops::strided::{coalesce, fill_rows, inner, Rows};
 use crate::parallel::{fill_chunks, fill_segments, for_each_chunk, use_parallel};
@@ -91,41 +91,44 @@ impl<T: Element> Tensor<T> {
     /// same shape. Runs on several threads for large tensors, so `f` must be
     /// `Sync`. This is the building block for custom elementwise ops.
     ///
+    /// # Errors
+    /// [`Error::TooLarge`](crate::Error::TooLarge) (op `"map"`) if the output
+    /// cannot be allocated, which only a huge broadcast view can cause (see
+    /// the crate docs on sizes). The named unary ops below return the same
+    /// error under their own names.
+    ///
     /// # Panics
-    /// If `f` panics, or if the output cannot be allocated (only possible
-    /// for a huge broadcast view; see the crate docs on sizes). The same
-    /// holds for the named unary ops below.
+    /// If `f` panics.
     ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f64, -2.0], &[2])?;
-    /// assert_eq!(a.map(|x| 3.0 * x).to_vec(), vec![3.0, -6.0]);
+    /// assert_eq!(a.map(|x| 3.0 * x)?.to_vec(), vec![3.0, -6.0]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
-        // Scalar tapes: no buffer, no layout walk. The one element still
-        // goes through the dispatched kernels, so `fastmath` functions use
-        // hardware FMA rather than library calls (see `simd::map_one`).
-        if self.is_0d() {
-            return Tensor::scalar(simd::map_one(self.first(), &f));
-        }
-        if self.numel() == 1 {
-            return Tensor::scalar_shaped(simd::map_one(self.first(), &f), self.shape());
-        }
-        Tensor::from_parts(self.map_to_data::<true>(&f), self.shape())
+    pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Result<Tensor<T>> {
+        self.map_named("map", f)
     }
 
-    /// Internal: [`map`](Self::map), or [`Error::TooLarge`] naming `op` if
-    /// the output cannot be allocated (for ops that return `Result`).
-    pub(crate) fn try_map(
+    /// Internal: [`map`](Self::map), naming `op` in the error if the output
+    /// cannot be allocated.
+    pub(crate) fn map_named(
         &self,
         op: &'static str,
         f: impl Fn(T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
+        // Scalar tapes: no buffer, no layout walk. The one element still
+        // goes through the dispatched kernels, so `fastmath` functions use
+        // hardware FMA rather than library calls (see `simd::map_one`).
+        if self.is_0d() {
+            return Ok(Tensor::scalar(simd::map_one(self.first(), &f)));
+        }
         if self.numel() == 1 {
-            // No buffer to allocate.
-            return Ok(self.map(f));
+            return Ok(Tensor::scalar_shaped(
+                simd::map_one(self.first(), &f),
+                self.shape(),
+            ));
         }
         let out = self
             .try_map_to_data::<true>(&f)
@@ -134,7 +137,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `f` applied to every element, in row-major order: a tensor buffer
-    /// (see `buffer::filled`) when `ALIGNED`, else a plain `Vec` in
+    /// (see `buffer::try_filled`) when `ALIGNED`, else a plain `Vec` in
     /// [`Data`] (for [`to_vec`](Self::to_vec)).
     ///
     /// # Panics
@@ -206,63 +209,68 @@ impl<T: Element> Tensor<T> {
     /// [`mul_scalar`](Self::mul_scalar), …) all map elementwise like this and
     /// return a new contiguous tensor of the same shape.
     ///
+    /// # Errors
+    /// [`Error::TooLarge`](crate::Error::TooLarge), naming the op, if the
+    /// output cannot be allocated; only a huge broadcast view can cause
+    /// this. The same holds for every named unary op and scalar op.
+    ///
     /// # Examples
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let x = Tensor::from_vec(vec![-1.0f64, 0.0, 4.0], &[3])?;
-    /// assert_eq!(x.neg().to_vec(), vec![1.0, -0.0, -4.0]);
-    /// assert_eq!(x.abs().sqrt().to_vec(), vec![1.0, 0.0, 2.0]);
-    /// assert_eq!(x.square().mul_scalar(0.5).add_scalar(1.0).to_vec(), vec![1.5, 1.0, 9.0]);
-    /// assert_eq!(x.rsub_scalar(1.0).to_vec(), vec![2.0, 1.0, -3.0]);
-    /// assert_eq!(x.exp().ln().sub(&x)?.abs().max_all().item()?, 0.0);
-    /// assert_eq!(x.sigmoid().get(&[1])?, 0.5);
+    /// assert_eq!(x.neg()?.to_vec(), vec![1.0, -0.0, -4.0]);
+    /// assert_eq!(x.abs()?.sqrt()?.to_vec(), vec![1.0, 0.0, 2.0]);
+    /// assert_eq!(x.square()?.mul_scalar(0.5)?.add_scalar(1.0)?.to_vec(), vec![1.5, 1.0, 9.0]);
+    /// assert_eq!(x.rsub_scalar(1.0)?.to_vec(), vec![2.0, 1.0, -3.0]);
+    /// assert_eq!(x.exp()?.ln()?.sub(&x)?.abs()?.max_all()?.item()?, 0.0);
+    /// assert_eq!(x.sigmoid()?.get(&[1])?, 0.5);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn neg(&self) -> Self {
-        self.map(|x| -x)
+    pub fn neg(&self) -> Result<Self> {
+        self.map_named("neg", |x| -x)
     }
     /// `e^x`. For `f32` this uses the vectorised
     /// [`fastmath::exp_f32`](crate::fastmath::exp_f32) (relative error about
     /// `1e-7`; `0` below `-104`, `+inf` above `88.72`).
-    pub fn exp(&self) -> Self {
-        self.map(T::exp_fast)
+    pub fn exp(&self) -> Result<Self> {
+        self.map_named("exp", T::exp_fast)
     }
     /// Natural logarithm (`-inf` at 0, NaN below).
-    pub fn ln(&self) -> Self {
-        self.map(T::ln)
+    pub fn ln(&self) -> Result<Self> {
+        self.map_named("ln", T::ln)
     }
     /// Square root (NaN below 0).
-    pub fn sqrt(&self) -> Self {
-        self.map(T::sqrt)
+    pub fn sqrt(&self) -> Result<Self> {
+        self.map_named("sqrt", T::sqrt)
     }
     /// `|x|`.
-    pub fn abs(&self) -> Self {
-        self.map(T::abs)
+    pub fn abs(&self) -> Result<Self> {
+        self.map_named("abs", T::abs)
     }
     /// `x^e` for a scalar exponent.
-    pub fn powf(&self, e: f64) -> Self {
+    pub fn powf(&self, e: f64) -> Result<Self> {
         let e = T::from_f64(e);
-        self.map(move |x| x.powf(e))
+        self.map_named("powf", move |x| x.powf(e))
     }
     /// `x²`.
-    pub fn square(&self) -> Self {
-        self.map(|x| x * x)
+    pub fn square(&self) -> Result<Self> {
+        self.map_named("square", |x| x * x)
     }
     /// `1 / x`.
-    pub fn recip(&self) -> Self {
-        self.map(|x| T::ONE / x)
+    pub fn recip(&self) -> Result<Self> {
+        self.map_named("recip", |x| T::ONE / x)
     }
     /// `1 / (1 + e^-x)`, computed without overflow for large `|x|` (for
     /// `f32` by the vectorised
     /// [`fastmath::sigmoid_f32`](crate::fastmath::sigmoid_f32)).
-    pub fn sigmoid(&self) -> Self {
-        self.map(T::sigmoid_fast)
+    pub fn sigmoid(&self) -> Result<Self> {
+        self.map_named("sigmoid", T::sigmoid_fast)
     }
     /// Hyperbolic tangent (for `f32` by the vectorised
     /// [`fastmath::tanh_f32`](crate::fastmath::tanh_f32), relative error
     /// about `1.4e-7`).
-    pub fn tanh(&self) -> Self {
-        self.map(T::tanh_fast)
+    pub fn tanh(&self) -> Result<Self> {
+        self.map_named("tanh", T::tanh_fast)
     }
     /// `max(x, 0)`. NaN stays NaN (as in PyTorch and
     /// [`maximum_scalar`](Self::maximum_scalar)): a NaN hidden as 0 would
@@ -272,30 +280,30 @@ impl<T: Element> Tensor<T> {
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let x = Tensor::from_vec(vec![-2.0f32, 0.0, 3.0, f32::NAN], &[4])?;
-    /// let y = x.relu().to_vec();
+    /// let y = x.relu()?.to_vec();
     /// assert_eq!(y[..3], [0.0, 0.0, 3.0]);
     /// assert!(y[3].is_nan());
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn relu(&self) -> Self {
+    pub fn relu(&self) -> Result<Self> {
         // `!(x <= 0)` is true for positive x and for NaN.
-        self.map(|x| if x <= T::ZERO { T::ZERO } else { x })
+        self.map_named("relu", |x| if x <= T::ZERO { T::ZERO } else { x })
     }
     /// Sine. For `f32`, vectorised (see
     /// [`fastmath::sin_f32`](crate::fastmath::sin_f32) for its accuracy).
-    pub fn sin(&self) -> Self {
-        self.sin_or_cos(0)
+    pub fn sin(&self) -> Result<Self> {
+        self.sin_or_cos("sin", 0)
     }
     /// Cosine, as [`sin`](Self::sin).
-    pub fn cos(&self) -> Self {
-        self.sin_or_cos(1)
+    pub fn cos(&self) -> Result<Self> {
+        self.sin_or_cos("cos", 1)
     }
 
     /// Sine (`quadrant_shift = 0`) or cosine (`1`): the branch-free kernel
     /// over whole chunks, then the standard library function for the rare
     /// elements beyond its range (huge arguments, NaN, infinities), so one
     /// such element does not take its chunk off the vector path.
-    fn sin_or_cos(&self, quadrant_shift: u32) -> Self {
+    fn sin_or_cos(&self, op: &'static str, quadrant_shift: u32) -> Result<Self> {
         let exact = move |x: T| {
             if quadrant_shift == 0 {
                 x.sin()
@@ -312,7 +320,7 @@ impl<T: Element> Tensor<T> {
         };
         let Some(a) = self.as_slice().filter(|a| a.len() > 1) else {
             // One element or a strided view: per element, still correct.
-            return self.map(one);
+            return self.map_named(op, one);
         };
         let fast = move |x: T| x.sin_cos_fast(quadrant_shift);
         let outside = |x: T| if x.trig_fast_ok() { T::ZERO } else { T::ONE };
@@ -320,7 +328,7 @@ impl<T: Element> Tensor<T> {
         // of `out`; `simd::map` writes every element of each chunk, and the
         // fix-up below only overwrites some of them.
         let out = unsafe {
-            filled(a.len(), |out| {
+            try_filled(a.len(), |out| {
                 fill_chunks(out, |start, chunk| {
                     let src = &a[start..start + chunk.len()];
                     simd::map(src, chunk, &fast);
@@ -334,13 +342,16 @@ impl<T: Element> Tensor<T> {
                 })
             })
         };
-        Tensor::from_parts(out, self.shape())
+        Ok(Tensor::from_parts(
+            out.map_err(|e| e.at(op, self.shape()))?,
+            self.shape(),
+        ))
     }
     /// `ln(1 + e^x)`, without overflow for large `x`. For `f32`,
     /// vectorised (see [`fastmath::softplus_f32`](crate::fastmath::softplus_f32)
     /// for its accuracy).
-    pub fn softplus(&self) -> Self {
-        self.map(T::softplus_fast)
+    pub fn softplus(&self) -> Result<Self> {
+        self.map_named("softplus", T::softplus_fast)
     }
     /// Limits every element to `[min, max]`, as `min(max(x, min), max)`;
     /// NaN stays NaN. When `min > max` every element becomes `max`, as in
@@ -350,13 +361,13 @@ impl<T: Element> Tensor<T> {
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let x = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0], &[3])?;
-    /// assert_eq!(x.clamp(0.0, 1.0).to_vec(), vec![0.0, 0.5, 1.0]);
-    /// assert_eq!(x.clamp(2.0, 1.0).to_vec(), vec![1.0, 1.0, 1.0]);
+    /// assert_eq!(x.clamp(0.0, 1.0)?.to_vec(), vec![0.0, 0.5, 1.0]);
+    /// assert_eq!(x.clamp(2.0, 1.0)?.to_vec(), vec![1.0, 1.0, 1.0]);
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
-    pub fn clamp(&self, min: f64, max: f64) -> Self {
+    pub fn clamp(&self, min: f64, max: f64) -> Result<Self> {
         let (lo, hi) = (T::from_f64(min), T::from_f64(max));
-        self.map(move |x| {
+        self.map_named("clamp", move |x| {
             let y = if x < lo { lo } else { x };
             if y > hi {
                 hi
@@ -366,28 +377,30 @@ impl<T: Element> Tensor<T> {
         })
     }
     /// `x + c`.
-    pub fn add_scalar(&self, c: f64) -> Self {
+    pub fn add_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| x + c)
+        self.map_named("add_scalar", move |x| x + c)
     }
     /// `x · c`.
-    pub fn mul_scalar(&self, c: f64) -> Self {
+    pub fn mul_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| x * c)
+        self.map_named("mul_scalar", move |x| x * c)
     }
     /// `x - c`.
-    pub fn sub_scalar(&self, c: f64) -> Self {
-        self.add_scalar(-c)
+    pub fn sub_scalar(&self, c: f64) -> Result<Self> {
+        // `x + (-c)`, as `sub_scalar` has always computed it.
+        let c = T::from_f64(-c);
+        self.map_named("sub_scalar", move |x| x + c)
     }
     /// `x / c`.
-    pub fn div_scalar(&self, c: f64) -> Self {
+    pub fn div_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| x / c)
+        self.map_named("div_scalar", move |x| x / c)
     }
     /// `c - x`.
-    pub fn rsub_scalar(&self, c: f64) -> Self {
+    pub fn rsub_scalar(&self, c: f64) -> Result<Self> {
         let c = T::from_f64(c);
-        self.map(move |x| c - x)
+        self.map_named("rsub_scalar", move |x| c - x)
     }
 }
 
