@@ -189,11 +189,11 @@ impl<T: Element> Tape<T> {
         trace: Option<&mut BackwardTrace<T>>,
     ) -> Result<Gradients<T>> {
         self.check_own(root, "backward")?;
-        if seed.shape() != root.shape().as_slice() {
+        if seed.dims() != root.shape() {
             return Err(Error::SeedShape {
                 node: root.id(),
                 expected: root.shape().to_vec(),
-                got: seed.shape().to_vec(),
+                got: seed.dims().to_vec(),
             });
         }
         let start_len = self.len();
@@ -535,7 +535,7 @@ impl<T: Element> Tape<T> {
             input_shapes: nodes[i]
                 .inputs
                 .iter()
-                .map(|&j| nodes[j].value.shape().to_vec())
+                .map(|&j| nodes[j].value.dims().to_vec())
                 .collect(),
         }
     }
@@ -568,20 +568,20 @@ impl<T: Element> Tape<T> {
     /// Whether a gradient sent to `input` has its shape (and, in anomaly
     /// mode, is finite).
     fn sent_ok(&self, input: &Node<T>, g: &Tensor<T>) -> bool {
-        same_dims(g.shape(), input.value.shape()) && (!self.anomaly_detection() || all_finite(g))
+        same_dims(g.dims(), input.value.dims()) && (!self.anomaly_detection() || all_finite(g))
     }
 
     /// The error for a gradient `gj` that node `i`'s rule sent to its input
     /// `k` (node `j`) and [`sent_ok`](Self::sent_ok) rejected.
     fn sent_error(&self, i: usize, k: usize, j: usize, gj: &Tensor<T>) -> Error {
         let nodes = self.nodes.borrow();
-        if !same_dims(gj.shape(), nodes[j].value.shape()) {
+        if !same_dims(gj.dims(), nodes[j].value.dims()) {
             return Error::GradShape {
                 op: op_name(&nodes[i]),
                 node: i,
                 input: k,
-                expected: nodes[j].value.shape().to_vec(),
-                got: gj.shape().to_vec(),
+                expected: nodes[j].value.dims().to_vec(),
+                got: gj.dims().to_vec(),
             };
         }
         drop(nodes);

@@ -188,13 +188,13 @@ where
             msg: "steps must be at least 1".into(),
         });
     }
-    if x.shape() != baseline.shape() {
+    if x.dims() != baseline.dims() {
         return Err(Error::InvalidArgument {
             op: "integrated_gradients".into(),
             msg: format!(
                 "x has shape {:?} but the baseline has shape {:?}",
-                x.shape(),
-                baseline.shape()
+                x.dims(),
+                baseline.dims()
             ),
         });
     }
@@ -209,7 +209,7 @@ where
             .zip(&bs)
             .map(|(&xi, &bi)| T::from_f64(bi + alpha * (xi - bi)))
             .collect();
-        let point = Tensor::from_vec(point, x.shape())?;
+        let point = Tensor::from_vec(point, x.dims())?;
         let (value, grad) = value_and_grad(f, &point)?;
         if k == 0 {
             baseline_output = value.to_f64();
@@ -229,7 +229,7 @@ where
         .collect();
     let gap = attr.iter().sum::<f64>() - (output - baseline_output);
     Ok(IntegratedGradients {
-        attributions: Tensor::from_vec(attr.into_iter().map(T::from_f64).collect(), x.shape())?,
+        attributions: Tensor::from_vec(attr.into_iter().map(T::from_f64).collect(), x.dims())?,
         output,
         baseline_output,
         gap,

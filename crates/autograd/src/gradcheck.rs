@@ -165,7 +165,7 @@ where
     let mut max_rule_mismatch = 0.0f64;
     let mut rules_agree = true;
     for (a, r) in analytic.iter().zip(&recorded) {
-        let r = r.map_or_else(|| Tensor::zeros(a.shape()), |r| r.value());
+        let r = r.map_or_else(|| Tensor::zeros(a.dims()), |r| r.value());
         for (x, y) in a.to_vec().into_iter().zip(r.to_vec()) {
             let d = (x - y).abs();
             // NaN on both sides is agreement; NaN on one is not.
@@ -189,14 +189,14 @@ where
             let mut xs = inputs.clone();
             let mut v = base.clone();
             v[j] = base[j] + opts.eps;
-            xs[i] = Tensor::from_vec(v.clone(), inputs[i].shape())?;
+            xs[i] = Tensor::from_vec(v.clone(), inputs[i].dims())?;
             let up = eval(&xs)?;
             v[j] = base[j] - opts.eps;
-            xs[i] = Tensor::from_vec(v, inputs[i].shape())?;
+            xs[i] = Tensor::from_vec(v, inputs[i].dims())?;
             let down = eval(&xs)?;
             g[j] = (up - down) / (2.0 * opts.eps);
         }
-        numeric.push(Tensor::from_vec(g, inputs[i].shape())?);
+        numeric.push(Tensor::from_vec(g, inputs[i].dims())?);
     }
     // Compare.
     let mut report = GradcheckReport {

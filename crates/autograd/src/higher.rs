@@ -85,13 +85,13 @@ where
     T: Element,
     F: for<'t> Fn(&'t Tape<T>, Var<'t, T>) -> Result<Var<'t, T>>,
 {
-    if x.shape() != v.shape() {
+    if x.dims() != v.dims() {
         return Err(Error::InvalidArgument {
             op: "hvp".into(),
             msg: format!(
                 "the vector's shape {:?} differs from the point's shape {:?}",
-                v.shape(),
-                x.shape()
+                v.dims(),
+                x.dims()
             ),
         });
     }
@@ -99,10 +99,10 @@ where
     let xv = tape.leaf(x.clone());
     let y = f(&tape, xv)?;
     let Some(g) = tape.grad_graph(&[y], &[xv])?[0] else {
-        return Ok(Tensor::zeros(x.shape()));
+        return Ok(Tensor::zeros(x.dims()));
     };
     let gv = g.mul(tape.constant(v.clone()))?.sum_all()?;
     Ok(tape.grad(&[gv], &[xv])?[0]
         .clone()
-        .unwrap_or_else(|| Tensor::zeros(x.shape())))
+        .unwrap_or_else(|| Tensor::zeros(x.dims())))
 }

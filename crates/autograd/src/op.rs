@@ -153,14 +153,14 @@ impl<T: Element> ValueCtx<'_, T> {
     /// If input `k`'s shape does not broadcast to `g`'s.
     #[inline]
     pub fn sum_to_input(&self, g: Tensor<T>, k: usize) -> Result<Tensor<T>> {
-        crate::ops::reduce::sum_to_shape(g, self.inputs[k].shape())
+        crate::ops::reduce::sum_to_shape(g, self.inputs[k].dims())
     }
 
     /// Whether input `k` has the output's shape (was not broadcast), so its
     /// gradient needs no summing.
     #[inline]
     pub(crate) fn same_shape_as_output(&self, k: usize) -> bool {
-        crate::backward::same_dims(self.inputs[k].shape(), self.output.shape())
+        crate::backward::same_dims(self.inputs[k].dims(), self.output.dims())
     }
 
     /// `Some(f())` if input `k` needs a gradient, else `None`: the usual

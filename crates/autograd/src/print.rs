@@ -103,7 +103,7 @@ pub fn summarize<T: Element>(t: &Tensor<T>) -> String {
     }
     if v.len() <= FULL_VALUES_UP_TO {
         let mut out = String::new();
-        nested(&v, t.shape(), &mut out);
+        nested(&v, t.dims(), &mut out);
         return out;
     }
     if v.iter().any(|x| x.is_nan()) {
@@ -264,7 +264,7 @@ impl<T: Element> Tape<T> {
                 n.label.clone().unwrap_or_default(),
                 op_text(n),
                 inputs,
-                fmt_shape(n.value.shape()),
+                fmt_shape(n.value.dims()),
                 summarize(&n.value),
             ];
             if let Some(g) = grads {
@@ -442,12 +442,12 @@ fn local_factor<T: Element>(incoming: &Tensor<T>, sent: &Tensor<T>) -> Option<St
     let s: Vec<f64> = sent.to_vec().into_iter().map(T::to_f64).collect();
     let local: Vec<f64> = if g.len() == 1 && g[0] != 0.0 {
         s.iter().map(|x| x / g[0]).collect()
-    } else if incoming.shape() == sent.shape() && g.iter().all(|&x| x != 0.0) {
+    } else if incoming.dims() == sent.dims() && g.iter().all(|&x| x != 0.0) {
         s.iter().zip(&g).map(|(x, y)| x / y).collect()
     } else {
         return None;
     };
-    let t = Tensor::<f64>::from_vec(local, sent.shape()).ok()?;
+    let t = Tensor::<f64>::from_vec(local, sent.dims()).ok()?;
     Some(summarize(&t))
 }
 

@@ -43,7 +43,7 @@ impl<T: Element> std::fmt::Debug for Node<T> {
         f.debug_struct("Node")
             .field("op", &self.op.as_ref().map(|o| o.name().to_string()))
             .field("inputs", &self.inputs)
-            .field("shape", &self.value.shape())
+            .field("shape", &self.value.dims())
             .field("requires_grad", &self.requires_grad)
             .field("kind", &self.kind)
             .finish()
@@ -235,14 +235,14 @@ impl<T: Element> Tape<T> {
             .find(|&&(_, k)| k == key)
             .map(|&(id, _)| id);
         if let Some(id) = earlier {
-            if !self.has_shape(id, value.shape()) {
+            if !self.has_shape(id, value.dims()) {
                 return Err(Error::InvalidArgument {
                     op: "param".into(),
                     msg: format!(
                         "parameter {name:?} is already on this tape at %{id:04} with shape {:?}; \
                          it cannot be recorded again with shape {:?}",
                         self.shape_of(id).as_slice(),
-                        value.shape()
+                        value.dims()
                     ),
                 });
             }
@@ -384,7 +384,7 @@ impl<T: Element> Tape<T> {
                     op: op.name().to_string(),
                     node,
                     phase: "forward",
-                    input_shapes: refs.iter().map(|v| v.shape().to_vec()).collect(),
+                    input_shapes: refs.iter().map(|v| v.dims().to_vec()).collect(),
                 });
             }
             (value, any_grad)
@@ -437,16 +437,16 @@ impl<T: Element> Tape<T> {
     }
 
     pub(crate) fn shape_of(&self, id: usize) -> tapegrad_tensor::Shape {
-        self.nodes.borrow()[id].value.dims()
+        self.nodes.borrow()[id].value.shape()
     }
 
     pub(crate) fn has_shape(&self, id: usize, shape: &[usize]) -> bool {
-        crate::backward::same_dims(self.nodes.borrow()[id].value.shape(), shape)
+        crate::backward::same_dims(self.nodes.borrow()[id].value.dims(), shape)
     }
 
     pub(crate) fn same_shape(&self, a: usize, b: usize) -> bool {
         let nodes = self.nodes.borrow();
-        a == b || crate::backward::same_dims(nodes[a].value.shape(), nodes[b].value.shape())
+        a == b || crate::backward::same_dims(nodes[a].value.dims(), nodes[b].value.dims())
     }
 
     pub(crate) fn requires_grad_of(&self, id: usize) -> bool {

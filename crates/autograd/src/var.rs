@@ -21,12 +21,7 @@ pub struct Var<'t, T: Element = f32> {
 
 impl<T: Element> std::fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Var(%{:04}, shape {:?})",
-            self.id,
-            self.shape().as_slice()
-        )
+        write!(f, "Var(%{:04}, shape {:?})", self.id, self.shape())
     }
 }
 
@@ -50,7 +45,26 @@ impl<'t, T: Element> Var<'t, T> {
         self.tape.value_of(self.id)
     }
 
-    /// The shape.
+    /// The shape of the value: the same owned [`Shape`] as
+    /// [`Tensor::shape`] returns, and compared, printed and indexed the same
+    /// way.
+    ///
+    /// There is no `Var::dims` (the borrowed [`Tensor::dims`]): the value
+    /// lives inside the tape, which cannot lend out a borrow of it past this
+    /// call. A `Shape` of up to four dimensions is copied inline, without
+    /// allocating.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// let t = Tensor::zeros(&[2, 3]);
+    /// let x = tape.leaf(t.clone());
+    /// assert_eq!(x.shape(), t.shape());
+    /// assert_eq!(x.shape(), [2, 3]);
+    /// assert_eq!(x.shape()[1], 3);
+    /// ```
     pub fn shape(&self) -> Shape {
         self.tape.shape_of(self.id)
     }
@@ -568,7 +582,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If `axis > ndim`.
     pub fn unsqueeze(self, axis: usize) -> Result<Var<'t, T>> {
-        let s = self.value().unsqueeze(axis)?.dims();
+        let s = self.value().unsqueeze(axis)?.shape();
         self.reshape(&s)
     }
     /// Removes a length-1 axis.
@@ -576,7 +590,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Errors
     /// If the axis is out of range or not of length 1.
     pub fn squeeze(self, axis: usize) -> Result<Var<'t, T>> {
-        let s = self.value().squeeze(axis)?.dims();
+        let s = self.value().squeeze(axis)?.shape();
         self.reshape(&s)
     }
     /// Joins values along an existing axis.

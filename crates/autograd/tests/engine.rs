@@ -66,7 +66,7 @@ fn unused_leaves_and_constants_have_no_gradient() {
     assert!(grads.get(unused).is_none());
     assert!(grads.get(c).is_none());
     let z = grads.get_or_zeros(unused);
-    assert_eq!((z.shape(), z.to_vec()), (&[3][..], vec![0.0; 3]));
+    assert_eq!((z.dims(), z.to_vec()), (&[3][..], vec![0.0; 3]));
     // get_or_zeros gives the real gradient when there is one.
     assert_eq!(grads.get_or_zeros(x).to_vec(), [5.0]);
 }

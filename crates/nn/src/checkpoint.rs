@@ -121,7 +121,7 @@ pub fn save_tensors<T: Element>(
                 n.clone(),
                 Raw {
                     dtype: dtype_of::<T>(),
-                    shape: t.shape().to_vec(),
+                    shape: t.dims().to_vec(),
                     bytes: to_bytes(t),
                 },
             )

@@ -151,7 +151,7 @@ where
     T: Element,
     F: for<'t> Fn(&'t Tape<T>, Var<'t, T>) -> TapeResult<Var<'t, T>>,
 {
-    let (n, d) = match rows.shape() {
+    let (n, d) = match rows.dims() {
         [n, d] if *n > 0 => (*n, *d),
         s => {
             return Err(Error::invalid(
@@ -160,10 +160,10 @@ where
             ))
         }
     };
-    if baseline.shape() != [d] {
+    if baseline.dims() != [d] {
         return Err(Error::invalid(
             "feature_importance",
-            format!("the baseline must be [{d}], got {:?}", baseline.shape()),
+            format!("the baseline must be [{d}], got {:?}", baseline.dims()),
         ));
     }
     let mut sum = vec![0.0f64; d];

@@ -256,13 +256,13 @@ impl<T: Element> ParamGrads<T> {
                     ));
                 }
             }
-            if mine.grad.shape() != theirs.grad.shape() {
+            if mine.grad.dims() != theirs.grad.dims() {
                 return Err(Error::invalid(
                     "ParamGrads::accumulate",
                     format!(
                         "gradient of {name:?} has shape {:?} here but {:?} in the one added",
-                        mine.grad.shape(),
-                        theirs.grad.shape()
+                        mine.grad.dims(),
+                        theirs.grad.dims()
                     ),
                 ));
             }
@@ -309,7 +309,7 @@ impl<T: Element> fmt::Display for ParamGrads<T> {
         let shapes: Vec<String> = self
             .entries
             .values()
-            .map(|e| format!("{:?}", e.grad.shape()))
+            .map(|e| format!("{:?}", e.grad.dims()))
             .collect();
         let wn = self.entries.keys().map(|n| n.chars().count()).max();
         let ws = shapes.iter().map(String::len).max();

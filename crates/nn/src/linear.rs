@@ -65,17 +65,17 @@ impl<T: Element> Linear<T> {
         if weight.ndim() != 2 {
             return Err(Error::invalid(
                 "Linear::from_tensors",
-                format!("weight must be [out, in], got {:?}", weight.shape()),
+                format!("weight must be [out, in], got {:?}", weight.dims()),
             ));
         }
         if let Some(b) = &bias {
-            if b.shape() != [weight.shape()[0]] {
+            if b.dims() != [weight.dims()[0]] {
                 return Err(Error::invalid(
                     "Linear::from_tensors",
                     format!(
                         "bias of shape {:?} does not match weight {:?}",
-                        b.shape(),
-                        weight.shape()
+                        b.dims(),
+                        weight.dims()
                     ),
                 ));
             }
@@ -88,12 +88,12 @@ impl<T: Element> Linear<T> {
 
     /// Input width.
     pub fn in_features(&self) -> usize {
-        self.weight.shape()[1]
+        self.weight.dims()[1]
     }
 
     /// Output width.
     pub fn out_features(&self) -> usize {
-        self.weight.shape()[0]
+        self.weight.dims()[0]
     }
 
     /// The weight, `[out, in]`.

@@ -253,8 +253,8 @@ impl<T: Element> Op<T> for CrossEntropy {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
         let x = inputs[0];
-        check_labels("cross_entropy", x.shape(), &self.labels)?;
-        let (n, c) = (x.shape()[0], x.shape()[1]);
+        check_labels("cross_entropy", x.dims(), &self.labels)?;
+        let (n, c) = (x.dims()[0], x.dims()[1]);
         let x = x.to_contiguous();
         let data = x.as_slice().unwrap_or(&[]);
         let mut total = 0.0f64;
@@ -282,9 +282,9 @@ impl<T: Element> Op<T> for CrossEntropy {
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         // First order only: softmax rows, minus the one-hot, scaled once.
         let x = cx.inputs[0];
-        let n = x.shape()[0].max(1) as f64;
+        let n = x.dims()[0].max(1) as f64;
         Some((|| {
-            let onehot = Tensor::<T>::one_hot(&self.labels, x.shape()[1])?;
+            let onehot = Tensor::<T>::one_hot(&self.labels, x.dims()[1])?;
             let g = cx.grad_output.item()?.to_f64() / n;
             let grad = x.softmax(1)?.sub(&onehot)?.mul_scalar(g)?;
             Ok(TensorGrads::from_elem(Some(grad), 1))
@@ -305,17 +305,17 @@ impl<T: Element> Op<T> for BceWithLogits {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
         // `bce_with_logits` checks this too; the op is public and may be applied alone.
-        if inputs[0].shape() != inputs[1].shape() {
+        if inputs[0].dims() != inputs[1].dims() {
             return Err(Error::InvalidArgument {
                 op: "bce_with_logits".into(),
                 msg: format!(
                     "logits of shape {:?} and target of shape {:?} differ",
-                    inputs[0].shape(),
-                    inputs[1].shape()
+                    inputs[0].dims(),
+                    inputs[1].dims()
                 ),
             });
         }
-        not_empty("bce_with_logits", "logits", inputs[0].shape())?;
+        not_empty("bce_with_logits", "logits", inputs[0].dims())?;
         let (x, y) = (inputs[0].to_vec(), inputs[1].to_vec());
         let n = x.len() as f64;
         let total: f64 = x

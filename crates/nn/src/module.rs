@@ -124,11 +124,11 @@ pub(crate) fn check_state_dict<T: Element>(
         let t = state
             .get(n)
             .ok_or_else(|| CheckpointError::Missing { name: n.clone() })?;
-        if t.shape() != p.shape() {
+        if t.dims() != p.dims() {
             return Err(CheckpointError::Shape {
                 name: n.clone(),
-                expected: p.shape().to_vec(),
-                got: t.shape().to_vec(),
+                expected: p.dims().to_vec(),
+                got: t.dims().to_vec(),
             });
         }
     }

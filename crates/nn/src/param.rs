@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tapegrad_autograd::{Gradients, Result as TapeResult, Tape, Var};
-use tapegrad_tensor::{Element, Tensor};
+use tapegrad_tensor::{Element, Shape, Tensor};
 
 /// The identity of one [`Param`]: unique within the process, kept when the
 /// value changes (an optimiser step, a checkpoint load) and new for a
@@ -108,9 +108,15 @@ impl<T: Element> Param<T> {
         &self.value
     }
 
-    /// The shape of the value.
-    pub fn shape(&self) -> &[usize] {
+    /// The shape of the value, as an owned [`Shape`] like
+    /// [`Tensor::shape`] and `Var::shape` return.
+    pub fn shape(&self) -> Shape {
         self.value.shape()
+    }
+
+    /// The shape of the value, borrowed (like [`Tensor::dims`]).
+    pub fn dims(&self) -> &[usize] {
+        self.value.dims()
     }
 
     /// Number of elements.
@@ -186,7 +192,7 @@ impl<T: Element> std::fmt::Debug for Param<T> {
             self.name,
             self.id,
             T::DTYPE,
-            self.shape()
+            self.dims()
         )
     }
 }

@@ -301,7 +301,7 @@ pub struct StepContext {
 /// The error for a loss that is NaN or infinite, saying whether the batch's
 /// inputs were to blame.
 fn non_finite_loss<T: Element>(l: f64, epoch: usize, step: usize, x: &Tensor<T>) -> Error {
-    let cols = x.shape().last().copied().unwrap_or(1).max(1);
+    let cols = x.dims().last().copied().unwrap_or(1).max(1);
     let culprit = x.to_vec().iter().position(|v| !v.is_finite());
     let cause = match culprit {
         Some(i) => format!(

@@ -34,7 +34,7 @@ impl<T: Element> fmt::Display for Tensor<T> {
         // The number of entries printed without summarising: the element
         // count, or for an empty tensor the number of `[]` it would print.
         let entries = self
-            .shape()
+            .dims()
             .iter()
             .fold(1usize, |acc, &d| acc.saturating_mul(d.max(1)));
         let summarise = entries > SUMMARISE_ABOVE;
@@ -68,7 +68,7 @@ fn write_axis<T: Element>(
         out.push_str(&fmt_value(t.get(index).expect("index in range"), prec));
         return;
     }
-    let len = t.shape()[depth];
+    let len = t.dims()[depth];
     out.push('[');
     let positions: Vec<Option<usize>> = if summarise && len > 2 * EDGE {
         (0..EDGE)

@@ -15,9 +15,7 @@
 use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
-
-/// Dimensions of a tensor; inline up to rank 4.
-pub type Shape = SmallVec<[usize; 4]>;
+use crate::shape::Shape;
 
 /// How a [`Layout`] stores its shape and its strides: inline up to rank 2.
 ///
@@ -38,23 +36,6 @@ pub struct Layout {
     pub(crate) shape: Dims,
     pub(crate) strides: Dims,
     pub(crate) offset: usize,
-}
-
-/// A [`Shape`] holding `s`, copied without a `memcpy` call when it fits
-/// inline (`SmallVec`'s `clone` and `From<&[_]>` go through `extend`, and
-/// `from_slice` through `memcpy`; both show up on scalar tapes that build
-/// millions of 0-d layouts).
-#[inline]
-pub(crate) fn shape_of(s: &[usize]) -> Shape {
-    let buf = match *s {
-        [] => [0; 4],
-        [a] => [a, 0, 0, 0],
-        [a, b] => [a, b, 0, 0],
-        [a, b, c] => [a, b, c, 0],
-        [a, b, c, d] => [a, b, c, d],
-        _ => return SmallVec::from_slice(s),
-    };
-    SmallVec::from_buf_and_len(buf, s.len())
 }
 
 /// A [`Dims`] holding `s` (inline when it fits, without `memcpy`).
@@ -136,15 +117,15 @@ fn strides_unchecked(shape: &[usize]) -> Shape {
             buf[i] = acc;
             acc *= shape[i].max(1);
         }
-        return SmallVec::from_buf_and_len(buf, n);
+        return Shape(SmallVec::from_buf_and_len(buf, n));
     }
-    let mut strides: Shape = SmallVec::from_elem(0, n);
+    let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(0, n);
     let mut acc = 1usize;
     for i in (0..n).rev() {
         strides[i] = acc;
         acc *= shape[i].max(1);
     }
-    strides
+    Shape(strides)
 }
 
 /// The NumPy broadcast of two shapes: align from the right; each pair of
@@ -156,7 +137,7 @@ fn strides_unchecked(shape: &[usize]) -> Shape {
 /// (zero-length axes counted as 1).
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
     let n = a.len().max(b.len());
-    let mut out: Shape = SmallVec::from_elem(0, n);
+    let mut out: SmallVec<[usize; 4]> = SmallVec::from_elem(0, n);
     for i in 0..n {
         let da = if i + a.len() >= n {
             a[i + a.len() - n]
@@ -184,7 +165,7 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
         };
     }
     checked_numel::<u8>(op, &out)?;
-    Ok(out)
+    Ok(Shape(out))
 }
 
 impl Layout {

@@ -90,6 +90,7 @@ mod layout;
 mod ops;
 pub mod parallel;
 mod pool;
+mod shape;
 mod simd;
 mod storage;
 mod team;
@@ -97,6 +98,7 @@ mod tensor;
 
 pub use element::Element;
 pub use error::{Error, Result};
-pub use layout::{broadcast_shapes, contiguous_strides, Layout, Shape};
+pub use layout::{broadcast_shapes, contiguous_strides, Layout};
 pub use ops::unary::{sigmoid_scalar, softplus_scalar};
+pub use shape::Shape;
 pub use tensor::Tensor;

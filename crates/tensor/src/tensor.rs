@@ -7,7 +7,8 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::buffer::{try_filled, Data};
 use crate::error::{Error, Result};
-use crate::layout::{checked_numel, Layout, Shape};
+use crate::layout::{checked_numel, Layout};
+use crate::shape::Shape;
 use crate::storage::Storage;
 use crate::Element;
 
@@ -636,8 +637,40 @@ impl<T: Element> Tensor<T> {
 
     // ----- accessors ----------------------------------------------------
 
-    /// Dimensions.
-    pub fn shape(&self) -> &[usize] {
+    /// The dimensions, as an owned [`Shape`]: the same type as `Var::shape`
+    /// (in `tapegrad-autograd`) returns, so a shape reads the same on a
+    /// tensor and on a value. Up to four dimensions it is built inline,
+    /// without allocating; [`dims`](Self::dims) is the zero-copy borrow,
+    /// for hot paths.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::zeros(&[2, 3]);
+    /// assert_eq!(a.shape(), [2, 3]);
+    /// assert_eq!(a.shape(), a.dims());
+    /// assert_eq!(format!("{:?}", a.shape()), "[2, 3]");
+    /// let b = Tensor::<f32>::ones(&a.shape()); // a `&Shape` is a `&[usize]`
+    /// assert_eq!(b.shape(), a.shape());
+    /// ```
+    #[inline]
+    pub fn shape(&self) -> Shape {
+        Shape::of(&self.layout.shape)
+    }
+
+    /// The dimensions, borrowed: [`shape`](Self::shape) without the copy.
+    /// (A `Var` has no `dims`: its value lives on the tape, which cannot lend
+    /// out a borrow, so `Var::shape` is the one accessor there.)
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f32>::zeros(&[2, 3]);
+    /// let z = Tensor::<f32>::zeros(a.dims());
+    /// assert_eq!(z.dims(), &[2, 3]);
+    /// ```
+    #[inline]
+    pub fn dims(&self) -> &[usize] {
         &self.layout.shape
     }
 
@@ -738,7 +771,7 @@ impl<T: Element> Tensor<T> {
             // A recycled, aligned buffer when one fits, as kernel outputs use.
             let data = self.to_data();
             let shape = self.dims();
-            *self = Self::from_parts(data, &shape);
+            *self = Self::from_parts(data, shape);
         }
         let o = self.layout.offset;
         match self.storage.unique_mut() {
@@ -768,7 +801,7 @@ impl<T: Element> Tensor<T> {
     /// `op` if the buffer cannot be allocated.
     pub(crate) fn try_to_data(&self, op: &'static str) -> Result<Data<T>> {
         self.try_map_to_data::<true>(&|x| x)
-            .map_err(|e| e.at(op, self.shape()))
+            .map_err(|e| e.at(op, self.dims()))
     }
 
     /// Internal: [`to_vec`](Self::to_vec), or [`Error::TooLarge`] naming
@@ -776,7 +809,7 @@ impl<T: Element> Tensor<T> {
     pub(crate) fn try_to_vec(&self, op: &'static str) -> Result<Vec<T>> {
         let d = self
             .try_map_to_data::<false>(&|x| x)
-            .map_err(|e| e.at(op, self.shape()))?;
+            .map_err(|e| e.at(op, self.dims()))?;
         Ok(d.into_raw_vec())
     }
 
@@ -815,7 +848,7 @@ impl<T: Element> Tensor<T> {
                 "item",
                 format!(
                     "tensor of shape {:?} has {} elements, not 1",
-                    self.shape(),
+                    self.dims(),
                     self.numel()
                 ),
             ));
@@ -847,18 +880,18 @@ impl<T: Element> Tensor<T> {
                 format!(
                     "index {index:?} has {} axes but the shape {:?} has {}",
                     index.len(),
-                    self.shape(),
+                    self.dims(),
                     self.ndim()
                 ),
             ));
         }
-        for (axis, (&i, &d)) in index.iter().zip(self.shape()).enumerate() {
+        for (axis, (&i, &d)) in index.iter().zip(self.dims()).enumerate() {
             if i >= d {
                 return Err(Error::IndexOutOfRange {
                     op: "get",
                     index: i,
                     axis,
-                    shape: self.shape().to_vec(),
+                    shape: self.dims().to_vec(),
                 });
             }
         }
@@ -876,7 +909,7 @@ impl<T: Element> Tensor<T> {
         if self.is_contiguous() {
             return self.clone();
         }
-        Self::from_parts(self.to_data(), self.shape())
+        Self::from_parts(self.to_data(), self.dims())
     }
 
     /// Internal: [`to_contiguous`](Self::to_contiguous), or
@@ -885,7 +918,7 @@ impl<T: Element> Tensor<T> {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
-        Ok(Self::from_parts(self.try_to_data(op)?, self.shape()))
+        Ok(Self::from_parts(self.try_to_data(op)?, self.dims()))
     }
 
     /// Internal: a view with another layout over the same storage.
@@ -919,18 +952,13 @@ impl<T: Element> Tensor<T> {
             .into_iter()
             .map(|x| U::from_f64(x.to_f64()))
             .collect::<Vec<U>>();
-        Tensor::<U>::from_parts(v, self.shape())
-    }
-
-    /// The shape as an owned small vector.
-    pub fn dims(&self) -> Shape {
-        crate::layout::shape_of(&self.layout.shape)
+        Tensor::<U>::from_parts(v, self.dims())
     }
 }
 
 impl<T: Element> std::fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor<{}>{:?} ", T::DTYPE, self.shape())?;
+        write!(f, "Tensor<{}>{:?} ", T::DTYPE, self.dims())?;
         std::fmt::Display::fmt(self, f)
     }
 }
@@ -938,7 +966,7 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
 impl<T: Element> PartialEq for Tensor<T> {
     /// Same shape and same values (not the same storage).
     fn eq(&self, other: &Self) -> bool {
-        self.shape() == other.shape() && self.to_vec() == other.to_vec()
+        self.dims() == other.dims() && self.to_vec() == other.to_vec()
     }
 }
 

@@ -43,7 +43,7 @@ fn at(a: &Tensor<f64>, idx: &[usize]) -> f64 {
 
 fn check_zip(a: &Tensor<f64>, b: &Tensor<f64>) {
     let c = a.zip_with(b, "test", |x, y| x * 3.0 - y).unwrap();
-    for idx in indices(c.shape()) {
+    for idx in indices(c.dims()) {
         assert_eq!(c.get(&idx).unwrap(), at(a, &idx) * 3.0 - at(b, &idx));
     }
 }
@@ -51,7 +51,7 @@ fn check_zip(a: &Tensor<f64>, b: &Tensor<f64>) {
 fn check_map(a: &Tensor<f64>) {
     let c = a.map(|x| x * x + 1.0).unwrap();
     assert_eq!(c.shape(), a.shape());
-    for idx in indices(a.shape()) {
+    for idx in indices(a.dims()) {
         let x = a.get(&idx).unwrap();
         assert_eq!(c.get(&idx).unwrap(), x * x + 1.0);
     }
@@ -106,7 +106,7 @@ fn where_every_path() {
         let c = t(&shape, 1).gt_scalar(0.0).unwrap();
         let (x, y) = (t(&shape, 2), t(&row, 3));
         let r = c.where_cond(&x, &y).unwrap();
-        for idx in indices(r.shape()) {
+        for idx in indices(r.dims()) {
             let want = if c.get(&idx).unwrap() != 0.0 {
                 x.get(&idx).unwrap()
             } else {
@@ -183,7 +183,7 @@ fn row_reductions_every_path() {
         let s = a.sum(&[last], false).unwrap();
         let want = a.t().unwrap().to_contiguous(); // reference via another path
         let _ = want;
-        for idx in indices(s.shape()) {
+        for idx in indices(s.dims()) {
             let mut tot = 0.0;
             for i in 0..shape[last] {
                 let mut full = idx.clone();

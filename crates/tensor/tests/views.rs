@@ -34,7 +34,7 @@ proptest! {
         prop_assert!(k.is_contiguous());
         assert_close(&k, &c.want, 0.0);
         // get() agrees with to_vec() element by element.
-        for idx in common::indices(c.t.shape()) {
+        for idx in common::indices(c.t.dims()) {
             prop_assert_eq!(c.t.get(&idx).unwrap(), c.want.get(&idx));
         }
     }

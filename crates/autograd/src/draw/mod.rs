@@ -163,7 +163,7 @@ pub(crate) fn build_boxes<T: Element>(
                 members: vec![v.id],
                 folded: Vec::new(),
                 seq: vec![v.op.clone()],
-                shapes: vec![v.value.shape().to_vec()],
+                shapes: vec![v.value.dims().to_vec()],
                 repeat: 1,
             })
         })
@@ -342,7 +342,7 @@ fn make_box<T: Element>(
             NodeKind::Op => BoxKind::Op,
         }
     };
-    let shape = fmt_shape(node.value.shape());
+    let shape = fmt_shape(node.value.dims());
     let mut lines = Vec::new();
     let (op, tooltip) = if single {
         lines.push(format!("{} {shape}", node_id(out)));
@@ -372,7 +372,7 @@ fn make_box<T: Element>(
                 .map(|&f| {
                     let v = &nodes[f];
                     let name = v.label.clone().unwrap_or_else(|| node_id(f));
-                    format!("{name}{}", fmt_shape(v.value.shape()))
+                    format!("{name}{}", fmt_shape(v.value.dims()))
                 })
                 .collect();
             lines.push(format!("uses {}", names.join(" ")));

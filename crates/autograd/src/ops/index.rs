@@ -127,10 +127,10 @@ impl<T: Element> Op<T> for ScatterRows {
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
         let n = self.indices.len();
-        if x[0].shape() != [n] {
+        if x[0].dims() != [n] {
             return Err(Error::InvalidArgument {
                 op: "scatter_rows".into(),
-                msg: format!("expected a [{n}] gradient, got {:?}", x[0].shape()),
+                msg: format!("expected a [{n}] gradient, got {:?}", x[0].dims()),
             });
         }
         let g = x[0].to_vec();

@@ -130,7 +130,7 @@ impl<T: Element> Op<T> for Powf {
         let (g, x) = (cx.grad_output, cx.inputs[0]);
         // The same cases as the recorded rule, in the same arithmetic order.
         let grad = if self.0 == 0.0 {
-            Ok(Tensor::zeros(x.shape()))
+            Ok(Tensor::zeros(x.dims()))
         } else if self.0 == 1.0 {
             Ok(g.clone())
         } else if self.0 == 2.0 {

@@ -67,7 +67,7 @@ impl<T: Element> Op<T> for Sum {
         )?))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let x = cx.inputs[0].shape();
+        let x = cx.inputs[0].dims();
         Some((|| {
             let g = cx.grad_output.reshape(&keepdim_shape(x, &self.axes))?;
             Ok(tsingle(g.broadcast_to(x)?))
@@ -98,7 +98,7 @@ pub(crate) fn broadcast_axes(from: &[usize], to: &[usize]) -> Vec<usize> {
 pub(crate) fn sum_to_shape<T: Element>(x: Tensor<T>, shape: &[usize]) -> Result<Tensor<T>> {
     // Inlined so the common case (no broadcasting happened) costs a shape
     // comparison, not a call that moves the tensor in and out.
-    if crate::backward::same_dims(x.shape(), shape) {
+    if crate::backward::same_dims(x.dims(), shape) {
         return Ok(x);
     }
     sum_to_broadcast(x, shape)
@@ -107,7 +107,7 @@ pub(crate) fn sum_to_shape<T: Element>(x: Tensor<T>, shape: &[usize]) -> Result<
 /// [`sum_to_shape`] when the shapes differ.
 #[inline(never)]
 fn sum_to_broadcast<T: Element>(x: Tensor<T>, shape: &[usize]) -> Result<Tensor<T>> {
-    let from = x.shape();
+    let from = x.dims();
     let ok = from.len() >= shape.len()
         && tapegrad_tensor::broadcast_shapes("sum_to", shape, from)
             .is_ok_and(|s| s.as_slice() == from);
@@ -140,7 +140,7 @@ impl<T: Element> Op<T> for SumTo {
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         Some(
             cx.grad_output
-                .broadcast_to(cx.inputs[0].shape())
+                .broadcast_to(cx.inputs[0].dims())
                 .map(tsingle)
                 .map_err(Into::into),
         )
@@ -211,13 +211,13 @@ impl<T: Element> Op<T> for Extreme {
         let out = cx
             .output
             .value()
-            .reshape(&keepdim_shape(&shape, &self.axes))?;
+            .reshape(&keepdim_shape(shape, &self.axes))?;
         // Constant weights: 1/k on the k elements that attain the extreme.
         let mask = x.eq_mask(&out)?;
         let count = mask.sum(&self.axes, true)?;
         let weights = mask.div(&count)?;
         let tape = cx.output.tape();
-        let g = spread(cx.grad_output, &shape, &self.axes)?;
+        let g = spread(cx.grad_output, shape, &self.axes)?;
         Ok(single(g.mul(tape.constant(weights))?))
     }
 }

@@ -38,7 +38,7 @@ impl<T: Element> Op<T> for Reshape {
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         Some(
             cx.grad_output
-                .reshape(cx.inputs[0].shape())
+                .reshape(cx.inputs[0].dims())
                 .map(tsingle)
                 .map_err(Into::into),
         )
@@ -147,12 +147,12 @@ impl<T: Element> Op<T> for SliceBackward {
         let s = self.slice;
         let full = Layout::contiguous(&self.input_shape);
         let view = full.slice(s.axis, s.start, s.end, s.step)?;
-        if view.shape() != x[0].shape() {
+        if view.shape() != x[0].dims() {
             return Err(crate::Error::InvalidArgument {
                 op: "slice_backward".into(),
                 msg: format!(
                     "gradient of shape {:?} does not fit slice {:?}",
-                    x[0].shape(),
+                    x[0].dims(),
                     view.shape()
                 ),
             });

@@ -34,7 +34,7 @@ pub fn gaussian_noise<T: Element>(
             format!("std = {std} must be finite and non-negative"),
         ));
     }
-    let noise = Tensor::normal(x.shape(), 0.0, std, rng);
+    let noise = Tensor::normal(x.dims(), 0.0, std, rng);
     Ok(x.add(&noise)?)
 }
 

@@ -44,7 +44,7 @@ impl<T: Element> Target<T> {
     pub fn len(&self) -> usize {
         match self {
             Target::Classes(c) => c.len(),
-            Target::Values(v) => v.shape().first().copied().unwrap_or(0),
+            Target::Values(v) => v.dims().first().copied().unwrap_or(0),
         }
     }
 
@@ -136,20 +136,20 @@ impl<T: Element> Dataset<T> {
         if x.ndim() != 2 {
             return Err(Error::invalid(
                 "Dataset::new",
-                format!("features must be [rows, columns], got {:?}", x.shape()),
+                format!("features must be [rows, columns], got {:?}", x.dims()),
             ));
         }
-        if x.shape()[0] != y.len() {
+        if x.dims()[0] != y.len() {
             return Err(Error::invalid(
                 "Dataset::new",
-                format!("{} feature rows but {} targets", x.shape()[0], y.len()),
+                format!("{} feature rows but {} targets", x.dims()[0], y.len()),
             ));
         }
         if let Target::Values(v) = &y {
             if v.ndim() != 2 {
                 return Err(Error::invalid(
                     "Dataset::new",
-                    format!("target values must be [rows, k], got {:?}", v.shape()),
+                    format!("target values must be [rows, k], got {:?}", v.dims()),
                 ));
             }
         }
@@ -161,7 +161,7 @@ impl<T: Element> Dataset<T> {
         let classes = y
             .classes()
             .map(|c| c.iter().copied().max().map_or(0, |m| m + 1));
-        let d = x.shape()[1];
+        let d = x.dims()[1];
         Ok(Dataset {
             x,
             y,
@@ -207,7 +207,7 @@ impl<T: Element> Dataset<T> {
 
     /// Number of feature columns.
     pub fn num_features(&self) -> usize {
-        self.x.shape()[1]
+        self.x.dims()[1]
     }
 
     /// Number of classes, for a classification target.
@@ -248,10 +248,10 @@ impl<T: Element> Dataset<T> {
     /// # Errors
     /// If the shape differs or a feature is not finite (as [`new`](Self::new)).
     pub fn with_features(&self, x: Tensor<T>) -> Result<Self> {
-        if x.shape() != self.x.shape() {
+        if x.dims() != self.x.dims() {
             return Err(Error::invalid(
                 "Dataset::with_features",
-                format!("shape {:?} differs from {:?}", x.shape(), self.x.shape()),
+                format!("shape {:?} differs from {:?}", x.dims(), self.x.dims()),
             ));
         }
         let x = x.to_contiguous();
@@ -341,7 +341,7 @@ fn all_finite<T: Element>(op: &'static str, what: &str, plural: &str, t: &Tensor
     match data.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => {
-            let cols = t.shape().get(1).copied().unwrap_or(1).max(1);
+            let cols = t.dims().get(1).copied().unwrap_or(1).max(1);
             Err(Error::invalid(
                 op,
                 format!(
@@ -371,12 +371,12 @@ impl<T: Element> Standardizer<T> {
     /// # Errors
     /// If `x` is not 2-d or has no rows.
     pub fn fit(x: &Tensor<T>) -> Result<Self> {
-        if x.ndim() != 2 || x.shape()[0] == 0 {
+        if x.ndim() != 2 || x.dims()[0] == 0 {
             return Err(Error::invalid(
                 "Standardizer::fit",
                 format!(
                     "need a non-empty [rows, columns] tensor, got {:?}",
-                    x.shape()
+                    x.dims()
                 ),
             ));
         }

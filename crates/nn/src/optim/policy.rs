@@ -167,13 +167,13 @@ pub(super) fn run_step<T: Element, O: Optimizer<T> + ?Sized>(
                 ),
             ));
         }
-        if g.shape() != p.shape() {
+        if g.dims() != p.dims() {
             return Err(Error::invalid(
                 op,
                 format!(
                     "the gradient of {pname:?} has shape {:?} but the parameter has shape {:?}",
-                    g.shape(),
-                    p.shape()
+                    g.dims(),
+                    p.dims()
                 ),
             ));
         }

@@ -129,17 +129,17 @@ impl<T: Element> Tensor<T> {
             // Scalar tapes: both shapes are all ones, so the broadcast shape
             // is the longer one; no buffer, no layout work.
             let shape = if self.ndim() >= other.ndim() {
-                self.shape()
+                self.dims()
             } else {
-                other.shape()
+                other.dims()
             };
             return Ok(Tensor::scalar_shaped(f(self.first(), other.first()), shape));
         }
-        let same = self.shape() == other.shape();
+        let same = self.dims() == other.dims();
         let shape = if same {
-            self.dims()
+            self.shape()
         } else {
-            broadcast_shapes(op, self.shape(), other.shape())?
+            broadcast_shapes(op, self.dims(), other.dims())?
         };
         let n = checked_numel::<T>(op, &shape)?;
         // Contiguous operands of the output's shape, or one of them a single
@@ -147,10 +147,10 @@ impl<T: Element> Tensor<T> {
         let (sa, sb) = (self.as_slice(), other.as_slice());
         let fast = match (sa, sb) {
             (Some(a), Some(b)) if same => Some(Fast::Both(a, b)),
-            (Some(a), _) if other.numel() == 1 && self.shape() == &shape[..] => {
+            (Some(a), _) if other.numel() == 1 && self.dims() == &shape[..] => {
                 Some(Fast::Rhs(a, other.first()))
             }
-            (_, Some(b)) if self.numel() == 1 && other.shape() == &shape[..] => {
+            (_, Some(b)) if self.numel() == 1 && other.dims() == &shape[..] => {
                 Some(Fast::Lhs(self.first(), b))
             }
             _ => None,
@@ -493,8 +493,8 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn where_cond(&self, on_true: &Self, on_false: &Self) -> Result<Self> {
-        let s1 = broadcast_shapes("where", self.shape(), on_true.shape())?;
-        let shape = broadcast_shapes("where", &s1, on_false.shape())?;
+        let s1 = broadcast_shapes("where", self.dims(), on_true.dims())?;
+        let shape = broadcast_shapes("where", &s1, on_false.dims())?;
         let n = checked_numel::<T>("where", &shape)?;
         let (sc, st, sf) = (
             self.storage.as_slice(),

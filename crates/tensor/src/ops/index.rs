@@ -35,22 +35,22 @@ impl<T: Element> Tensor<T> {
         first.layout.check_axis("concat", axis)?;
         for t in &tensors[1..] {
             let same = t.ndim() == first.ndim()
-                && (0..first.ndim()).all(|i| i == axis || t.shape()[i] == first.shape()[i]);
+                && (0..first.ndim()).all(|i| i == axis || t.dims()[i] == first.dims()[i]);
             if !same {
                 return Err(Error::ShapeMismatch {
                     op: "concat",
-                    lhs: first.shape().to_vec(),
-                    rhs: t.shape().to_vec(),
+                    lhs: first.dims().to_vec(),
+                    rhs: t.dims().to_vec(),
                     reason: format!("shapes must agree on every axis but {axis}"),
                 });
             }
         }
         const OP: &str = "concat";
-        let mut shape = first.dims();
+        let mut shape = first.shape();
         // A saturated sum is over the size limit, so the check below fails.
         shape[axis] = tensors
             .iter()
-            .fold(0usize, |acc, t| acc.saturating_add(t.shape()[axis]));
+            .fold(0usize, |acc, t| acc.saturating_add(t.dims()[axis]));
         let n = checked_numel::<T>(OP, &shape)?;
         let outer: usize = shape[..axis].iter().product();
         let mut out = try_vec(n).map_err(|e| e.at(OP, &shape))?;
@@ -60,7 +60,7 @@ impl<T: Element> Tensor<T> {
             .collect::<Result<Vec<_>>>()?;
         for o in 0..outer {
             for p in &parts {
-                let block: usize = p.shape()[axis..].iter().product();
+                let block: usize = p.dims()[axis..].iter().product();
                 out.extend_from_slice(
                     &p.as_slice().expect("contiguous")[o * block..(o + 1) * block],
                 );
@@ -97,14 +97,14 @@ impl<T: Element> Tensor<T> {
             .first()
             .ok_or_else(|| Error::invalid("stack", "needs at least one tensor"))?;
         if axis > first.ndim() {
-            return Err(Error::axis("stack", axis, first.shape()));
+            return Err(Error::axis("stack", axis, first.dims()));
         }
         for t in &tensors[1..] {
-            if t.shape() != first.shape() {
+            if t.dims() != first.dims() {
                 return Err(Error::ShapeMismatch {
                     op: "stack",
-                    lhs: first.shape().to_vec(),
-                    rhs: t.shape().to_vec(),
+                    lhs: first.dims().to_vec(),
+                    rhs: t.dims().to_vec(),
                     reason: "all tensors must have the same shape".into(),
                 });
             }
@@ -139,12 +139,12 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn index_select(&self, axis: usize, indices: &[usize]) -> Result<Tensor<T>> {
         self.layout.check_axis("index_select", axis)?;
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.shape()[axis]) {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.dims()[axis]) {
             return Err(Error::IndexOutOfRange {
                 op: "index_select",
                 index: bad,
                 axis,
-                shape: self.shape().to_vec(),
+                shape: self.dims().to_vec(),
             });
         }
         let views = indices
@@ -152,7 +152,7 @@ impl<T: Element> Tensor<T> {
             .map(|&i| self.narrow(axis, i, 1))
             .collect::<Result<Vec<_>>>()?;
         if views.is_empty() {
-            let mut shape = self.dims();
+            let mut shape = self.shape();
             shape[axis] = 0;
             return Ok(Tensor::from_parts(vec![], &shape));
         }
@@ -178,17 +178,17 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn gather_rows(&self, indices: &[usize]) -> Result<Tensor<T>> {
-        if self.ndim() != 2 || self.shape()[0] != indices.len() {
+        if self.ndim() != 2 || self.dims()[0] != indices.len() {
             return Err(Error::invalid(
                 "gather_rows",
                 format!(
                     "needs a [n, c] tensor and n indices, got shape {:?} and {} indices",
-                    self.shape(),
+                    self.dims(),
                     indices.len()
                 ),
             ));
         }
-        let c = self.shape()[1];
+        let c = self.dims()[1];
         let mut out = try_vec(indices.len()).map_err(|e| e.at("gather_rows", &[indices.len()]))?;
         for (r, &i) in indices.iter().enumerate() {
             if i >= c {
@@ -196,7 +196,7 @@ impl<T: Element> Tensor<T> {
                     op: "gather_rows",
                     index: i,
                     axis: 1,
-                    shape: self.shape().to_vec(),
+                    shape: self.dims().to_vec(),
                 });
             }
             out.push(self.get(&[r, i])?);
@@ -266,20 +266,20 @@ impl<T: Element> Tensor<T> {
         const OP: &str = "gather";
         self.layout.check_axis(OP, axis)?;
         let fits = index.ndim() == self.ndim()
-            && (0..self.ndim()).all(|d| d == axis || index.shape()[d] <= self.shape()[d]);
+            && (0..self.ndim()).all(|d| d == axis || index.dims()[d] <= self.dims()[d]);
         if !fits {
             return Err(Error::ShapeMismatch {
                 op: OP,
-                lhs: self.shape().to_vec(),
-                rhs: index.shape().to_vec(),
+                lhs: self.dims().to_vec(),
+                rhs: index.dims().to_vec(),
                 reason: format!(
                     "the index needs the same rank and may be no longer on any axis but {axis}"
                 ),
             });
         }
-        let len = self.shape()[axis];
+        let len = self.dims()[axis];
         let src = self.storage.as_slice();
-        let mut out = try_vec(index.numel()).map_err(|e| e.at(OP, index.shape()))?;
+        let mut out = try_vec(index.numel()).map_err(|e| e.at(OP, index.dims()))?;
         let mut pos: Vec<usize> = vec![0; index.ndim()];
         for v in index.try_to_vec(OP)? {
             let i = v.to_f64();
@@ -289,8 +289,8 @@ impl<T: Element> Tensor<T> {
                     format!(
                         "index {v} at {pos:?} of the index tensor {:?} is not a whole number \
                          below {len} (axis {axis} of shape {:?})",
-                        index.shape(),
-                        self.shape()
+                        index.dims(),
+                        self.dims()
                     ),
                 ));
             }
@@ -300,12 +300,12 @@ impl<T: Element> Tensor<T> {
             // Advance the multi-index over `index`'s shape (row-major).
             for d in (0..pos.len()).rev() {
                 pos[d] += 1;
-                if pos[d] < index.shape()[d] {
+                if pos[d] < index.dims()[d] {
                     break;
                 }
                 pos[d] = 0;
             }
         }
-        Ok(Tensor::from_parts(out, index.shape()))
+        Ok(Tensor::from_parts(out, index.dims()))
     }
 }

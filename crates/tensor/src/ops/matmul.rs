@@ -8,8 +8,9 @@ use smallvec::SmallVec;
 
 use crate::buffer::{assume_init_mut, try_filled, try_vec, try_vec_of, AllocError};
 use crate::error::{Error, Result};
-use crate::layout::{broadcast_shapes, checked_numel, Shape};
+use crate::layout::{broadcast_shapes, checked_numel};
 use crate::parallel::{for_each_chunk, use_parallel, CHUNK};
+use crate::shape::Shape;
 use crate::{Element, Tensor};
 
 /// Below this many multiply-adds the simple kernel wins: the GEMM crate's
@@ -284,7 +285,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn matmul(&self, other: &Self) -> Result<Self> {
-        let (a_shape, b_shape) = (self.shape(), other.shape());
+        let (a_shape, b_shape) = (self.dims(), other.dims());
         if a_shape.is_empty() || b_shape.is_empty() {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
@@ -305,8 +306,8 @@ impl<T: Element> Tensor<T> {
             other.clone()
         };
         let (ar, br) = (a.ndim(), b.ndim());
-        let (m, k) = (a.shape()[ar - 2], a.shape()[ar - 1]);
-        let (k2, n) = (b.shape()[br - 2], b.shape()[br - 1]);
+        let (m, k) = (a.dims()[ar - 2], a.dims()[ar - 1]);
+        let (k2, n) = (b.dims()[br - 2], b.dims()[br - 1]);
         if k != k2 {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
@@ -352,17 +353,19 @@ impl<T: Element> Tensor<T> {
             };
             return Ok(Tensor::from_parts(out, shape));
         }
-        let batch = broadcast_shapes("matmul", &a.shape()[..ar - 2], &b.shape()[..br - 2])
-            .map_err(|_| Error::ShapeMismatch {
-                op: "matmul",
-                lhs: a_shape.to_vec(),
-                rhs: b_shape.to_vec(),
-                reason: "batch dimensions do not broadcast".into(),
+        let batch =
+            broadcast_shapes("matmul", &a.dims()[..ar - 2], &b.dims()[..br - 2]).map_err(|_| {
+                Error::ShapeMismatch {
+                    op: "matmul",
+                    lhs: a_shape.to_vec(),
+                    rhs: b_shape.to_vec(),
+                    reason: "batch dimensions do not broadcast".into(),
+                }
             })?;
         let mut full_a: Shape = batch.clone();
-        full_a.extend_from_slice(&[m, k]);
+        full_a.0.extend_from_slice(&[m, k]);
         let mut full_b: Shape = batch.clone();
-        full_b.extend_from_slice(&[k, n]);
+        full_b.0.extend_from_slice(&[k, n]);
         let mut shape: SmallVec<[usize; 6]> = batch.iter().copied().collect();
         if self.ndim() > 1 {
             shape.push(m);

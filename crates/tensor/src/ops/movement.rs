@@ -77,7 +77,7 @@ impl<T: Element> Tensor<T> {
         let bad = || {
             Error::invalid(
                 "reshape",
-                format!("cannot reshape {:?} into {shape:?}", self.shape()),
+                format!("cannot reshape {:?} into {shape:?}", self.dims()),
             )
         };
         if unknown > 1 || shape.iter().any(|&d| d < -1) {
@@ -187,7 +187,7 @@ impl<T: Element> Tensor<T> {
         if n < 2 {
             return Err(Error::invalid(
                 "t",
-                format!("needs at least 2 axes, shape is {:?}", self.shape()),
+                format!("needs at least 2 axes, shape is {:?}", self.dims()),
             ));
         }
         self.transpose(n - 2, n - 1)
@@ -300,7 +300,7 @@ impl<T: Element> Tensor<T> {
     /// Never, today; it returns `Result` like every op (see the crate docs).
     pub fn squeeze_all(&self) -> Result<Self> {
         let mut l = self.layout.clone();
-        let keep: Vec<usize> = (0..self.ndim()).filter(|&i| self.shape()[i] != 1).collect();
+        let keep: Vec<usize> = (0..self.ndim()).filter(|&i| self.dims()[i] != 1).collect();
         l.shape = keep.iter().map(|&i| self.layout.shape[i]).collect();
         l.strides = keep.iter().map(|&i| self.layout.strides[i]).collect();
         Ok(self.with_layout(l))

@@ -3,7 +3,7 @@
 use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
-use crate::layout::Shape;
+use crate::shape::Shape;
 use std::mem::MaybeUninit;
 
 use crate::buffer::{assume_init_mut, try_filled, try_vec, try_vec_of, AllocError};
@@ -36,14 +36,14 @@ pub(crate) fn normalize_axes(
 
 /// The shape after reducing `axes` (kept as length 1 when `keepdim`).
 pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Shape {
-    let mut out = Shape::new();
+    let mut out = Shape::default();
     for (i, &d) in shape.iter().enumerate() {
         if axes.contains(&i) {
             if keepdim {
-                out.push(1);
+                out.0.push(1);
             }
         } else {
-            out.push(d);
+            out.0.push(d);
         }
     }
     out
@@ -150,8 +150,8 @@ impl<T: Element> Tensor<T> {
         init: T,
         f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<Tensor<T>> {
-        let axes = normalize_axes(op, axes, self.shape())?;
-        let out_shape = reduced_shape(self.shape(), &axes, keepdim);
+        let axes = normalize_axes(op, axes, self.dims())?;
+        let out_shape = reduced_shape(self.dims(), &axes, keepdim);
         let oom = |e: AllocError| e.at(op, &out_shape);
         let src = self.storage.as_slice();
         if self.numel() == 1 {
@@ -187,8 +187,8 @@ impl<T: Element> Tensor<T> {
         let kept: SmallVec<[usize; 4]> = (0..self.ndim()).filter(|a| !axes.contains(a)).collect();
         let perm: SmallVec<[usize; 8]> = kept.iter().chain(axes.iter()).copied().collect();
         let p = self.layout.permute(&perm)?;
-        let n_out: usize = kept.iter().map(|&a| self.shape()[a]).product();
-        let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        let n_out: usize = kept.iter().map(|&a| self.dims()[a]).product();
+        let n_red: usize = axes.iter().map(|&a| self.dims()[a]).product();
         // Contiguous input reduced over trailing axes (a row sum): fold each
         // output's block as one slice, in the same order as the general case.
         if let (Some(xs), true) = (
@@ -336,9 +336,9 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn mean(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
-        let n: usize = normalize_axes("mean", axes, self.shape())?
+        let n: usize = normalize_axes("mean", axes, self.dims())?
             .iter()
-            .map(|&a| self.shape()[a])
+            .map(|&a| self.dims()[a])
             .product();
         let c = T::from_f64(n as f64);
         self.sum(axes, keepdim)?.map_named("mean", move |x| x / c)
@@ -401,7 +401,7 @@ impl<T: Element> Tensor<T> {
         axes: &[usize],
         keepdim: bool,
     ) -> Result<Option<Self>> {
-        let axes = normalize_axes(op, axes, self.shape())?;
+        let axes = normalize_axes(op, axes, self.dims())?;
         let trailing = axes
             .iter()
             .enumerate()
@@ -409,7 +409,7 @@ impl<T: Element> Tensor<T> {
         let (Some(xs), true) = (self.as_slice(), trailing && axes.len() < self.ndim()) else {
             return Ok(None);
         };
-        let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        let n_red: usize = axes.iter().map(|&a| self.dims()[a]).product();
         let n_out = xs.len() / n_red.max(1);
         if n_red == 0 || n_out <= 1 {
             return Ok(None);
@@ -428,7 +428,7 @@ impl<T: Element> Tensor<T> {
         } else {
             unsafe { try_filled(n_out, |out| fill(0, out)) }
         };
-        let shape = reduced_shape(self.shape(), &axes, keepdim);
+        let shape = reduced_shape(self.dims(), &axes, keepdim);
         let out = out.map_err(|e| e.at(op, &shape))?;
         Ok(Some(Tensor::from_parts(out, &shape)))
     }
@@ -474,9 +474,9 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_tensor::Error>(())
     /// ```
     pub fn var(&self, axes: &[usize], keepdim: bool, correction: usize) -> Result<Self> {
-        let n: usize = normalize_axes("var", axes, self.shape())?
+        let n: usize = normalize_axes("var", axes, self.dims())?
             .iter()
-            .map(|&a| self.shape()[a])
+            .map(|&a| self.dims()[a])
             .product();
         let m = self.mean(axes, true)?;
         let d = self.sub(&m)?.map_named("var", |x| x * x)?;
@@ -492,11 +492,11 @@ impl<T: Element> Tensor<T> {
         keepdim: bool,
     ) -> Result<Self> {
         self.layout.check_axis(op, axis)?;
-        let len = self.shape()[axis];
+        let len = self.dims()[axis];
         if len == 0 {
             return Err(Error::invalid(
                 op,
-                format!("axis {axis} of shape {:?} is empty", self.shape()),
+                format!("axis {axis} of shape {:?} is empty", self.dims()),
             ));
         }
         // Move `axis` last, then scan each row.
@@ -515,7 +515,7 @@ impl<T: Element> Tensor<T> {
         } else {
             unsafe { try_filled(n_out, |out| fill(0, out)) }
         };
-        let shape = reduced_shape(self.shape(), &[axis], keepdim);
+        let shape = reduced_shape(self.dims(), &[axis], keepdim);
         Ok(Tensor::from_parts(
             out.map_err(|e| e.at(op, &shape))?,
             &shape,
@@ -585,11 +585,11 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         const OP: &str = "logsumexp";
-        let axes = normalize_axes(OP, axes, self.shape())?;
-        let shape = reduced_shape(self.shape(), &axes, keepdim);
+        let axes = normalize_axes(OP, axes, self.dims())?;
+        let shape = reduced_shape(self.dims(), &axes, keepdim);
         let oom = |e: AllocError| e.at(OP, &shape);
         let n_out: usize = shape.iter().product();
-        let n_red: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        let n_red: usize = axes.iter().map(|&a| self.dims()[a]).product();
         if n_red == 0 || n_out == 0 {
             // Σ over nothing is 0, and ln 0 = -inf.
             let out = try_vec_of(n_out, T::NEG_INFINITY).map_err(oom)?;
@@ -732,7 +732,7 @@ impl<T: Element> Tensor<T> {
         axis: usize,
         row: impl Fn(&[T], &mut [MaybeUninit<T>]) + Sync + Send,
     ) -> Result<Self> {
-        let len = self.shape()[axis];
+        let len = self.dims()[axis];
         let (p, perm) = self.axes_last(op, &[axis])?;
         let xs = p.as_slice().expect("contiguous");
         let n = xs.len();
@@ -755,8 +755,8 @@ impl<T: Element> Tensor<T> {
             // and `row` writes every element of each.
             unsafe { try_filled(n, |out| rows(0, out)) }
         };
-        let out = out.map_err(|e| e.at(op, self.shape()))?;
-        let t = Tensor::from_parts(out, p.shape());
+        let out = out.map_err(|e| e.at(op, self.dims()))?;
+        let t = Tensor::from_parts(out, p.dims());
         if axis + 1 == self.ndim() {
             return Ok(t);
         }

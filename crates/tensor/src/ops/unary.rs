@@ -127,13 +127,13 @@ impl<T: Element> Tensor<T> {
         if self.numel() == 1 {
             return Ok(Tensor::scalar_shaped(
                 simd::map_one(self.first(), &f),
-                self.shape(),
+                self.dims(),
             ));
         }
         let out = self
             .try_map_to_data::<true>(&f)
-            .map_err(|e| e.at(op, self.shape()))?;
-        Ok(Tensor::from_parts(out, self.shape()))
+            .map_err(|e| e.at(op, self.dims()))?;
+        Ok(Tensor::from_parts(out, self.dims()))
     }
 
     /// `f` applied to every element, in row-major order: a tensor buffer
@@ -343,8 +343,8 @@ impl<T: Element> Tensor<T> {
             })
         };
         Ok(Tensor::from_parts(
-            out.map_err(|e| e.at(op, self.shape()))?,
-            self.shape(),
+            out.map_err(|e| e.at(op, self.dims()))?,
+            self.dims(),
         ))
     }
     /// `ln(1 + e^x)`, without overflow for large `x`. For `f32`,
