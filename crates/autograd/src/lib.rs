@@ -19,21 +19,10 @@
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```
 //!
-//! **Which calls return `Result`.** Every op returns `Result`, on a `Tensor`
-//! and on a `Var` alike: anything that computes a new tensor or value
-//! (elementwise maps and arithmetic, also with plain numbers, reductions,
-//! views, matmul, indexing), even where only an allocation can fail, so
-//! that `?` works the same on every line and the error names the op.
-//! Accessors that cannot fail (`shape`, `ndim`, `numel`, `is_contiguous`,
-//! ...) return plain values, and so do conversions and copies (`clone`,
-//! `to_vec`, `to_contiguous`, `cast`) and constructors that cannot fail
-//! (`scalar`).
-//!
-//! Here recording can fail too: a [`Var`] from another tape, or anomaly
-//! mode stopping at a NaN; the [`Error`] names the tape position.
-//!
 //! - Gradients of any order: [`Tape::grad_graph`] records the gradient on the
 //!   tape so it can be differentiated again.
+//! - `+ - * /` and unary `-` on values, on results and with plain numbers
+//!   ([`operators`]), as on tensors.
 //! - Custom ops implement the same [`Op`] trait as the built-in ones.
 //! - [`gradcheck()`] compares analytic gradients with finite differences.
 //! - [`hessian`] and [`hvp`] give second derivatives of a scalar function.
@@ -42,6 +31,19 @@
 //!   pass, [`draw`] renders the graph as SVG or DOT, and [`explain`]
 //!   attributes a model's output to its inputs (saliency, integrated
 //!   gradients). `docs/tutorial.md` in the repository walks through them.
+//!
+//! **Which calls return `Result`.** Every op returns `Result`, on a `Tensor`
+//! and on a `Var` alike: anything that computes a new tensor or value
+//! (elementwise maps and arithmetic, also with plain numbers and through
+//! the operators `+ - * /` and unary `-`, reductions, views, matmul,
+//! indexing), even where only an allocation can fail, so that `?` works the
+//! same on every line and the error names the op. Accessors that cannot
+//! fail (`shape`, `ndim`, `numel`, `is_contiguous`, ...) return plain
+//! values, and so do conversions and copies (`clone`, `to_vec`,
+//! `to_contiguous`, `cast`) and constructors that cannot fail (`scalar`).
+//!
+//! Here recording can fail too: a [`Var`] from another tape, or anomaly
+//! mode stopping at a NaN; the [`Error`] names the tape position.
 
 mod arena;
 mod backward;

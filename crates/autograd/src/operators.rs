@@ -31,6 +31,10 @@
 //! | `c` (`f32` or `f64`) | yes | no | n/a |
 //!
 //! and `-v` (not `-r`). The named methods stay: `a.add(b)?` is the same op.
+//!
+//! Tensors have the same operators, with the same rules (and `&Tensor`
+//! operands too, as a tensor is not `Copy`): see
+//! [`tapegrad_tensor::operators`].
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 

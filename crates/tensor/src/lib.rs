@@ -10,8 +10,9 @@
 //! use tapegrad_tensor::Tensor;
 //! let x = Tensor::<f32>::arange(0.0, 6.0, 1.0)?.reshape(&[2, 3])?;
 //! let w = Tensor::<f32>::ones(&[3, 2]);
-//! let y = x.matmul(&w)?.add(&Tensor::from_vec(vec![0.5, -0.5], &[2])?)?;
+//! let y = (x.matmul(&w)? + Tensor::from_vec(vec![0.5, -0.5], &[2])?)?;
 //! assert_eq!(y.to_vec(), vec![3.5, 2.5, 12.5, 11.5]);
+//! assert_eq!(y.shape(), [2, 2]);
 //! println!("{y}");
 //! # Ok::<(), tapegrad_tensor::Error>(())
 //! ```
@@ -31,7 +32,8 @@
 //!   [`unsqueeze`](Tensor::unsqueeze), [`broadcast_to`](Tensor::broadcast_to).
 //! - **Elementwise**: [`map`](Tensor::map) and the named unary ops,
 //!   [`zip_with`](Tensor::zip_with) and the broadcasting binary ops,
-//!   comparison masks, [`where_cond`](Tensor::where_cond).
+//!   comparison masks, [`where_cond`](Tensor::where_cond); the
+//!   [`operators`] `+ - * /` and unary `-` (`(&a * &b + 1.0)?`).
 //! - **Reductions**: [`sum`](Tensor::sum), [`mean`](Tensor::mean),
 //!   [`max`](Tensor::max), [`min`](Tensor::min), [`var`](Tensor::var),
 //!   [`argmax`](Tensor::argmax), and the fused
@@ -51,13 +53,13 @@
 //!
 //! **Which calls return `Result`.** Every op returns `Result`, on a `Tensor`
 //! and on a `Var` alike: anything that computes a new tensor or value
-//! (elementwise maps and arithmetic, also with plain numbers, reductions,
-//! views, matmul, indexing), even where only an allocation can fail, so
-//! that `?` works the same on every line and the error names the op.
-//! Accessors that cannot fail (`shape`, `ndim`, `numel`, `is_contiguous`,
-//! ...) return plain values, and so do conversions and copies (`clone`,
-//! `to_vec`, `to_contiguous`, `cast`) and constructors that cannot fail
-//! (`scalar`).
+//! (elementwise maps and arithmetic, also with plain numbers and through
+//! the operators `+ - * /` and unary `-`, reductions, views, matmul,
+//! indexing), even where only an allocation can fail, so that `?` works the
+//! same on every line and the error names the op. Accessors that cannot
+//! fail (`shape`, `ndim`, `numel`, `is_contiguous`, ...) return plain
+//! values, and so do conversions and copies (`clone`, `to_vec`,
+//! `to_contiguous`, `cast`) and constructors that cannot fail (`scalar`).
 //!
 //! Here the [`Error`] names the op and the shapes involved. Calls that can
 //! panic say so in a `# Panics` section: the size-only constructors and the
@@ -99,6 +101,7 @@ mod tensor;
 pub use element::Element;
 pub use error::{Error, Result};
 pub use layout::{broadcast_shapes, contiguous_strides, Layout};
+pub use ops::operators;
 pub use ops::unary::{sigmoid_scalar, softplus_scalar};
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -66,9 +66,44 @@ fn mask(b: bool) -> f64 {
 
 type BinOp = fn(&Tensor<f64>, &Tensor<f64>) -> tapegrad_tensor::Result<Tensor<f64>>;
 type Reference = fn(f64, f64) -> f64;
+type Computed = tapegrad_tensor::Result<Tensor<f64>>;
 
 proptest! {
     #![proptest_config(config())]
+
+    /// The operators are the named methods (issue 11): the same bits on
+    /// strided inputs of random broadcastable shapes, in every pairing.
+    #[test]
+    fn operators_match_the_named_methods((_, cs) in broadcast_cases(2), k in -3i32..4) {
+        let (a, b) = (&cs[0].t, &cs[1].t);
+        let k = k as f64 + 0.5;
+        let pairs: [(Computed, Computed); 18] = [
+            (a + b, a.add(b)),
+            (a - b, a.sub(b)),
+            (a * b, a.mul(b)),
+            (a / b, a.div(b)),
+            (b / a, b.div(a)),
+            (a.clone() - b.clone(), a.sub(b)),
+            (a * Ok(b.clone()), a.mul(b)),
+            (Ok(a.clone()) / b, a.div(b)),
+            (a + k, a.add_scalar(k)),
+            (a - k, a.sub_scalar(k)),
+            (a * k, a.mul_scalar(k)),
+            (a / k, a.div_scalar(k)),
+            (k + a, a.add_scalar(k)),
+            (k - a, a.rsub_scalar(k)),
+            (k * a, a.mul_scalar(k)),
+            (k / a, a.rdiv_scalar(k)),
+            (-a, a.neg()),
+            (-b.clone(), b.neg()),
+        ];
+        for (i, (x, y)) in pairs.into_iter().enumerate() {
+            let (x, y) = (x?, y?);
+            prop_assert_eq!(x.shape(), y.shape(), "pair {}", i);
+            let bits = |t: &Tensor<f64>| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&x), bits(&y), "pair {}", i);
+        }
+    }
 
     #[test]
     fn binary_ops_broadcast_like_numpy((out, cs) in broadcast_cases(2)) {

@@ -5,6 +5,7 @@ pub(crate) mod binary;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
+pub mod operators;
 pub(crate) mod reduce;
 pub(crate) mod strided;
 pub(crate) mod unary;

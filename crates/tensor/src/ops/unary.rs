@@ -402,6 +402,20 @@ impl<T: Element> Tensor<T> {
         let c = T::from_f64(c);
         self.map_named("rsub_scalar", move |x| c - x)
     }
+    /// `c / x` (what `c / t` computes for a number `c`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![2.0f32, -4.0, 0.0], &[3])?;
+    /// assert_eq!(x.rdiv_scalar(1.0)?.to_vec(), vec![0.5, -0.25, f32::INFINITY]);
+    /// assert_eq!((1.0 / &x)?, x.rdiv_scalar(1.0)?);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    pub fn rdiv_scalar(&self, c: f64) -> Result<Self> {
+        let c = T::from_f64(c);
+        self.map_named("rdiv_scalar", move |x| c / x)
+    }
 }
 
 /// Sigmoid that never evaluates `e^{large}`: for negative `x` it uses
