@@ -26,6 +26,10 @@
 //!   ([`uniform_seeded`](Tensor::uniform_seeded),
 //!   [`randn_seeded`](Tensor::randn_seeded)); the infallible ones have
 //!   `try_` versions (see *Sizes* below).
+//! - **Accessors**: [`shape`](Tensor::shape) (an owned [`Shape`], the type
+//!   `Var::shape` returns too), [`dims`](Tensor::dims) (the same, borrowed),
+//!   [`ndim`](Tensor::ndim), [`numel`](Tensor::numel),
+//!   [`as_slice`](Tensor::as_slice), [`to_vec`](Tensor::to_vec).
 //! - **Views** (no copy): [`reshape`](Tensor::reshape),
 //!   [`permute`](Tensor::permute), [`t`](Tensor::t),
 //!   [`slice`](Tensor::slice), [`select`](Tensor::select),
