@@ -9,7 +9,9 @@
 #
 # Targets: checkpoint, csv, shapes. The corpus grows in fuzz/corpus/TARGET
 # (seeded from fuzz/seeds/TARGET); crashing inputs go to fuzz/artifacts/TARGET/.
-# Prints how many inputs ran; exits non-zero if the target crashed.
+# An input that runs longer than 10 s counts as a crash (a hang); pass
+# -timeout=N to change that. Prints how many inputs ran; exits non-zero if
+# the target crashed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -74,7 +76,7 @@ start=$(date +%s)
 status=0
 "$bin" "corpus/$target" "seeds/$target" "${dict[@]}" \
     -max_total_time="$seconds" -artifact_prefix="artifacts/$target/" \
-    -print_final_stats=1 "$@" 2>&1 | tee "$log" \
+    -print_final_stats=1 -timeout=10 "$@" 2>&1 | tee "$log" \
     | grep --line-buffered -v -E '^(#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|"|###### )' || status=${PIPESTATUS[0]}
 elapsed=$(($(date +%s) - start))
 

@@ -15,7 +15,7 @@ export RUST_BACKTRACE=1 RAYON_NUM_THREADS=1
 declare -A best size msg
 for f in artifacts/"$target"/*; do
     [[ -f $f ]] || continue
-    out=$("$bin" "$f" 2>&1 || true)
+    out=$("$bin" -timeout=10 "$f" 2>&1 || true)
     where=$( (grep -m1 -o 'panicked at [^ ]*' <<<"$out" || true) | sed 's/panicked at //; s#.*/crates/#crates/#')
     if [[ $where == /rustc/* ]]; then
         # Panicked in the standard library: group by the first workspace frame.
@@ -44,5 +44,5 @@ for where in "${!best[@]}"; do
         rm -f "$dbg"
     fi
     # Frames in the workspace's crates: "name  at crates/...".
-    "$bin" "$f" 2>&1 | awk '/^ +[0-9]+: /{fn=$2} /^ +at .*\/crates\//{sub(/.*\/crates\//,"crates/"); print "   " fn "  at " $NF}' | head -5 || true
+    "$bin" -timeout=10 "$f" 2>&1 | awk '/^ +[0-9]+: /{fn=$2} /^ +at .*\/crates\//{sub(/.*\/crates\//,"crates/"); print "   " fn "  at " $NF}' | head -5 || true
 done

@@ -101,6 +101,27 @@ fn numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 
+/// Set `FUZZ_AVOID_KNOWN=1` to skip inputs that hit the open bugs listed
+/// in `fuzz/README.md`, so that a long run explores past them instead of
+/// crashing on them again and again. CI leaves it unset.
+fn avoid_known() -> bool {
+    static AVOID: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVOID.get_or_init(|| std::env::var_os("FUZZ_AVOID_KNOWN").is_some_and(|v| v == "1"))
+}
+
+/// Open bugs: a shape whose element count overflows `usize` (accepted by
+/// `reshape` and `broadcast_to`), or an empty shape whose nonzero
+/// dimensions' product overflows (contiguous strides, and
+/// `Layout::numel`'s product before it reaches the 0). Whether `shape` is
+/// one (always false unless avoiding known bugs).
+fn known_bad(shape: &[usize]) -> bool {
+    avoid_known()
+        && shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
+            .is_none()
+}
+
 fn small(shape: &[usize]) -> bool {
     numel(shape).is_some_and(|n| n <= CAP)
 }
@@ -197,6 +218,9 @@ fn start(s: &Start) -> Option<Tensor<f32>> {
     let made = match s {
         Start::FromVec { shape, extra } | Start::FromSlice { shape, extra } => {
             let shape = dims(shape);
+            if known_bad(&shape) {
+                return None;
+            }
             // The right length when that is small; otherwise (or on request)
             // a wrong one, which must be an error.
             let len = match numel(&shape) {
@@ -213,7 +237,7 @@ fn start(s: &Start) -> Option<Tensor<f32>> {
         // Documented to panic when the product overflows, so only small.
         Start::Zeros(shape) => {
             let shape = dims(shape);
-            if !small(&shape) {
+            if !small(&shape) || known_bad(&shape) {
                 return None;
             }
             Ok(Tensor::zeros(&shape))
@@ -224,6 +248,9 @@ fn start(s: &Start) -> Option<Tensor<f32>> {
         Start::Linspace(n) => Ok(Tensor::linspace(-1.0, 1.0, usize::from(*n) % CAP)),
         Start::OneHot { labels, classes } => {
             let labels = dims(labels);
+            if known_bad(&[labels.len(), classes.0]) {
+                return None;
+            }
             // A product that overflows must be an error; a valid huge one
             // would only run out of memory.
             match labels.len().checked_mul(classes.0) {
@@ -298,6 +325,15 @@ fn pick(pool: &[Tensor<f32>], i: u8) -> &Tensor<f32> {
     &pool[usize::from(i) % pool.len()]
 }
 
+/// Open bug: joining or index-selecting an empty tensor loops over the
+/// product of the axes before `axis`, which can be huge when another axis
+/// is 0. Whether `t` would hit it (always false unless avoiding known bugs).
+fn empty_loop(t: &Tensor<f32>, axis: usize) -> bool {
+    let mut before = t.shape().iter().take(axis);
+    let outer = before.try_fold(1usize, |a, &d| a.checked_mul(d.max(1)));
+    avoid_known() && numel(t.shape()) == Some(0) && outer.is_none_or(|n| n > CAP)
+}
+
 /// Whether reducing `shape` over `axes` gives at most [`CAP`] elements. An
 /// empty input can have a huge result (`max` over the empty axis of a
 /// `[0, 2^40]` tensor is 2^40 `-inf`s, as documented). Axes that are out of
@@ -312,7 +348,8 @@ fn reduced_small(shape: &[usize], axes: &[usize]) -> bool {
 
 /// Whether `Display` visits at most [`CAP`] positions: it walks every index
 /// of each axis in turn (at most 7 when summarised), so an empty `[2^40, 0]`
-/// tensor would print 2^40 empty rows.
+/// tensor would print 2^40 empty rows (an open bug; a non-empty tensor of
+/// at most [`CAP`] elements never visits more).
 fn printed_small(shape: &[usize]) -> bool {
     let summarised = numel(shape).is_none_or(|n| n > 1000);
     let mut visited = 1usize;
@@ -393,6 +430,9 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         Op::Use(i) => return Some(pick(pool, *i).clone()),
         Op::Reshape(shape) => {
             let shape = dims(shape);
+            if known_bad(&shape) {
+                return None;
+            }
             // Equal counts on a large view that is not contiguous would copy.
             if !fits && !cur.is_contiguous() && numel(&shape) == n {
                 return None;
@@ -401,18 +441,33 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         }
         Op::ReshapeInfer(shape) => {
             let shape: Vec<isize> = shape.iter().take(MAX_RANK).map(|d| d.0).collect();
+            // Open bug: the product of the known axes is not checked.
+            let mut known = shape.iter().filter(|&&d| d != -1);
+            if avoid_known() && known.try_fold(1isize, |a, &d| a.checked_mul(d)).is_none() {
+                return None;
+            }
+            if known_bad(&shape.iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>()) {
+                return None;
+            }
             if !fits && !cur.is_contiguous() {
                 return None;
             }
             cur.reshape_infer(&shape)
         }
         Op::Flatten if fits || cur.is_contiguous() => Ok(cur.flatten()),
-        Op::BroadcastTo(shape) => cur.broadcast_to(&dims(shape)),
+        Op::BroadcastTo(shape) if !known_bad(&dims(shape)) => cur.broadcast_to(&dims(shape)),
         Op::Permute(p) => cur.permute(&dims(p)),
         Op::Transpose(a, b) => cur.transpose(a.0, b.0),
         Op::T => cur.t(),
         Op::Narrow(a, s, l) => cur.narrow(a.0, s.0, l.0),
-        Op::Slice(a, s, e, st) => cur.slice(a.0, s.0, e.0, st.0),
+        Op::Slice(a, s, e, st) => {
+            // Open bug: the new stride `stride * step` is not checked.
+            let stride = cur.strides().get(a.0).copied().unwrap_or(0);
+            if avoid_known() && stride.checked_mul(st.0).is_none() {
+                return None;
+            }
+            cur.slice(a.0, s.0, e.0, st.0)
+        }
         Op::Select(a, i) => cur.select(a.0, i.0),
         Op::Unsqueeze(a) => cur.unsqueeze(a.0),
         Op::Squeeze(a) => cur.squeeze(a.0),
@@ -446,7 +501,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             let o = pick(pool, *other);
             let out = tapegrad_tensor::broadcast_shapes("fuzz", cur.shape(), o.shape());
             // A mismatch must be an error; a valid result must be small.
-            if out.is_ok_and(|s| !small(&s)) {
+            if out.is_ok_and(|s| !small(&s) || known_bad(&s)) {
                 return None;
             }
             match kind % 6 {
@@ -462,7 +517,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             let (c, o) = (pick(pool, *cond), pick(pool, *other));
             let out = tapegrad_tensor::broadcast_shapes("fuzz", c.shape(), cur.shape())
                 .and_then(|s| tapegrad_tensor::broadcast_shapes("fuzz", &s, o.shape()));
-            if out.is_ok_and(|s| !small(&s)) {
+            if out.is_ok_and(|s| !small(&s) || known_bad(&s)) {
                 return None;
             }
             c.where_cond(cur, o)
@@ -470,6 +525,11 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         Op::Matmul { other, swap } => {
             let o = pick(pool, *other).clone();
             let (a, b) = if *swap { (&o, cur) } else { (cur, &o) };
+            // Open bugs: the result's element count is not checked, and an
+            // empty result with huge axes overflows its strides.
+            if known_bad(&[a.shape(), b.shape()].concat()) {
+                return None;
+            }
             match matmul_work(a.shape(), b.shape()) {
                 Some(w) if w <= 16 * CAP => {}
                 // Shapes that do not multiply must give an error.
@@ -501,12 +561,26 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             if !ts.iter().all(|t| small(t.shape())) {
                 return None;
             }
+            // Open bugs: the joined length and the result's size are not
+            // checked for overflow.
+            let grown = |t: &&Tensor<f32>| {
+                let mut dims = t.shape().iter();
+                dims.try_fold(ts.len(), |a, &d| a.checked_mul(d.max(1)))
+                    .is_none()
+            };
+            if avoid_known() && ts.iter().any(|t| empty_loop(t, axis.0) || grown(t)) {
+                return None;
+            }
             match stack {
                 true => Tensor::stack(&ts, axis.0),
                 false => Tensor::concat(&ts, axis.0),
             }
         }
-        Op::IndexSelect { axis, indices } if fits => cur.index_select(axis.0, &dims(indices)),
+        Op::IndexSelect { axis, indices }
+            if fits && !(avoid_known() && empty_loop(cur, axis.0)) =>
+        {
+            cur.index_select(axis.0, &dims(indices))
+        }
         Op::GatherRows(indices) if fits => cur.gather_rows(&dims(indices)),
         Op::Gather { axis, index } if fits => {
             let index = pick(pool, *index);
@@ -548,7 +622,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             Ok(t)
         }
         Op::Cast if fits => Ok(cur.cast::<f64>().cast::<f32>()),
-        Op::Display if fits && printed_small(cur.shape()) => {
+        Op::Display if fits && (!avoid_known() || printed_small(cur.shape())) => {
             let s = format!("{cur:.2}");
             assert!(!s.is_empty());
             return None;
