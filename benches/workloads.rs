@@ -1,6 +1,7 @@
 //! The reference workloads of `../shared/bench/README.md`, with the same
-//! constants as the PyTorch script (`bench_torch.py`), so the two can be run
-//! one after the other and compared as ratios.
+//! constants, ids and units as the PyTorch side, `torch_workloads.py` in
+//! this folder, so the two can be run one after the other and compared as
+//! ratios.
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench workloads` (a filter such as
 //! `-- matmul` picks some). Ids: `matmul/f32/{128,512,1024}`,

@@ -6,8 +6,12 @@
 //! /usr/bin/time -v target/release/examples/mlp_memory 2>&1 | grep 'Maximum resident'
 //! ```
 //!
+//! It prints its own peak resident memory (`VmHWM` from `/proc/self/status`,
+//! the figure `time -v` calls "Maximum resident set size") on Linux.
 //! `mlp_memory 10000` runs more steps, to check that memory stays flat.
 
+#[path = "../tests/common/memory.rs"]
+mod memory;
 #[path = "../benches/common/mlp.rs"]
 mod mlp;
 
@@ -25,5 +29,9 @@ fn main() -> tapegrad::autograd::Result<()> {
         mlp::train_step(&mut ps, &x, &y, |h| h.relu())?;
     }
     println!("ran {steps} steps of the 784-512-512-10 MLP");
+    match memory::resident_bytes() {
+        Some((_, peak)) => println!("peak resident memory (VmHWM): {:.1} MiB", memory::mib(peak)),
+        None => println!("peak resident memory: not available (no /proc/self/status)"),
+    }
     Ok(())
 }

@@ -1,0 +1,226 @@
+"""PyTorch side of benches/workloads.rs: the same reference workloads
+(../shared/bench/README.md), with the same sizes and ids, so the two can be
+run one after the other and compared as ratios of medians.
+
+    PEERS_THREADS=2 python benches/torch_workloads.py          # torch in a venv
+    RAYON_NUM_THREADS=2 cargo bench --bench workloads
+    python benches/torch_workloads.py matmul small_mlp         # ids containing a filter
+
+Each benchmark warms up for at least 0.5 s, then times 7 blocks of about
+0.3 s and prints the median time per iteration in criterion's units (and,
+for matmul and scalar_tape, the throughput in criterion's elements per
+second: 2n^3 for matmul, so Gelem/s is GFLOPS; 10,002 recorded ops for the
+scalar tape). `memory` runs 200 mlp_step iterations in a fresh process and
+prints its peak resident memory, the figure `examples/mlp_memory.rs` prints.
+"""
+import math
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+THREADS = int(os.environ.get("PEERS_THREADS", "2"))
+torch.set_num_threads(THREADS)
+
+MATMUL_SIZES = (128, 512, 1024)
+MLP_SIZES, MLP_BATCH = (784, 512, 512, 10), 128
+SMALL_SIZES, SMALL_BATCHES = (2, 16, 16, 1), (32, 1)
+LR = 0.01
+TAPE_ITERS, TAPE_X0 = 3334, 0.5  # 3 recorded ops per iteration
+EW_LEN = 1_000_000
+MEM_STEPS = 200
+
+
+def tape_leaves():
+    """The scalar-tape leaf values, from the same 64-bit LCG as the Rust
+    bench: w in [0.5, 1.5), b in [-0.5, 0.5), drawn w, b, w, b, ..."""
+    state = 0x2545F4914F6CDD1D
+    ws, bs = [], []
+    for _ in range(TAPE_ITERS):
+        draws = []
+        for _ in range(2):
+            state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+            draws.append((state >> 40) / 2.0**24)
+        ws.append(0.5 + draws[0])
+        bs.append(draws[1] - 0.5)
+    return ws, bs
+
+
+def time_per_iter(step, warmup=0.5, blocks=7, block_s=0.3):
+    """Median seconds per call of `step`, and the min and max over blocks."""
+    start = time.perf_counter()
+    calls = 0
+    while calls < 3 or time.perf_counter() - start < warmup:
+        step()
+        calls += 1
+    per_call = (time.perf_counter() - start) / calls
+    iters = max(1, math.ceil(block_s / per_call))
+    times = []
+    for _ in range(blocks):
+        t = time.perf_counter()
+        for _ in range(iters):
+            step()
+        times.append((time.perf_counter() - t) / iters)
+    times.sort()
+    return times[len(times) // 2], times[0], times[-1]
+
+
+def short(v):
+    """A number as criterion writes it: five significant digits below 10,
+    then one fewer decimal per digit before the point."""
+    for limit, decimals in ((10, 4), (100, 3), (1000, 2)):
+        if v < limit:
+            return f"{v:.{decimals}f}"
+    return f"{v:.1f}"
+
+
+def fmt_time(s):
+    """Seconds in the unit criterion picks (ns, µs, ms or s)."""
+    for unit, scale in (("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3)):
+        if s < scale * 1000:
+            return f"{short(s / scale)} {unit}"
+    return f"{short(s)} s"
+
+
+def fmt_rate(per_s):
+    """Elements per second with criterion's prefixes (Kelem/s, ...)."""
+    for prefix, scale in (("", 1.0), ("K", 1e3), ("M", 1e6)):
+        if per_s < scale * 1000:
+            return f"{short(per_s / scale)} {prefix}elem/s"
+    return f"{short(per_s / 1e9)} Gelem/s"
+
+
+def report(name, step, elements=None):
+    med, lo, hi = time_per_iter(step)
+    line = f"{name:32s} time: {fmt_time(med):>11s}  (min {fmt_time(lo)}, max {fmt_time(hi)})"
+    if elements:
+        line += f"  thrpt: {fmt_rate(elements / med)}"
+    print(line, flush=True)
+
+
+def mlp_params(sizes):
+    """[W0, b0, W1, b1, ...], W as [in, out], uniform in ±1/sqrt(fan_in)."""
+    ps = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        k = 1.0 / math.sqrt(fan_in)
+        ps.append(torch.empty(fan_in, fan_out).uniform_(-k, k).requires_grad_())
+        ps.append(torch.empty(fan_out).uniform_(-k, k).requires_grad_())
+    return ps
+
+
+def mlp_step_fn(sizes, batch, act):
+    """One training step: h·W + b per layer (act between), MSE loss, full
+    backward, plain SGD p ← p − lr·grad on every parameter, grads cleared."""
+    ps = mlp_params(sizes)
+    x, y = torch.randn(batch, sizes[0]), torch.randn(batch, sizes[-1])
+    layers = len(ps) // 2
+
+    def step():
+        h = x
+        for i in range(layers):
+            h = h @ ps[2 * i] + ps[2 * i + 1]
+            if i + 1 < layers:
+                h = act(h)
+        (h - y).square().mean().backward()
+        with torch.no_grad():
+            for p in ps:
+                p.sub_(p.grad, alpha=LR)
+                p.grad = None
+
+    return step
+
+
+def bench_matmul():
+    for n in MATMUL_SIZES:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        yield f"matmul/f32/{n}", (lambda a=a, b=b: a @ b), 2 * n**3
+
+
+def bench_scalar_tape():
+    wv, bv = tape_leaves()
+    ws = [torch.tensor(v, requires_grad=True) for v in wv]
+    bs = [torch.tensor(v, requires_grad=True) for v in bv]
+    x0 = torch.tensor(TAPE_X0)
+
+    def step():
+        x = x0
+        for w, b in zip(ws, bs):
+            x = torch.tanh(x * w + b)
+        x.backward()
+        for leaf in ws + bs:
+            leaf.grad = None
+
+    yield f"scalar_tape/tanh_chain/{3 * TAPE_ITERS}", step, 3 * TAPE_ITERS
+
+
+def bench_elementwise():
+    a, b, c = (torch.randn(EW_LEN).requires_grad_() for _ in range(3))
+
+    def step():
+        torch.tanh(a * b + c).sum().backward()
+        a.grad = b.grad = c.grad = None
+
+    yield f"elementwise/tanh_fma/{EW_LEN}", step, None
+
+
+def bench_mlp():
+    sizes = "-".join(map(str, MLP_SIZES))
+    yield f"mlp_step/{sizes}/{MLP_BATCH}", mlp_step_fn(MLP_SIZES, MLP_BATCH, torch.relu), None
+    small = "-".join(map(str, SMALL_SIZES))
+    for batch in SMALL_BATCHES:
+        yield f"small_mlp_step/{small}/{batch}", mlp_step_fn(SMALL_SIZES, batch, torch.tanh), None
+
+
+def peak_resident_mib():
+    """This process's peak resident memory (VmHWM), as mlp_memory reports it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # ru_maxrss is in KiB on Linux
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child():
+    step = mlp_step_fn(MLP_SIZES, MLP_BATCH, torch.relu)
+    for _ in range(MEM_STEPS):
+        step()
+    print(f"{peak_resident_mib():.1f}")
+
+
+def bench_memory():
+    """200 mlp_step iterations in a fresh process (so nothing timed before
+    counts), which prints its own peak."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child"],
+                         check=True, capture_output=True, text=True).stdout
+    name = f"memory/mlp_step/{MEM_STEPS}"
+    print(f"{name:32s} peak resident memory: {float(out.split()[-1]):.1f} MiB", flush=True)
+
+
+def main(filters):
+    print(f"torch {torch.__version__}, torch.set_num_threads({THREADS}) -> "
+          f"{torch.get_num_threads()} threads", flush=True)
+    torch.manual_seed(0)
+
+    def wanted(name):
+        return not filters or any(f in name for f in filters)
+
+    for group in (bench_matmul, bench_scalar_tape, bench_elementwise, bench_mlp):
+        for name, step, elements in group():
+            if wanted(name):
+                report(name, step, elements)
+    if wanted(f"memory/mlp_step/{MEM_STEPS}"):
+        bench_memory()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--memory-child"]:
+        memory_child()
+    else:
+        main(sys.argv[1:])
