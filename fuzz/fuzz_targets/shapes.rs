@@ -234,13 +234,16 @@ fn start(s: &Start) -> Option<Tensor<f32>> {
                 Tensor::from_slice(&values(len), &shape)
             }
         }
-        // Documented to panic when the product overflows, so only small.
+        // `zeros` is documented to panic on a shape too large for memory;
+        // `try_zeros` is the fallible one, so any shape goes.
         Start::Zeros(shape) => {
             let shape = dims(shape);
-            if !small(&shape) || known_bad(&shape) {
+            // Shapes that fit are kept small (a real buffer is allocated);
+            // those whose size overflows must be refused with an error.
+            if known_bad(&shape) || numel(&shape).is_some_and(|n| n > CAP) {
                 return None;
             }
-            Ok(Tensor::zeros(&shape))
+            Tensor::try_zeros(&shape)
         }
         Start::Scalar(v) => Ok(Tensor::scalar(f32::from(*v))),
         Start::Arange(n) => Tensor::arange(0.0, f64::from(*n), 1.0),
@@ -265,7 +268,7 @@ fn start(s: &Start) -> Option<Tensor<f32>> {
 /// The layout invariants, and for small tensors agreement between the ways
 /// of reading the elements.
 fn check(t: &Tensor<f32>, op: &dyn std::fmt::Debug) {
-    let shape = t.shape();
+    let shape = t.dims();
     let n = numel(shape).unwrap_or_else(|| {
         panic!("{op:?} returned shape {shape:?}, whose element count overflows usize")
     });
@@ -314,7 +317,12 @@ fn check(t: &Tensor<f32>, op: &dyn std::fmt::Debug) {
     if v.iter().all(|x| x.fract() == 0.0 && x.abs() <= 64.0) {
         let exact: f64 = v.iter().map(|&x| f64::from(x)).sum();
         assert_eq!(
-            f64::from(t.sum_all().item().expect("0-d")),
+            f64::from(
+                t.sum_all()
+                    .expect("sum_all of a valid tensor")
+                    .item()
+                    .expect("0-d")
+            ),
             exact,
             "{op:?}: sum_all"
         );
@@ -329,9 +337,9 @@ fn pick(pool: &[Tensor<f32>], i: u8) -> &Tensor<f32> {
 /// product of the axes before `axis`, which can be huge when another axis
 /// is 0. Whether `t` would hit it (always false unless avoiding known bugs).
 fn empty_loop(t: &Tensor<f32>, axis: usize) -> bool {
-    let mut before = t.shape().iter().take(axis);
+    let mut before = t.dims().iter().take(axis);
     let outer = before.try_fold(1usize, |a, &d| a.checked_mul(d.max(1)));
-    avoid_known() && numel(t.shape()) == Some(0) && outer.is_none_or(|n| n > CAP)
+    avoid_known() && numel(t.dims()) == Some(0) && outer.is_none_or(|n| n > CAP)
 }
 
 /// Whether reducing `shape` over `axes` gives at most [`CAP`] elements. An
@@ -370,7 +378,7 @@ fn exact(t: &Tensor<f32>) -> bool {
 
 /// Naive matmul of two small 2-d tensors, for the oracle.
 fn matmul_2d(a: &Tensor<f32>, b: &Tensor<f32>) -> Vec<f32> {
-    let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+    let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
     let (av, bv) = (a.to_vec(), b.to_vec());
     let mut out = vec![0.0; m * n];
     for i in 0..m {
@@ -414,7 +422,7 @@ fn matmul_work(a: &[usize], b: &[usize]) -> Option<usize> {
 
 /// Applies `op` to `cur` (and the pool); `None` when the op made no tensor.
 fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tensor<f32>> {
-    let n = numel(cur.shape());
+    let n = numel(cur.dims());
     let fits = n.is_some_and(|n| n <= CAP);
     let r = match op {
         Op::New(s) => {
@@ -454,7 +462,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             }
             cur.reshape_infer(&shape)
         }
-        Op::Flatten if fits || cur.is_contiguous() => Ok(cur.flatten()),
+        Op::Flatten if fits || cur.is_contiguous() => cur.flatten(),
         Op::BroadcastTo(shape) if !known_bad(&dims(shape)) => cur.broadcast_to(&dims(shape)),
         Op::Permute(p) => cur.permute(&dims(p)),
         Op::Transpose(a, b) => cur.transpose(a.0, b.0),
@@ -471,12 +479,12 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         Op::Select(a, i) => cur.select(a.0, i.0),
         Op::Unsqueeze(a) => cur.unsqueeze(a.0),
         Op::Squeeze(a) => cur.squeeze(a.0),
-        Op::SqueezeAll => Ok(cur.squeeze_all()),
+        Op::SqueezeAll => cur.squeeze_all(),
         Op::Reduce {
             kind,
             axes,
             keepdim,
-        } if fits && reduced_small(cur.shape(), &dims(axes)) => {
+        } if fits && reduced_small(cur.dims(), &dims(axes)) => {
             let (axes, k) = (dims(axes), *keepdim);
             match kind % 6 {
                 0 => cur.sum(&axes, k),
@@ -487,7 +495,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
                 _ => cur.logsumexp(&axes, k),
             }
         }
-        Op::ArgReduce { max, axis, keepdim } if fits && reduced_small(cur.shape(), &[axis.0]) => {
+        Op::ArgReduce { max, axis, keepdim } if fits && reduced_small(cur.dims(), &[axis.0]) => {
             match max {
                 true => cur.argmax(axis.0, *keepdim),
                 false => cur.argmin(axis.0, *keepdim),
@@ -499,7 +507,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         },
         Op::Binary { kind, other } => {
             let o = pick(pool, *other);
-            let out = tapegrad_tensor::broadcast_shapes("fuzz", cur.shape(), o.shape());
+            let out = tapegrad_tensor::broadcast_shapes("fuzz", cur.dims(), o.dims());
             // A mismatch must be an error; a valid result must be small.
             if out.is_ok_and(|s| !small(&s) || known_bad(&s)) {
                 return None;
@@ -515,8 +523,8 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         }
         Op::Where { cond, other } => {
             let (c, o) = (pick(pool, *cond), pick(pool, *other));
-            let out = tapegrad_tensor::broadcast_shapes("fuzz", c.shape(), cur.shape())
-                .and_then(|s| tapegrad_tensor::broadcast_shapes("fuzz", &s, o.shape()));
+            let out = tapegrad_tensor::broadcast_shapes("fuzz", c.dims(), cur.dims())
+                .and_then(|s| tapegrad_tensor::broadcast_shapes("fuzz", &s, o.dims()));
             if out.is_ok_and(|s| !small(&s) || known_bad(&s)) {
                 return None;
             }
@@ -527,13 +535,13 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             let (a, b) = if *swap { (&o, cur) } else { (cur, &o) };
             // Open bugs: the result's element count is not checked, and an
             // empty result with huge axes overflows its strides.
-            if known_bad(&[a.shape(), b.shape()].concat()) {
+            if known_bad(&[a.dims(), b.dims()].concat()) {
                 return None;
             }
-            match matmul_work(a.shape(), b.shape()) {
+            match matmul_work(a.dims(), b.dims()) {
                 Some(w) if w <= 16 * CAP => {}
                 // Shapes that do not multiply must give an error.
-                None if small(a.shape()) && small(b.shape()) => {}
+                None if small(a.dims()) && small(b.dims()) => {}
                 _ => return None,
             }
             let r = a.matmul(b);
@@ -544,8 +552,8 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
                         c.to_vec(),
                         want,
                         "matmul of {:?} by {:?}",
-                        a.shape(),
-                        b.shape()
+                        a.dims(),
+                        b.dims()
                     );
                 }
             }
@@ -558,13 +566,13 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         } => {
             let mut ts = vec![cur];
             ts.extend(others.iter().take(3).map(|&i| pick(pool, i)));
-            if !ts.iter().all(|t| small(t.shape())) {
+            if !ts.iter().all(|t| small(t.dims())) {
                 return None;
             }
             // Open bugs: the joined length and the result's size are not
             // checked for overflow.
             let grown = |t: &&Tensor<f32>| {
-                let mut dims = t.shape().iter();
+                let mut dims = t.dims().iter();
                 dims.try_fold(ts.len(), |a, &d| a.checked_mul(d.max(1)))
                     .is_none()
             };
@@ -584,7 +592,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
         Op::GatherRows(indices) if fits => cur.gather_rows(&dims(indices)),
         Op::Gather { axis, index } if fits => {
             let index = pick(pool, *index);
-            if !small(index.shape()) {
+            if !small(index.dims()) {
                 return None;
             }
             cur.gather(axis.0, index)
@@ -593,28 +601,23 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             let index = dims(index);
             if let Ok(v) = cur.get(&index) {
                 assert_eq!(index.len(), cur.ndim(), "get with a wrong-length index");
-                assert!(index.iter().zip(cur.shape()).all(|(i, d)| i < d));
+                assert!(index.iter().zip(cur.dims()).all(|(i, d)| i < d));
                 let _ = v;
             }
             return None;
         }
         Op::Item => {
-            assert_eq!(
-                cur.item().is_ok(),
-                n == Some(1),
-                "item of {:?}",
-                cur.shape()
-            );
+            assert_eq!(cur.item().is_ok(), n == Some(1), "item of {:?}", cur.dims());
             return None;
         }
-        Op::Unary(k) if fits => Ok(match k % 6 {
+        Op::Unary(k) if fits => match k % 6 {
             0 => cur.tanh(),
             1 => cur.exp(),
             2 => cur.relu(),
             3 => cur.neg(),
             4 => cur.sigmoid(),
             _ => cur.clamp(-1.0, 1.0),
-        }),
+        },
         Op::MakeMut if fits => {
             let mut t = cur.clone();
             let len = t.make_mut_slice().len();
@@ -622,7 +625,7 @@ fn apply(op: &Op, cur: &Tensor<f32>, pool: &mut Vec<Tensor<f32>>) -> Option<Tens
             Ok(t)
         }
         Op::Cast if fits => Ok(cur.cast::<f64>().cast::<f32>()),
-        Op::Display if fits && (!avoid_known() || printed_small(cur.shape())) => {
+        Op::Display if fits && (!avoid_known() || printed_small(cur.dims())) => {
             let s = format!("{cur:.2}");
             assert!(!s.is_empty());
             return None;

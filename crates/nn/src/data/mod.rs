@@ -158,9 +158,16 @@ impl<T: Element> Dataset<T> {
         if let Target::Values(v) = &y {
             all_finite("Dataset::new", "target value", "targets", v)?;
         }
-        let classes = y
-            .classes()
-            .map(|c| c.iter().copied().max().map_or(0, |m| m + 1));
+        let classes = match y.classes().and_then(|c| c.iter().copied().max()) {
+            Some(usize::MAX) => {
+                return Err(Error::invalid(
+                    "Dataset::new",
+                    "a class label of usize::MAX leaves no room for the class count",
+                ))
+            }
+            Some(m) => Some(m + 1),
+            None => y.classes().map(|_| 0),
+        };
         let d = x.dims()[1];
         Ok(Dataset {
             x,
