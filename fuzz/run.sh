@@ -8,7 +8,8 @@
 #   bash fuzz/run.sh --build-only                            # build every target
 #
 # Targets: checkpoint, csv, shapes. The corpus grows in fuzz/corpus/TARGET
-# (seeded from fuzz/seeds/TARGET); crashing inputs go to fuzz/artifacts/TARGET/.
+# (seeded from fuzz/seeds/TARGET; FUZZ_CORPUS=DIR puts it elsewhere, as CI
+# does to start empty); crashing inputs go to fuzz/artifacts/TARGET/.
 # An input that runs longer than 10 s counts as a crash (a hang); pass
 # -timeout=N to change that. Prints how many inputs ran; exits non-zero if
 # the target crashed.
@@ -60,7 +61,8 @@ fi
 
 build --bin "$target"
 bin="target/$HOST/release/$target"
-mkdir -p "corpus/$target" "artifacts/$target"
+corpus=${FUZZ_CORPUS:-corpus/$target}
+mkdir -p "$corpus" "artifacts/$target"
 dict=()
 [[ -f dicts/$target.dict ]] && dict=("-dict=dicts/$target.dict")
 
@@ -74,7 +76,7 @@ stamp=$(mktemp)
 trap 'rm -f "$log" "$stamp"' EXIT
 start=$(date +%s)
 status=0
-"$bin" "corpus/$target" "seeds/$target" "${dict[@]}" \
+"$bin" "$corpus" "seeds/$target" "${dict[@]}" \
     -max_total_time="$seconds" -artifact_prefix="artifacts/$target/" \
     -print_final_stats=1 -timeout=10 "$@" 2>&1 | tee "$log" \
     | grep --line-buffered -v -E '^(#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|"|###### )' || status=${PIPESTATUS[0]}

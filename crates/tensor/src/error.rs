@@ -57,8 +57,8 @@ pub enum Error {
     },
     /// A shape too large for memory, or a buffer the allocator refused.
     ///
-    /// A shape is too large when a buffer holding it would take more than
-    /// `isize::MAX` bytes (Rust's limit for one allocation), counting
+    /// A shape is too large when a buffer holding it in `f64` would take
+    /// more than `isize::MAX` bytes (Rust's limit for one allocation), counting
     /// zero-length axes as 1: this covers every shape whose element count
     /// overflows `usize`, and keeps row-major strides from overflowing.
     /// Views and layouts (no buffer of their own) are held to the same

@@ -60,16 +60,23 @@ impl Clone for Layout {
     }
 }
 
-/// The element count of `shape`, if a buffer of `T`s holding it stays
-/// within Rust's limit for one allocation (`isize::MAX` bytes), counting
-/// zero-length axes as 1 (so that row-major strides, which skip them, fit
-/// too); else [`Error::TooLarge`] naming `op`.
+/// The widest element the size limit is computed for (f64). Every type no
+/// wider than this shares one limit, so a shape valid for `f32` is valid
+/// for `f64` too and [`Tensor::cast`](crate::Tensor::cast) cannot fail.
+const WIDEST_ELEMENT_BYTES: usize = 8;
+
+/// The element count of `shape`, if a buffer of 8-byte elements (or of
+/// `T`s, if wider) holding it stays within Rust's limit for one allocation
+/// (`isize::MAX` bytes), counting zero-length axes as 1 (so that row-major
+/// strides, which skip them, fit too); else [`Error::TooLarge`] naming `op`.
 ///
 /// This is the one size check of the crate: every constructor, view and
 /// kernel output shape goes through it (with `T = u8` for untyped
-/// [`Layout`]s, whose limit is therefore `isize::MAX` elements).
+/// [`Layout`]s). The limit does not depend on the element type below 8
+/// bytes: an empty `f32` tensor of shape `[4097; 5] ++ [0]` would
+/// otherwise exist and fail to cast to `f64` (found by the shapes fuzzer).
 pub(crate) fn checked_numel<T>(op: &'static str, shape: &[usize]) -> Result<usize> {
-    let limit = isize::MAX as usize / std::mem::size_of::<T>().max(1);
+    let limit = isize::MAX as usize / std::mem::size_of::<T>().max(WIDEST_ELEMENT_BYTES);
     let mut span = 1usize;
     let mut empty = false;
     for &d in shape {
@@ -88,7 +95,7 @@ pub(crate) fn checked_numel<T>(op: &'static str, shape: &[usize]) -> Result<usiz
 /// Row-major (C order) strides for a shape.
 ///
 /// # Panics
-/// If the shape has more than `isize::MAX` elements (zero-length axes
+/// If the shape has more than `isize::MAX / 8` elements (zero-length axes
 /// counted as 1; see [`Error::TooLarge`]).
 /// [`Layout::try_contiguous`] is the fallible version.
 ///
@@ -133,7 +140,7 @@ fn strides_unchecked(shape: &[usize]) -> Shape {
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] naming `op` when a pair differs and neither is 1,
-/// or [`Error::TooLarge`] if the result has more than `isize::MAX` elements
+/// or [`Error::TooLarge`] if the result has more than `isize::MAX / 8` elements
 /// (zero-length axes counted as 1).
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
     let n = a.len().max(b.len());
@@ -172,7 +179,7 @@ impl Layout {
     /// A row-major layout starting at offset 0.
     ///
     /// # Panics
-    /// If the shape has more than `isize::MAX` elements (zero-length axes
+    /// If the shape has more than `isize::MAX / 8` elements (zero-length axes
     /// counted as 1); [`try_contiguous`](Self::try_contiguous) returns that
     /// as an error instead.
     ///
@@ -192,7 +199,7 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::TooLarge`] (op `"contiguous"`) if the shape has more than
-    /// `isize::MAX` elements, zero-length axes counted as 1.
+    /// `isize::MAX / 8` elements, zero-length axes counted as 1.
     ///
     /// ```
     /// use tapegrad_tensor::{Error, Layout};
@@ -464,7 +471,7 @@ impl Layout {
     /// # Errors
     /// [`Error::ShapeMismatch`] if this layout's shape has more axes than
     /// `shape`, or a dimension that is neither 1 nor the target's;
-    /// [`Error::TooLarge`] if `shape` has more than `isize::MAX` elements
+    /// [`Error::TooLarge`] if `shape` has more than `isize::MAX / 8` elements
     /// (zero-length axes counted as 1).
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         if self.shape.as_slice() == shape {

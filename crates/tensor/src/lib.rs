@@ -69,8 +69,9 @@
 //! panic say so in a `# Panics` section: the size-only constructors and the
 //! conversions (see *Sizes*).
 //!
-//! **Sizes.** A shape is too large when a buffer of it would pass
-//! `isize::MAX` bytes, zero-length axes counted as 1 (this covers every
+//! **Sizes.** A shape is too large when a buffer of it in `f64` would
+//! pass `isize::MAX` bytes, zero-length axes counted as 1 (one limit for
+//! `f32` and `f64`, so a cast never fails) (this covers every
 //! element count that overflows `usize`). Constructors, views and kernel
 //! outputs all check this with one helper: a shape too large, or a buffer
 //! the allocator refuses, is [`Error::TooLarge`] naming the op and the shape,

@@ -82,7 +82,7 @@ fn reshape_whose_count_wraps_is_an_error() {
         "reshape",
         &[0, 1 << 62],
     );
-    assert_eq!(z.reshape(&[0, 1 << 60]).unwrap().numel(), 0);
+    assert_eq!(z.reshape(&[0, 1 << 59]).unwrap().numel(), 0);
     // A copying reshape (of a transpose) checks too.
     let t = Tensor::<f32>::zeros(&[2, 3]).t().unwrap();
     assert_over_limit(
@@ -126,18 +126,19 @@ fn broadcast_to_a_shape_too_large_is_an_error() {
         assert_over_limit(&l.broadcast_to(&shape).unwrap_err(), "broadcast_to", &shape);
     }
     // Over `isize::MAX` bytes of `f64` (a copy could never be made), though
-    // the count fits in `usize`; a `u8`-sized layout of it is fine.
+    // the count fits in `usize`; a layout of it too (one limit for every
+    // element type).
     assert_over_limit(
         &Tensor::scalar(1.0f64).broadcast_to(&[1 << 61]).unwrap_err(),
         "broadcast_to",
         &[1 << 61],
     );
-    assert!(Layout::contiguous(&[]).broadcast_to(&[1 << 61]).is_ok());
+    assert!(Layout::contiguous(&[]).broadcast_to(&[1 << 61]).is_err());
     // The largest views that fit work, and know their size.
-    let v = s.broadcast_to(&[1 << 59, 2]).unwrap();
-    assert_eq!(v.numel(), 1 << 60);
+    let v = s.broadcast_to(&[1 << 58, 2]).unwrap();
+    assert_eq!(v.numel(), 1 << 59);
     let z = Tensor::<f32>::zeros(&[1, 0])
-        .broadcast_to(&[1 << 60, 0])
+        .broadcast_to(&[1 << 59, 0])
         .unwrap();
     assert_eq!((z.numel(), z.sum_all().unwrap().item().unwrap()), (0, 0.0));
 }
@@ -151,10 +152,10 @@ fn layouts_reject_shapes_too_large() {
         &shape,
     );
     assert_eq!(
-        Layout::try_contiguous(&[1 << 61, 2]).unwrap().strides(),
+        Layout::try_contiguous(&[1 << 58, 2]).unwrap().strides(),
         &[2, 1]
     );
-    let over = [1 << 62, 2]; // 2^63 elements: one past `isize::MAX`
+    let over = [1 << 62, 2]; // 2^63 elements: past the limit of 2^60 - 1
     assert_over_limit(
         &Layout::try_contiguous(&over).unwrap_err(),
         "contiguous",
@@ -162,10 +163,10 @@ fn layouts_reject_shapes_too_large() {
     );
     // A zero-size shape still gets strides that fit.
     assert_eq!(
-        Layout::try_contiguous(&[0, 1 << 31, 1 << 31])
+        Layout::try_contiguous(&[0, 1 << 30, 1 << 29])
             .unwrap()
             .strides(),
-        &[1 << 62, 1 << 31, 1]
+        &[1 << 59, 1 << 29, 1]
     );
     let l = Layout::contiguous(&[2]);
     assert!(l.reshape_view(&[WRAPS_TO_2, 2]).is_none());
@@ -347,14 +348,14 @@ fn kernel_outputs_too_large_are_errors() {
         "matmul",
         &[1 << 40, 1, 1 << 40],
     );
-    let long = s.broadcast_to(&[1 << 60]).unwrap();
-    let n = 3 << 60;
+    let long = s.broadcast_to(&[1 << 59]).unwrap();
+    let n = 3 << 59;
     assert_over_limit(
         &Tensor::concat(&[&long, &long, &long], 0).unwrap_err(),
         "concat",
         &[n],
     );
-    let many = vec![&long; 20];
+    let many = vec![&long; 40];
     assert_over_limit(
         &Tensor::concat(&many, 0).unwrap_err(),
         "concat",
@@ -363,7 +364,7 @@ fn kernel_outputs_too_large_are_errors() {
     assert_over_limit(
         &Tensor::stack(&[&long, &long], 0).unwrap_err(),
         "concat",
-        &[2, 1 << 60],
+        &[2, 1 << 59],
     );
     assert_over_limit(
         &Tensor::<f32>::one_hot(&[0, 1], usize::MAX).unwrap_err(),
@@ -372,24 +373,24 @@ fn kernel_outputs_too_large_are_errors() {
     );
 
     // Valid views whose results no allocator can hold (2^61 bytes and up).
-    let v = s.broadcast_to(&[1 << 59, 2]).unwrap();
-    assert_refused(&v.add(&s).unwrap_err(), "add", &[1 << 59, 2], 1 << 62);
-    assert_refused(&v.mul(&v).unwrap_err(), "mul", &[1 << 59, 2], 1 << 62);
+    let v = s.broadcast_to(&[1 << 58, 2]).unwrap();
+    assert_refused(&v.add(&s).unwrap_err(), "add", &[1 << 58, 2], 1 << 61);
+    assert_refused(&v.mul(&v).unwrap_err(), "mul", &[1 << 58, 2], 1 << 61);
     assert_refused(
         &v.where_cond(&s, &s).unwrap_err(),
         "where",
-        &[1 << 59, 2],
-        1 << 62,
+        &[1 << 58, 2],
+        1 << 61,
     );
-    let reduced = [1 << 59];
-    assert_refused(&v.sum(&[1], false).unwrap_err(), "sum", &reduced, 1 << 61);
-    assert_refused(&v.mean(&[1], false).unwrap_err(), "sum", &reduced, 1 << 61);
-    assert_refused(&v.max(&[1], false).unwrap_err(), "max", &reduced, 1 << 61);
+    let reduced = [1 << 58];
+    assert_refused(&v.sum(&[1], false).unwrap_err(), "sum", &reduced, 1 << 60);
+    assert_refused(&v.mean(&[1], false).unwrap_err(), "sum", &reduced, 1 << 60);
+    assert_refused(&v.max(&[1], false).unwrap_err(), "max", &reduced, 1 << 60);
     assert_refused(
         &v.min(&[1], true).unwrap_err(),
         "min",
-        &[1 << 59, 1],
-        1 << 61,
+        &[1 << 58, 1],
+        1 << 60,
     );
     assert!(matches!(
         v.var(&[1], false, 0).unwrap_err(),
@@ -420,23 +421,23 @@ fn kernel_outputs_too_large_are_errors() {
     }
     // A reshape that must copy (rows of a broadcast, transposed).
     let pair = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]).unwrap();
-    let cols = pair.broadcast_to(&[1 << 59, 2]).unwrap().t().unwrap();
+    let cols = pair.broadcast_to(&[1 << 58, 2]).unwrap().t().unwrap();
     assert_refused(
-        &cols.reshape(&[1 << 60]).unwrap_err(),
+        &cols.reshape(&[1 << 59]).unwrap_err(),
         "reshape",
-        &[2, 1 << 59],
-        1 << 62,
+        &[2, 1 << 58],
+        1 << 61,
     );
     let m = s.broadcast_to(&[1 << 30, 1]).unwrap();
-    let n = s.broadcast_to(&[1, 1 << 30]).unwrap();
+    let n = s.broadcast_to(&[1, 1 << 29]).unwrap();
     assert_refused(
         &m.matmul(&n).unwrap_err(),
         "matmul",
-        &[1 << 30, 1 << 30],
-        1 << 62,
+        &[1 << 30, 1 << 29],
+        1 << 61,
     );
     let idx = Tensor::<f32>::zeros(&[1])
-        .broadcast_to(&[1 << 59, 2])
+        .broadcast_to(&[1 << 58, 2])
         .unwrap();
     assert!(matches!(
         v.gather(1, &idx).unwrap_err(),
@@ -451,8 +452,8 @@ fn kernel_outputs_too_large_are_errors() {
 /// panic).
 #[test]
 fn maps_of_huge_views_are_errors() {
-    let v = Tensor::scalar(1.0f32).broadcast_to(&[1 << 59, 2]).unwrap();
-    let shape = [1 << 59, 2];
+    let v = Tensor::scalar(1.0f32).broadcast_to(&[1 << 58, 2]).unwrap();
+    let shape = [1 << 58, 2];
     for (e, op) in [
         (v.map(|x| x + 1.0).unwrap_err(), "map"),
         (v.exp().unwrap_err(), "exp"),
@@ -466,16 +467,16 @@ fn maps_of_huge_views_are_errors() {
         (v.gt_scalar(0.0).unwrap_err(), "gt_scalar"),
         (v.maximum_scalar(0.0).unwrap_err(), "maximum_scalar"),
     ] {
-        assert_refused(&e, op, &shape, 1 << 62);
+        assert_refused(&e, op, &shape, 1 << 61);
     }
     // A flatten that must copy (rows of a broadcast, transposed).
     let pair = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]).unwrap();
-    let cols = pair.broadcast_to(&[1 << 59, 2]).unwrap().t().unwrap();
+    let cols = pair.broadcast_to(&[1 << 58, 2]).unwrap().t().unwrap();
     assert_refused(
         &cols.flatten().unwrap_err(),
         "reshape",
-        &[2, 1 << 59],
-        1 << 62,
+        &[2, 1 << 58],
+        1 << 61,
     );
 }
 
@@ -483,7 +484,7 @@ fn maps_of_huge_views_are_errors() {
 /// panic with a message instead of aborting the process.
 #[test]
 fn infallible_copies_of_huge_views_panic_instead_of_aborting() {
-    let v = Tensor::scalar(1.0f32).broadcast_to(&[1 << 59, 2]).unwrap();
+    let v = Tensor::scalar(1.0f32).broadcast_to(&[1 << 58, 2]).unwrap();
     for r in [
         std::panic::catch_unwind(|| drop(v.to_contiguous())),
         std::panic::catch_unwind(|| drop(v.to_vec())),
@@ -494,8 +495,8 @@ fn infallible_copies_of_huge_views_panic_instead_of_aborting() {
             msg,
             &format!(
                 "could not allocate {} bytes for {} elements",
-                1u64 << 62,
-                1u64 << 60
+                1u64 << 61,
+                1u64 << 59
             )
         );
     }
@@ -540,9 +541,9 @@ fn counts(shape: &[usize]) -> (u128, u128) {
     (p, s)
 }
 
-/// Whether a shape fits the size limit for `f32`.
+/// Whether a shape fits the size limit (that of `f64`, for every type).
 fn fits(shape: &[usize]) -> bool {
-    counts(shape).1.saturating_mul(4) <= isize::MAX as u128
+    counts(shape).1.saturating_mul(8) <= isize::MAX as u128
 }
 
 /// The checks every tensor (huge views included) must pass cheaply: its
