@@ -71,10 +71,10 @@ impl<T: Element> PerSampleGrads<T> {
     pub fn norms(&self) -> TapeResult<Vec<f64>> {
         let mut sq = vec![0.0; self.batch];
         for g in self.grads.values() {
-            let per = g.numel() / self.batch.max(1);
-            for (k, v) in g.to_vec().into_iter().enumerate() {
-                let v = v.to_f64();
-                sq[k / per] += v * v;
+            let rows = g.reshape(&[self.batch, g.numel() / self.batch.max(1)])?;
+            let per = rows.square()?.sum(&[1], false)?;
+            for (s, v) in sq.iter_mut().zip(per.to_vec()) {
+                *s += v.to_f64();
             }
         }
         Ok(sq.into_iter().map(f64::sqrt).collect())
@@ -98,13 +98,13 @@ impl<T: Element> PerSampleGrads<T> {
             .into_iter()
             .map(|n| T::from_f64(if n > max_norm { max_norm / n } else { 1.0 }))
             .collect();
-        let scale = Tensor::from_vec(scale, &[self.batch])?;
+        // Σ_b s_b·g_b for every parameter at once: [1, B]·[B, numel].
+        let scale = Tensor::from_vec(scale, &[1, self.batch])?;
         let mut out = ParamGrads::new();
         for (name, g) in &self.grads {
-            let mut shape = vec![1; g.ndim()];
-            shape[0] = self.batch;
-            let s = scale.reshape(&shape)?;
-            out.insert(name.clone(), g.mul(&s)?.sum(&[0], false)?);
+            let rows = g.reshape(&[self.batch, g.numel() / self.batch.max(1)])?;
+            let sum = scale.matmul(&rows)?.reshape(&g.dims()[1..])?;
+            out.insert(name.clone(), sum);
         }
         Ok(out)
     }
