@@ -134,7 +134,7 @@ pub trait Op<T: Element>: Send + 'static {
     /// `ẏ = Σ_k ∂y/∂x_k · ẋ_k` given the inputs' tangents `ẋ_k`
     /// (`cx.tangents`, `None` for a zero tangent). Used by
     /// [`jvp`](crate::jvp), forward-mode [`jacobian`](crate::jacobian) and
-    /// the forward-over-reverse [`hvp`](crate::hvp).
+    /// [`hvp_forward_over_reverse`](crate::hvp_forward_over_reverse).
     ///
     /// Return `None` (the default) and the engine falls back to reverse
     /// mode: it records this op's [`backward`](Self::backward) rule on a
