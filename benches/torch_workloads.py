@@ -173,6 +173,50 @@ def bench_mlp():
         yield f"small_mlp_step/{small}/{batch}", mlp_step_fn(SMALL_SIZES, batch, torch.tanh), None
 
 
+JAC_SIZES, JAC_BATCH = (2, 16, 16, 8), 256
+PSG_SIZES, PSG_BATCH = (64, 256, 10), 128
+
+
+def bench_transforms():
+    """torch.func on the function-transform workloads of workloads.rs:
+    per-sample Jacobians of the 2-16-16-8 tanh MLP's output with respect to
+    its input (vmap(jacrev) and vmap(jacfwd)), and per-sample gradients of
+    the digits MLP's cross-entropy (vmap(grad) over functional_call)."""
+    from torch.func import functional_call, grad, jacfwd, jacrev, vmap
+
+    ps = [p.detach() for p in mlp_params(JAC_SIZES)]
+    layers = len(ps) // 2
+
+    def mlp_one(x):
+        h = x
+        for i in range(layers):
+            h = h @ ps[2 * i] + ps[2 * i + 1]
+            if i + 1 < layers:
+                h = torch.tanh(h)
+        return h
+
+    x = torch.randn(JAC_BATCH, JAC_SIZES[0])
+    sizes = "-".join(map(str, JAC_SIZES))
+    rev, fwd = vmap(jacrev(mlp_one)), vmap(jacfwd(mlp_one))
+    yield f"jacobian/{sizes}/{JAC_BATCH}-reverse", lambda: rev(x), None
+    yield f"jacobian/{sizes}/{JAC_BATCH}-forward", lambda: fwd(x), None
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(PSG_SIZES[0], PSG_SIZES[1]), torch.nn.ReLU(),
+        torch.nn.Linear(PSG_SIZES[1], PSG_SIZES[2]))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    xb = torch.randn(PSG_BATCH, PSG_SIZES[0])
+    yb = torch.tensor([(i * 7) % 10 for i in range(PSG_BATCH)])
+
+    def loss_one(p, x, y):
+        out = functional_call(model, p, (x.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(out, y.unsqueeze(0))
+
+    per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))
+    sizes = "-".join(map(str, PSG_SIZES))
+    yield f"per_sample_grads/{sizes}/{PSG_BATCH}", lambda: per_sample(params, xb, yb), None
+
+
 def peak_resident_mib():
     """This process's peak resident memory (VmHWM), as mlp_memory reports it."""
     try:
@@ -211,7 +255,8 @@ def main(filters):
     def wanted(name):
         return not filters or any(f in name for f in filters)
 
-    for group in (bench_matmul, bench_scalar_tape, bench_elementwise, bench_mlp):
+    for group in (bench_matmul, bench_scalar_tape, bench_elementwise, bench_mlp,
+                  bench_transforms):
         for name, step, elements in group():
             if wanted(name):
                 report(name, step, elements)

@@ -127,12 +127,88 @@ fn mlp_step(c: &mut Criterion) {
     g.finish();
 }
 
+// ----- function transforms (issue 16) ----------------------------------------
+// Ids: `jacobian/2-16-16-8/256` (per-sample Jacobians of the MLP's output
+// with respect to its input, mode chosen from the shapes: forward, two
+// columns), `jacobian/2-16-16-8/256-reverse` (forced reverse: eight rows),
+// `per_sample_grads/64-256-10/128` (the digits MLP, cross-entropy, every
+// sample's gradient), `hvp/{forward_over_reverse,reverse_over_reverse}/64x32`.
+// The PyTorch side (`torch.func.vmap(jacrev)`, `vmap(grad)`) is in
+// `torch_workloads.py` under the same ids.
+
+fn jacobian(c: &mut Criterion) {
+    use tapegrad::autograd::{batch_jacobian, JacobianMode};
+    let mut g = c.benchmark_group("jacobian");
+    let ps = mlp_init(&[2, 16, 16, 8], 30);
+    let x = Tensor::<f32>::randn_seeded(&[256, 2], 5);
+    for (id, mode) in [
+        ("256", JacobianMode::Auto),
+        ("256-reverse", JacobianMode::Reverse),
+    ] {
+        g.bench_function(BenchmarkId::new("2-16-16-8", id), |bench| {
+            bench.iter(|| {
+                let j = batch_jacobian(
+                    |tape, x| {
+                        let vars: Vec<Var<'_, f32>> =
+                            ps.iter().map(|p| tape.constant(p.clone())).collect();
+                        mlp::mlp_forward(&vars, x, |h| h.tanh())
+                    },
+                    &x,
+                    mode,
+                )
+                .unwrap();
+                black_box(j)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn per_sample_grads(c: &mut Criterion) {
+    use tapegrad::nn::{per_sample_grads, Mlp};
+    let mut g = c.benchmark_group("per_sample_grads");
+    let model = Mlp::<f32>::builder(&[64, 256, 10]).seed(1).build().unwrap();
+    let x = Tensor::<f32>::randn_seeded(&[128, 64], 6);
+    let labels: Vec<usize> = (0..128).map(|i| (i * 7) % 10).collect();
+    g.bench_function(BenchmarkId::new("64-256-10", 128), |bench| {
+        bench.iter(|| {
+            let per = per_sample_grads(&model, &x, |out, rows| {
+                out.log_softmax(1)?.gather_rows(&labels[rows])?.neg()
+            })
+            .unwrap();
+            black_box(per)
+        })
+    });
+    g.finish();
+}
+
+/// f(x) = Σ softplus(tanh(x·W)·W): a small network's output.
+fn hvp_f<'t>(x: Var<'t, f64>, w: &Tensor<f64>) -> tapegrad::autograd::Result<Var<'t, f64>> {
+    let w = x.constant(w.clone());
+    x.matmul(w)?.tanh()?.matmul(w)?.softplus()?.sum_all()
+}
+
+fn hvp(c: &mut Criterion) {
+    use tapegrad::autograd::{hvp_forward_over_reverse, hvp_reverse_over_reverse};
+    let mut g = c.benchmark_group("hvp");
+    let w = Tensor::<f64>::uniform_seeded(&[32, 32], -0.3, 0.3, 7);
+    let x = Tensor::<f64>::uniform_seeded(&[64, 32], -1.0, 1.0, 8);
+    let v = Tensor::<f64>::uniform_seeded(&[64, 32], -1.0, 1.0, 9);
+    g.bench_function("forward_over_reverse/64x32", |bench| {
+        bench.iter(|| black_box(hvp_forward_over_reverse(|_, x| hvp_f(x, &w), &x, &v).unwrap()))
+    });
+    g.bench_function("reverse_over_reverse/64x32", |bench| {
+        bench.iter(|| black_box(hvp_reverse_over_reverse(|_, x| hvp_f(x, &w), &x, &v).unwrap()))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = workloads;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(3));
-    targets = matmul, scalar_tape, elementwise, mlp_step
+    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp
 }
 criterion_main!(workloads);

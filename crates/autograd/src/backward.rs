@@ -453,6 +453,17 @@ impl<T: Element> Tape<T> {
     /// gradients can be differentiated again. Returns, for every position up
     /// to the last root, the accumulated gradient as a recorded value.
     fn run_graph<'t>(&'t self, roots: &[(usize, Var<'t, T>)]) -> Result<Vec<Option<Var<'t, T>>>> {
+        self.run_graph_above(roots, 0)
+    }
+
+    /// [`run_graph`](Self::run_graph) over the positions from `lowest` on
+    /// only: gradients stop there instead of flowing on to earlier nodes (a
+    /// checkpointed segment's recomputation, which ends at its inputs).
+    pub(crate) fn run_graph_above<'t>(
+        &'t self,
+        roots: &[(usize, Var<'t, T>)],
+        lowest: usize,
+    ) -> Result<Vec<Option<Var<'t, T>>>> {
         let n = roots.iter().map(|r| r.0 + 1).max().unwrap_or(0);
         let mut grads: Vec<Option<Var<'t, T>>> = vec![None; n];
         let was = self.set_grad_enabled(true);
@@ -460,7 +471,7 @@ impl<T: Element> Tape<T> {
             for &(id, seed) in roots {
                 accumulate(&mut grads[id], seed)?;
             }
-            for i in (0..n).rev() {
+            for i in (lowest..n).rev() {
                 let Some(g) = grads[i] else { continue };
                 if !self.requires_grad_of(i) {
                     continue;

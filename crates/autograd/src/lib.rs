@@ -47,11 +47,14 @@
 
 mod arena;
 mod backward;
+mod checkpoint;
 pub mod draw;
 mod error;
 pub mod explain;
+mod forward;
 pub mod gradcheck;
 mod higher;
+mod jacobian;
 mod op;
 pub mod operators;
 pub mod ops;
@@ -60,10 +63,13 @@ mod tape;
 mod var;
 
 pub use backward::{BackwardStep, BackwardTrace, Gradients};
+pub use checkpoint::Segment;
 pub use draw::DrawOptions;
 pub use error::{Error, Result};
+pub use forward::jvp;
 pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
-pub use higher::{hessian, hvp};
-pub use op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+pub use higher::{hessian, hvp, hvp_forward_over_reverse, hvp_reverse_over_reverse};
+pub use jacobian::{batch_jacobian, jacobian, jacobian_with, JacobianMode};
+pub use op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 pub use tape::{NodeInfo, NodeKind, Tape};
 pub use var::Var;

@@ -129,6 +129,106 @@ pub trait Op<T: Element>: Send + 'static {
         let _ = cx;
         None
     }
+
+    /// Optional: the forward-mode tangent rule, the Jacobian-vector product
+    /// `ẏ = Σ_k ∂y/∂x_k · ẋ_k` given the inputs' tangents `ẋ_k`
+    /// (`cx.tangents`, `None` for a zero tangent). Used by
+    /// [`jvp`](crate::jvp), forward-mode [`jacobian`](crate::jacobian) and
+    /// [`hvp_forward_over_reverse`](crate::hvp_forward_over_reverse).
+    ///
+    /// Return `None` (the default) and the engine falls back to reverse
+    /// mode: it records this op's [`backward`](Self::backward) rule on a
+    /// scratch tape with a zero output gradient `u` and differentiates
+    /// `⟨backward(u), ẋ⟩` with respect to `u` (the backward rule is linear in
+    /// `u`, so that derivative is `J·ẋ`). That costs one recorded backward
+    /// rule plus one backward pass through it, about three times the op's
+    /// own backward, every time a tangent crosses the op; an op with neither
+    /// rule cannot carry tangents ([`Error::BackwardNotSupported`]).
+    ///
+    /// ```
+    /// use tapegrad_autograd::{jvp, BackwardCtx, InputGrads, Op, Result, TangentCtx};
+    /// use tapegrad_tensor::{Element, Tensor};
+    ///
+    /// /// y = x³ with both rules: ẏ = 3x²·ẋ.
+    /// struct Cube;
+    /// impl<T: Element> Op<T> for Cube {
+    ///     fn name(&self) -> &str { "cube" }
+    ///     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+    ///         Ok(inputs[0].map(|x| x * x * x)?)
+    ///     }
+    ///     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+    ///         let g = cx.grad_output.mul(cx.inputs[0].square()?.mul_scalar(3.0)?)?;
+    ///         Ok(InputGrads::from_elem(Some(g), 1))
+    ///     }
+    ///     fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+    ///         let (x, dx) = (cx.inputs[0], cx.tangents[0]?);
+    ///         Some(x.square().and_then(|x2| x2.mul_scalar(3.0)?.mul(dx)).map_err(Into::into))
+    ///     }
+    /// }
+    ///
+    /// let x = Tensor::from_vec(vec![1.0, 2.0], &[2])?;
+    /// let v = Tensor::from_vec(vec![1.0, 0.5], &[2])?;
+    /// let (y, dy) = jvp(|tape, x| tape.apply(Cube, &[x[0]]), &[x], &[v])?;
+    /// assert_eq!(y.to_vec(), vec![1.0, 8.0]);
+    /// assert_eq!(dy.to_vec(), vec![3.0, 6.0]); // 3·1²·1, 3·2²·0.5
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let _ = cx;
+        None
+    }
+}
+
+/// What a tangent rule ([`Op::tangent`]) can see: the recorded input and
+/// output values and the inputs' tangents.
+#[derive(Debug)]
+pub struct TangentCtx<'a, T: Element> {
+    /// The op's input values.
+    pub inputs: &'a [&'a Tensor<T>],
+    /// The op's output value.
+    pub output: &'a Tensor<T>,
+    /// Each input's tangent, of that input's shape; `None` where it is zero
+    /// (a constant, or a value the seeded inputs do not reach). At least
+    /// one is `Some`.
+    pub tangents: &'a [Option<&'a Tensor<T>>],
+}
+
+impl<T: Element> TangentCtx<'_, T> {
+    /// Input `k`'s tangent, or zeros of its shape.
+    pub fn tangent_or_zeros(&self, k: usize) -> Tensor<T> {
+        match self.tangents[k] {
+            Some(t) => t.clone(),
+            None => Tensor::zeros(self.inputs[k].dims()),
+        }
+    }
+
+    /// The sum of the terms `f(k, ẋ_k)` over the inputs whose tangent is
+    /// not zero, broadcast to the output's shape: the usual shape of a
+    /// tangent rule, `ẏ = Σ_k (∂y/∂x_k)·ẋ_k`.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or a term that does not broadcast to the
+    /// output.
+    pub fn sum_terms(
+        &self,
+        mut f: impl FnMut(usize, &Tensor<T>) -> Result<Tensor<T>>,
+    ) -> Result<Tensor<T>> {
+        let mut total: Option<Tensor<T>> = None;
+        for (k, t) in self.tangents.iter().enumerate() {
+            let Some(t) = t else { continue };
+            let term = f(k, t)?;
+            total = Some(match total {
+                None => term,
+                Some(acc) => acc.add(&term)?,
+            });
+        }
+        let total = total.unwrap_or_else(|| Tensor::zeros(self.output.dims()));
+        if crate::backward::same_dims(total.dims(), self.output.dims()) {
+            Ok(total)
+        } else {
+            Ok(total.broadcast_to(self.output.dims())?.to_contiguous())
+        }
+    }
 }
 
 /// What a value rule ([`Op::backward_value`]) can see: the recorded input

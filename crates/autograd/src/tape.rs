@@ -98,6 +98,12 @@ pub struct Tape<T: Element = f32> {
     /// backward pass tells which gradients belong to which parameter object.
     /// Beside the nodes for the same reason as the labels.
     param_keys: RefCell<Vec<(usize, u64)>>,
+    /// Forward-mode tangents by tape position (see `forward.rs`), filled
+    /// only once [`dual`](Tape::dual) turns `forward_mode` on.
+    pub(crate) tangents: crate::forward::Tangents<T>,
+    pub(crate) forward_mode: Cell<bool>,
+    /// Parameters bound to a recorded value (see `checkpoint.rs`).
+    pub(crate) bound_params: RefCell<Vec<(u64, usize)>>,
     id: u64,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
@@ -132,6 +138,9 @@ impl<T: Element> Tape<T> {
             nodes: RefCell::new(crate::arena::take()),
             labels: RefCell::default(),
             param_keys: RefCell::default(),
+            tangents: RefCell::default(),
+            forward_mode: Cell::new(false),
+            bound_params: RefCell::default(),
             id: next_tape_id(),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
@@ -154,6 +163,9 @@ impl<T: Element> Tape<T> {
         self.nodes.get_mut().clear();
         self.labels.get_mut().clear();
         self.param_keys.get_mut().clear();
+        self.tangents.get_mut().clear();
+        self.forward_mode.set(false);
+        self.bound_params.get_mut().clear();
         self.id = next_tape_id();
     }
 
@@ -228,6 +240,9 @@ impl<T: Element> Tape<T> {
     /// # Ok::<(), tapegrad_autograd::Error>(())
     /// ```
     pub fn param_with_key(&self, name: &str, value: Tensor<T>, key: u64) -> Result<Var<'_, T>> {
+        if let Some(v) = self.bound_param(key) {
+            return Ok(v);
+        }
         let earlier = self
             .param_keys
             .borrow()
@@ -398,6 +413,9 @@ impl<T: Element> Tape<T> {
             kind: NodeKind::Op,
         });
         drop(nodes);
+        if self.forward_mode.get() {
+            self.carry_tangent(node)?;
+        }
         Ok(Var::new(self, node))
     }
 
@@ -470,6 +488,7 @@ impl<T: Element> Tape<T> {
         *slot = nodes;
         drop(slot);
         self.labels.borrow_mut().retain(|&id, _| id < len);
+        self.truncate_tangents(len);
         self.param_keys.borrow_mut().retain(|&(id, _)| id < len);
     }
 }

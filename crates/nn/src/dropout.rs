@@ -88,7 +88,11 @@ impl<T: Element> Module<T> for Dropout {
         let n: usize = shape.iter().product();
         // `new` keeps p below 1.
         let scale = T::from_f64(1.0 / (1.0 - self.p));
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut own = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        // Inside a checkpointed segment, a recomputation replays the state
+        // the forward pass drew from (see `recompute.rs`).
+        let mut replayed = crate::recompute::dropout_generator(&own)?;
+        let rng = replayed.as_mut().unwrap_or(&mut *own);
         let mask: Vec<T> = (0..n)
             .map(|_| {
                 if rng.gen::<f64>() < self.p {
@@ -98,7 +102,7 @@ impl<T: Element> Module<T> for Dropout {
                 }
             })
             .collect();
-        drop(rng);
+        drop(own);
         let mask = Tensor::from_vec(mask, &shape)?;
         x.mul(tape.constant(mask))
     }

@@ -62,7 +62,9 @@ mod mlp;
 mod module;
 pub mod optim;
 mod param;
+mod per_sample;
 pub mod plot;
+mod recompute;
 mod sequential;
 pub mod train;
 
@@ -76,6 +78,8 @@ pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
+pub use per_sample::{per_sample_grads, PerSampleGrads, PerSampleMethod};
+pub use recompute::{checkpoint, CheckpointedSequential};
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,

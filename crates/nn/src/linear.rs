@@ -135,10 +135,14 @@ impl<T: Element> Module<T> for Linear<T> {
         }
         let w = self.weight.var(tape)?;
         let y = x.matmul(w.t()?)?;
-        match &self.bias {
-            Some(b) => y.add(b.var(tape)?),
-            None => Ok(y),
-        }
+        let y = match &self.bias {
+            Some(b) => y.add(b.var(tape)?)?,
+            None => y,
+        };
+        // Per-sample gradients' fast path needs the input and output.
+        let bias = self.bias.as_ref().map(|b| b.id().key());
+        crate::per_sample::note_linear(tape.id(), self.weight.id().key(), bias, x.id(), y.id());
+        Ok(y)
     }
 
     fn parameters(&self) -> Vec<(String, &Param<T>)> {

@@ -78,6 +78,13 @@ impl<T: Element> Sequential<T> {
     }
 }
 
+impl<T: Element> Sequential<T> {
+    /// The layers, in order (for [`checkpointed`](Self::checkpointed)).
+    pub(crate) fn into_layers(self) -> Vec<Box<dyn Module<T>>> {
+        self.layers
+    }
+}
+
 impl<T: Element> Module<T> for Sequential<T> {
     fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
         self.layers.iter().try_fold(x, |x, m| m.forward(tape, x))

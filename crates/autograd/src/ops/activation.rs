@@ -18,7 +18,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::ops::arith::{pair, single, tsingle};
 
 /// `g · (1 − y²)`, the kernel of [`TanhBackward`]. Inlined (as the other
@@ -70,6 +70,9 @@ impl<T: Element> Op<T> for Tanh {
             Err(e) => Err(e),
         })
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(tanh_backward(cx.tangents[0]?, cx.output))
+    }
 }
 
 /// `g · (1 − y²)` for `y = tanh(x)`: the fused backward of [`Tanh`].
@@ -100,6 +103,17 @@ impl<T: Element> Op<T> for TanhBackward {
         };
         Ok(pair(dg, dy))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // h = g·(1 − y²): ḣ = ġ·(1 − y²) − 2·g·y·ẏ
+        let (g, y) = (cx.inputs[0], cx.inputs[1]);
+        Some(cx.sum_terms(|k, t| {
+            if k == 0 {
+                tanh_backward(t, y)
+            } else {
+                Ok(g.mul(y)?.mul(t)?.mul_scalar(-2.0)?)
+            }
+        }))
+    }
 }
 
 /// Logistic sigmoid, `1 / (1 + e^-x)` (stable for large `|x|`).
@@ -126,6 +140,9 @@ impl<T: Element> Op<T> for Sigmoid {
             Ok(t) => Ok(tsingle(t)),
             Err(e) => Err(e),
         })
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(sigmoid_backward(cx.tangents[0]?, cx.output))
     }
 }
 
@@ -158,6 +175,17 @@ impl<T: Element> Op<T> for SigmoidBackward {
         };
         Ok(pair(dg, dy))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // h = g·y·(1 − y): ḣ = ġ·y·(1 − y) + g·(1 − 2y)·ẏ
+        let (g, y) = (cx.inputs[0], cx.inputs[1]);
+        Some(cx.sum_terms(|k, t| {
+            if k == 0 {
+                sigmoid_backward(t, y)
+            } else {
+                Ok(g.mul(&y.mul_scalar(-2.0)?.add_scalar(1.0)?)?.mul(t)?)
+            }
+        }))
+    }
 }
 
 /// `max(x, 0)`.
@@ -184,6 +212,9 @@ impl<T: Element> Op<T> for Relu {
             Ok(t) => Ok(tsingle(t)),
             Err(e) => Err(e),
         })
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(relu_backward(cx.tangents[0]?, cx.output))
     }
 }
 
@@ -212,6 +243,13 @@ impl<T: Element> Op<T> for ReluBackward {
         // The mask is piecewise constant in y: no gradient flows to y.
         Ok(pair(dg, None))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // h = g·[y > 0] is linear in g and flat in y.
+        match cx.tangents[0] {
+            Some(t) => Some(relu_backward(t, cx.inputs[1])),
+            None => Some(Ok(Tensor::zeros(cx.output.dims()))),
+        }
+    }
 }
 
 /// `|x|`.
@@ -239,6 +277,19 @@ impl<T: Element> Op<T> for Abs {
             }
         })?;
         Ok(single(cx.grad_output.mul(tape.constant(sign))?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let sign = |x: T| {
+            if x > T::ZERO {
+                T::ONE
+            } else if x < T::ZERO {
+                -T::ONE
+            } else {
+                T::ZERO
+            }
+        };
+        let t = cx.tangents[0]?;
+        Some((|| Ok(cx.inputs[0].map(sign)?.mul(t)?))())
     }
 }
 
@@ -271,6 +322,12 @@ impl<T: Element> Op<T> for Clamp {
         let tape = cx.output.tape();
         Ok(single(cx.grad_output.mul(tape.constant(mask))?))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let (lo, hi) = (T::from_f64(self.lo), T::from_f64(self.hi));
+        let pass = move |x: T| if x >= lo && x <= hi { T::ONE } else { T::ZERO };
+        let t = cx.tangents[0]?;
+        Some((|| Ok(cx.inputs[0].map(pass)?.mul(t)?))())
+    }
 }
 
 /// `ln(1 + eˣ)`, stable for any `x`.
@@ -288,6 +345,10 @@ impl<T: Element> Op<T> for Softplus {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.inputs[0].sigmoid()?)?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let t = cx.tangents[0]?;
+        Some((|| Ok(cx.inputs[0].sigmoid()?.mul(t)?))())
     }
 }
 
@@ -332,6 +393,15 @@ fn select_backward<'t, T: Element>(
     Ok(pair(ga, gb))
 }
 
+/// The tangent rule of [`Maximum`] and [`Minimum`], matching their backward
+/// rule: the selected input's tangent, the mean of both on a tie.
+fn select_tangent<T: Element>(cx: &TangentCtx<'_, T>, max: bool) -> Option<Result<Tensor<T>>> {
+    Some((|| {
+        let (ma, mb) = select_masks(cx.inputs[0], cx.inputs[1], max)?;
+        cx.sum_terms(|k, t| Ok(t.mul(if k == 0 { &ma } else { &mb })?))
+    })())
+}
+
 /// Elementwise maximum, broadcasting.
 #[derive(Debug, Clone, Copy)]
 pub struct Maximum;
@@ -347,6 +417,9 @@ impl<T: Element> Op<T> for Maximum {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         select_backward(cx, true)
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        select_tangent(cx, true)
     }
 }
 
@@ -365,6 +438,9 @@ impl<T: Element> Op<T> for Minimum {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         select_backward(cx, false)
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        select_tangent(cx, false)
     }
 }
 

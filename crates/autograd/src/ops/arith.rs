@@ -15,7 +15,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::var::Var;
 
 // The lists below are built from full arrays, not with `push` or
@@ -114,6 +114,9 @@ impl<T: Element> Op<T> for Add {
         }
         Some(passed_on(cx, 0).and_then(|ga| Ok(tpair(ga, passed_on(cx, 1)?))))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(cx.sum_terms(|_, t| Ok(t.clone())))
+    }
 }
 
 /// `a - b`, broadcasting.
@@ -150,6 +153,9 @@ impl<T: Element> Op<T> for Sub {
             let gb = cx.grad_for(1, || cx.sum_to_input(g.neg()?, 1))?;
             Ok(tpair(ga, gb))
         })())
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(cx.sum_terms(|k, t| Ok(if k == 0 { t.clone() } else { t.neg()? })))
     }
 }
 
@@ -199,6 +205,10 @@ impl<T: Element> Op<T> for Mul {
             summed_to_inputs(cx, ga, gb)
         })())
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // (a·b)˙ = ȧ·b + a·ḃ
+        Some(cx.sum_terms(|k, t| Ok(t.mul(cx.inputs[1 - k])?)))
+    }
 }
 
 /// `a / b` elementwise, broadcasting.
@@ -237,6 +247,17 @@ impl<T: Element> Op<T> for Div {
             Ok(tpair(ga, gb))
         })())
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // (a/b)˙ = ȧ/b − (a/b)·ḃ/b
+        let (b, out) = (cx.inputs[1], cx.output);
+        Some(cx.sum_terms(|k, t| {
+            Ok(if k == 0 {
+                t.div(b)?
+            } else {
+                out.mul(t)?.div(b)?.neg()?
+            })
+        }))
+    }
 }
 
 /// `a ^ b` elementwise, broadcasting. The gradient for `b` uses `ln a`, so it
@@ -267,6 +288,17 @@ impl<T: Element> Op<T> for Pow {
         };
         Ok(pair(ga, gb))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // (a^b)˙ = b·a^(b−1)·ȧ + a^b·ln(a)·ḃ
+        let (a, b, out) = (cx.inputs[0], cx.inputs[1], cx.output);
+        Some(cx.sum_terms(|k, t| {
+            Ok(if k == 0 {
+                b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?.mul(t)?
+            } else {
+                out.mul(&a.ln()?)?.mul(t)?
+            })
+        }))
+    }
 }
 
 /// `-x`.
@@ -287,6 +319,10 @@ impl<T: Element> Op<T> for Neg {
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         Some(cx.grad_output.neg().map(tsingle).map_err(Into::into))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -311,6 +347,9 @@ impl<T: Element> Op<T> for AddScalar {
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         Some(Ok(tsingle(cx.grad_output.clone())))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(Ok(cx.tangents[0]?.clone()))
     }
 }
 
@@ -340,6 +379,10 @@ impl<T: Element> Op<T> for MulScalar {
                 .map(tsingle)
                 .map_err(Into::into),
         )
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 

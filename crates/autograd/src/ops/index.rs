@@ -11,7 +11,7 @@
 use tapegrad_tensor::{Element, Layout, Tensor};
 
 use crate::error::{Error, Result};
-use crate::op::{BackwardCtx, InputGrads, Op};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx};
 use crate::ops::arith::{pair, single};
 
 /// Slices at `indices` along `axis` (repeats allowed).
@@ -42,6 +42,10 @@ impl<T: Element> Op<T> for IndexSelect {
             input_shape: cx.inputs[0].shape().to_vec(),
         };
         Ok(single(cx.output.tape().apply(op, &[cx.grad_output])?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -82,6 +86,10 @@ impl<T: Element> Op<T> for IndexAdd {
             cx.grad_output.index_select(self.axis, &self.indices)?,
         ))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
+    }
 }
 
 /// For `[n, c]` input, element `indices[r]` of each row `r`, giving `[n]`.
@@ -109,6 +117,10 @@ impl<T: Element> Op<T> for GatherRows {
             cols: cx.inputs[0].shape()[1],
         };
         Ok(single(cx.output.tape().apply(op, &[cx.grad_output])?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -142,6 +154,10 @@ impl<T: Element> Op<T> for ScatterRows {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.gather_rows(&self.indices)?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -182,6 +198,11 @@ impl<T: Element> Op<T> for Where<T> {
             None
         };
         Ok(pair(ga, gb))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in both branches: pick each tangent where its branch is.
+        let (ta, tb) = (cx.tangent_or_zeros(0), cx.tangent_or_zeros(1));
+        Some(self.forward(&[&ta, &tb]))
     }
 }
 

@@ -12,7 +12,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::ops::arith::{single, tsingle};
 
 /// `eˣ`.
@@ -38,6 +38,9 @@ impl<T: Element> Op<T> for Exp {
                 .map(tsingle)
                 .map_err(Into::into),
         )
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(cx.output.mul(cx.tangents[0]?).map_err(Into::into))
     }
 }
 
@@ -65,6 +68,9 @@ impl<T: Element> Op<T> for Ln {
                 .map_err(Into::into),
         )
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        Some(cx.tangents[0]?.div(cx.inputs[0]).map_err(Into::into))
+    }
 }
 
 /// Square root.
@@ -91,6 +97,11 @@ impl<T: Element> Op<T> for Sqrt {
                 .map(tsingle)
                 .map_err(Into::into),
         )
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // ẏ = ẋ / (2√x)
+        let t = cx.tangents[0]?;
+        Some((|| Ok(t.div(&cx.output.mul_scalar(2.0)?)?))())
     }
 }
 
@@ -142,6 +153,11 @@ impl<T: Element> Op<T> for Powf {
         };
         Some(grad.map(tsingle).map_err(Into::into))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // ẏ = e·x^(e−1)·ẋ
+        let (x, t) = (cx.inputs[0], cx.tangents[0]?);
+        Some((|| Ok(x.powf(self.0 - 1.0)?.mul_scalar(self.0)?.mul(t)?))())
+    }
 }
 
 /// Sine.
@@ -160,6 +176,10 @@ impl<T: Element> Op<T> for Sin {
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.inputs[0].cos()?)?))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let t = cx.tangents[0]?;
+        Some((|| Ok(cx.inputs[0].cos()?.mul(t)?))())
+    }
 }
 
 /// Cosine.
@@ -177,6 +197,10 @@ impl<T: Element> Op<T> for Cos {
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         Ok(single(cx.grad_output.mul(cx.inputs[0].sin()?)?.neg()?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let t = cx.tangents[0]?;
+        Some((|| Ok(cx.inputs[0].sin()?.neg()?.mul(t)?))())
     }
 }
 

@@ -8,7 +8,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::ops::arith::{pair, tpair};
 
 /// `a · b` for operands of rank 2 or more.
@@ -45,6 +45,11 @@ impl<T: Element> Op<T> for Matmul {
             let gb = cx.grad_for(1, || cx.sum_to_input(a.t()?.matmul(g)?, 1))?;
             Ok(tpair(ga, gb))
         })())
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // (a·b)˙ = ȧ·b + a·ḃ
+        let (a, b) = (cx.inputs[0], cx.inputs[1]);
+        Some(cx.sum_terms(|k, t| Ok(if k == 0 { t.matmul(b)? } else { a.matmul(t)? })))
     }
 }
 

@@ -13,7 +13,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::ops::arith::{single, tsingle};
 use crate::var::Var;
 
@@ -72,6 +72,10 @@ impl<T: Element> Op<T> for Sum {
             let g = cx.grad_output.reshape(&keepdim_shape(x, &self.axes))?;
             Ok(tsingle(g.broadcast_to(x)?))
         })())
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -145,6 +149,10 @@ impl<T: Element> Op<T> for SumTo {
                 .map_err(Into::into),
         )
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
+    }
 }
 
 /// Broadcasts to `shape` (a zero-copy view in the forward pass).
@@ -171,6 +179,10 @@ impl<T: Element> Op<T> for BroadcastTo {
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         Some(cx.sum_to_input(cx.grad_output.clone(), 0).map(tsingle))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -219,6 +231,17 @@ impl<T: Element> Op<T> for Extreme {
         let tape = cx.output.tape();
         let g = spread(cx.grad_output, shape, &self.axes)?;
         Ok(single(g.mul(tape.constant(weights))?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // The derivative the backward rule uses: the mean of ẋ over the
+        // elements equal to the extreme (ties share it evenly).
+        let (x, t) = (cx.inputs[0], cx.tangents[0]?);
+        Some((|| {
+            let out = cx.output.reshape(&keepdim_shape(x.dims(), &self.axes))?;
+            let mask = x.eq_mask(&out)?;
+            let count = mask.sum(&self.axes, self.keepdim)?;
+            Ok(t.mul(&mask)?.sum(&self.axes, self.keepdim)?.div(&count)?)
+        })())
     }
 }
 

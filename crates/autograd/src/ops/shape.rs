@@ -10,7 +10,7 @@
 use tapegrad_tensor::{Element, Layout, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::ops::arith::{single, tsingle};
 
 /// Same elements, another shape (a view when the layout allows it).
@@ -42,6 +42,10 @@ impl<T: Element> Op<T> for Reshape {
                 .map(tsingle)
                 .map_err(Into::into),
         )
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -84,6 +88,10 @@ impl<T: Element> Op<T> for Permute {
                 .map_err(Into::into),
         )
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
+    }
 }
 
 /// Positions `start, start+step, …` below `end` along `axis` (a view).
@@ -121,6 +129,10 @@ impl<T: Element> Op<T> for Slice {
             input_shape: cx.inputs[0].shape().to_vec(),
         };
         Ok(single(tape.apply(op, &[cx.grad_output])?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
     }
 }
 
@@ -172,6 +184,10 @@ impl<T: Element> Op<T> for SliceBackward {
             cx.grad_output.slice(s.axis, s.start, s.end, s.step)?,
         ))
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // Linear in its input: the tangent goes through the op itself.
+        Some(self.forward(&[cx.tangents[0]?]))
+    }
 }
 
 /// Joins its inputs along `axis`.
@@ -206,6 +222,13 @@ impl<T: Element> Op<T> for Concat {
             start += len;
         }
         Ok(out)
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        let parts: Vec<Tensor<T>> = (0..cx.inputs.len())
+            .map(|k| cx.tangent_or_zeros(k))
+            .collect();
+        let refs: Vec<&Tensor<T>> = parts.iter().collect();
+        Some(self.forward(&refs))
     }
 }
 

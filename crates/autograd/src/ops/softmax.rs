@@ -12,7 +12,7 @@
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::Result;
-use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 use crate::ops::arith::{single, tsingle};
 use crate::ops::reduce::{axes_params, keepdim_shape};
 
@@ -45,6 +45,14 @@ impl<T: Element> Op<T> for Softmax {
         Some((|| {
             let s = g.mul(y)?.sum(&[self.axis], true)?;
             Ok(tsingle(y.mul(&g.sub(&s)?)?))
+        })())
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // ẏ = y·(ẋ − Σ y·ẋ)
+        let (y, t) = (cx.output, cx.tangents[0]?);
+        Some((|| {
+            let s = y.mul(t)?.sum(&[self.axis], true)?;
+            Ok(y.mul(&t.sub(&s)?)?)
         })())
     }
 }
@@ -80,6 +88,14 @@ impl<T: Element> Op<T> for LogSoftmax {
             Ok(tsingle(g.sub(&y.exp()?.mul(&s)?)?))
         })())
     }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // ẏ = ẋ − Σ softmax(x)·ẋ
+        let (y, t) = (cx.output, cx.tangents[0]?);
+        Some((|| {
+            let s = y.exp()?.mul(t)?.sum(&[self.axis], true)?;
+            Ok(t.sub(&s)?)
+        })())
+    }
 }
 
 /// `log Σ exp(x)` over `axes`.
@@ -109,6 +125,15 @@ impl<T: Element> Op<T> for LogSumExp {
         let g = cx.grad_output.reshape(&ks)?;
         let y = cx.output.reshape(&ks)?;
         Ok(single(g.mul(x.sub(y)?.exp()?)?))
+    }
+    fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        // ẏ = Σ softmax(x)·ẋ over the axes, softmax(x) = exp(x − y)
+        let (x, t) = (cx.inputs[0], cx.tangents[0]?);
+        Some((|| {
+            let y = cx.output.reshape(&keepdim_shape(x.dims(), &self.axes))?;
+            let w = x.sub(&y)?.exp()?;
+            Ok(w.mul(t)?.sum(&self.axes, self.keepdim)?)
+        })())
     }
 }
 
