@@ -169,14 +169,17 @@ impl<T: Element> Tensor<T> {
         if g.dims() != self.dims() {
             return Err(Error::ShapeMismatch {
                 op: "layer_norm_backward",
-                    lhs: self.dims().to_vec(),
+                lhs: self.dims().to_vec(),
                 rhs: g.dims().to_vec(),
                 reason: "the gradient must have the input's shape".into(),
             });
         }
         let x = self.to_contiguous();
         let gc = g.to_contiguous();
-        let (xs, gs) = (x.as_slice().expect("contiguous"), gc.as_slice().expect("contiguous"));
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            gc.as_slice().expect("contiguous"),
+        );
         let w: Vec<f64> = match weight {
             Some(w) => w.to_vec().iter().map(|v| v.to_f64()).collect(),
             None => vec![1.0; d],
@@ -333,14 +336,94 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`] if the mask does not broadcast to `self`'s
     /// shape (the result keeps `self`'s shape).
     pub fn masked_fill(&self, mask: &Self, value: f64) -> Result<Self> {
-        let m = mask.broadcast_to(self.dims()).map_err(|_| Error::ShapeMismatch {
-            op: "masked_fill",
-            lhs: self.dims().to_vec(),
-            rhs: mask.dims().to_vec(),
-            reason: "the mask must broadcast to the value's shape".into(),
-        })?;
+        let m = mask
+            .broadcast_to(self.dims())
+            .map_err(|_| Error::ShapeMismatch {
+                op: "masked_fill",
+                lhs: self.dims().to_vec(),
+                rhs: mask.dims().to_vec(),
+                reason: "the mask must broadcast to the value's shape".into(),
+            })?;
         let v = T::from_f64(value);
-        m.zip_with(self, "masked_fill", move |m, x| if m != T::ZERO { v } else { x })
+        m.zip_with(
+            self,
+            "masked_fill",
+            move |m, x| if m != T::ZERO { v } else { x },
+        )
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Softmax over the last axis among the positions where `keep` is
+    /// non-zero; the others get exactly 0. A row with no kept position
+    /// gives all zeros (not NaN, not a uniform row): it attends to nothing.
+    /// `keep` broadcasts to `self`'s shape.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![0.0f64, 5.0, 0.0, 1.0], &[2, 2])?;
+    /// let keep = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0], &[2, 2])?;
+    /// assert_eq!(x.softmax_masked(&keep)?.to_vec(), vec![1.0, 0.0, 0.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `self` is 0-d; [`Error::ShapeMismatch`]
+    /// if `keep` does not broadcast to `self`'s shape.
+    pub fn softmax_masked(&self, keep: &Self) -> Result<Self> {
+        let dims = self.dims();
+        let d = *dims.last().ok_or_else(|| Error::InvalidArgument {
+            op: "softmax_masked",
+            msg: "needs at least one axis, got a 0-d value".into(),
+        })?;
+        let mismatch = || Error::ShapeMismatch {
+            op: "softmax_masked",
+            lhs: dims.to_vec(),
+            rhs: keep.dims().to_vec(),
+            reason: "the mask must broadcast to the scores' shape".into(),
+        };
+        keep.broadcast_to(dims).map_err(|_| mismatch())?;
+        // A mask whose shape is a suffix of the scores' (a causal [L, S]
+        // under [B, H, L, S]) is used as is, row r reading mask row
+        // r mod its row count; any other broadcast is made explicit once.
+        let kd = keep.dims();
+        let strip = kd.iter().take_while(|&&n| n == 1).count();
+        let keep = if kd.len() - strip <= dims.len() && dims.ends_with(&kd[strip..]) {
+            keep.to_contiguous()
+        } else {
+            keep.broadcast_to(dims)?.to_contiguous()
+        };
+        let ks = keep.as_slice().expect("contiguous");
+        let mask_rows = if d == 0 { 1 } else { (ks.len() / d).max(1) };
+        let x = self.to_contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let mut out = vec![T::ZERO; xs.len()];
+        map_rows(d, &mut out, |r, o| {
+            let row = &xs[r * d..][..d];
+            let k = &ks[(r % mask_rows) * d..][..d];
+            let mut m = T::NEG_INFINITY;
+            for j in 0..d {
+                if k[j] != T::ZERO {
+                    m = m.max_val(row[j]);
+                }
+            }
+            if m == T::NEG_INFINITY {
+                return; // nothing kept (or every kept score is -inf): zeros
+            }
+            let mut s = T::ZERO;
+            for j in 0..d {
+                if k[j] != T::ZERO {
+                    let e = (row[j] - m).exp();
+                    o[j] = e;
+                    s = s + e;
+                }
+            }
+            let inv = T::ONE / s;
+            for v in o.iter_mut() {
+                *v = *v * inv;
+            }
+        });
+        Tensor::from_vec(out, dims)
     }
 }
 
@@ -433,7 +516,10 @@ mod tests {
         assert!((yt[1] - 0.841_191_990_608_276_8).abs() < 1e-15);
         // The derivatives against central differences.
         for (f, df) in [
-            (Tensor::gelu as fn(&Tensor<f64>) -> _, Tensor::gelu_grad as fn(&Tensor<f64>) -> _),
+            (
+                Tensor::gelu as fn(&Tensor<f64>) -> _,
+                Tensor::gelu_grad as fn(&Tensor<f64>) -> _,
+            ),
             (Tensor::gelu_tanh, Tensor::gelu_tanh_grad),
         ] {
             for x0 in [-3.0, -0.7, 0.0, 0.4, 2.5] {
@@ -460,7 +546,9 @@ mod tests {
         // A constant row with eps > 0 normalises to 0 (then + bias).
         let y = x.layer_norm(Some(&w), Some(&b), 1e-5).unwrap().to_vec();
         assert_eq!(&y[3..], &[0.5, 0.0, 0.0]);
-        let err = x.layer_norm(Some(&b.narrow(0, 0, 2).unwrap()), None, 1e-5).unwrap_err();
+        let err = x
+            .layer_norm(Some(&b.narrow(0, 0, 2).unwrap()), None, 1e-5)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "layer_norm: weight of shape [2] for input [2, 3]: expected [3]"
@@ -472,9 +560,30 @@ mod tests {
         let table = Tensor::from_vec((0..6).map(f64::from).collect(), &[3, 2]).unwrap();
         let y = table.embedding(&[2, 0, 2]).unwrap();
         assert_eq!(y.to_vec(), [4., 5., 0., 1., 4., 5.]);
-        let back = Tensor::<f64>::ones(&[3, 2]).embedding_backward(&[2, 0, 2], 3).unwrap();
+        let back = Tensor::<f64>::ones(&[3, 2])
+            .embedding_backward(&[2, 0, 2], 3)
+            .unwrap();
         assert_eq!(back.to_vec(), [1., 1., 0., 0., 2., 2.]);
         assert!(table.embedding(&[3]).is_err());
+    }
+
+    #[test]
+    fn softmax_masked_rows() {
+        // Causal [3, 3] mask under a [2, 3, 3] batch: row 0 keeps one
+        // position (probability 1); a fully masked row is all zeros.
+        let x = Tensor::<f64>::zeros(&[2, 3, 3]);
+        let causal = Tensor::<f64>::tril_mask(3, 3, 0).unwrap();
+        let y = x.softmax_masked(&causal).unwrap().to_vec();
+        assert_eq!(&y[..3], &[1.0, 0.0, 0.0]);
+        assert_eq!(&y[3..6], &[0.5, 0.5, 0.0]);
+        assert_eq!(&y[9..12], &[1.0, 0.0, 0.0]);
+        let none = Tensor::<f64>::zeros(&[3]);
+        assert_eq!(x.softmax_masked(&none).unwrap().to_vec(), vec![0.0; 18]);
+        // A mask that only broadcasts (not a suffix) is expanded.
+        let col = Tensor::from_vec(vec![1.0, 0.0, 1.0], &[3, 1]).unwrap();
+        let y = x.softmax_masked(&col).unwrap().to_vec();
+        assert_eq!(&y[..6], &[1. / 3., 1. / 3., 1. / 3., 0., 0., 0.]);
+        assert!(x.softmax_masked(&Tensor::zeros(&[2])).is_err());
     }
 
     #[test]
