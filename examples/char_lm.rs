@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --release --example char_lm                      # 2,000 steps, seed 0
 //! cargo run --release --example char_lm -- --steps 500 --seed 1 --out char_lm_out
+//! cargo run --release --example char_lm -- --eval-every 500   # validation loss along the way
 //! ```
 //!
 //! Recipe: the first 90% of the text trains, the last 10% validates;
@@ -50,6 +51,7 @@ struct Args {
     seed: u64,
     out: PathBuf,
     sample: usize,
+    eval_every: usize,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -62,6 +64,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         seed: 0,
         out: PathBuf::from("char_lm_out"),
         sample: 400,
+        eval_every: 0,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -72,9 +75,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--out" => a.out = value()?.into(),
             "--sample" => a.sample = value()?.parse().map_err(|e| format!("--sample: {e}"))?,
+            "--eval-every" => {
+                a.eval_every = value()?.parse().map_err(|e| format!("--eval-every: {e}"))?
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (use --data, --steps, --seed, --out, --sample)"
+                    "unknown argument {other:?} (use --data, --steps, --seed, --out, --sample, --eval-every)"
                 ))
             }
         }
@@ -133,8 +139,24 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         if step % 10 == 0 {
             bar.set_message(format!("train loss {v:.4}"));
         }
-        if step % 500 == 0 {
-            bar.println(format!("step {step} train loss {v:.4}"));
+        if step % 500 == 0 || (bar.is_hidden() && step % 100 == 0) {
+            // Not a terminal (output to a file): these lines are the progress.
+            let line = format!("step {step} train loss {v:.4}");
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        if a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps {
+            let v = validation_loss(&model, val)?;
+            bar.println(format!(
+                "after {} steps: val loss {v:.4} nats/char",
+                step + 1
+            ));
+            if bar.is_hidden() {
+                eprintln!("after {} steps: val loss {v:.4} nats/char", step + 1);
+            }
         }
     }
     bar.finish_and_clear();

@@ -198,7 +198,7 @@ impl<T: Element> MultiheadAttention<T> {
 }
 
 fn check_heads(embed_dim: usize, num_heads: usize) -> crate::Result<()> {
-    if num_heads == 0 || embed_dim % num_heads != 0 {
+    if num_heads == 0 || !embed_dim.is_multiple_of(num_heads) {
         return Err(crate::Error::invalid(
             "MultiheadAttention",
             format!("{num_heads} heads do not divide embed_dim {embed_dim}"),

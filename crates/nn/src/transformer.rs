@@ -244,7 +244,7 @@ impl<T: Element> Gpt<T> {
         ids: &[usize],
         batch: usize,
     ) -> TapeResult<Var<'t, T>> {
-        if batch == 0 || ids.len() % batch != 0 {
+        if batch == 0 || !ids.len().is_multiple_of(batch) {
             return Err(self.error(format!(
                 "{} ids do not split into {batch} sequences",
                 ids.len()

@@ -138,10 +138,10 @@ impl<T: Element> Tensor<T> {
             for j in 0..d {
                 let mut v = T::from_f64((row[j].to_f64() - mean) * rstd);
                 if let Some(w) = &w {
-                    v = v * w[j];
+                    v *= w[j];
                 }
                 if let Some(b) = &b {
-                    v = v + b[j];
+                    v += b[j];
                 }
                 o[j] = v;
             }
@@ -394,7 +394,7 @@ impl<T: Element> Tensor<T> {
             keep.broadcast_to(dims)?.to_contiguous()
         };
         let ks = keep.as_slice().expect("contiguous");
-        let mask_rows = if d == 0 { 1 } else { (ks.len() / d).max(1) };
+        let mask_rows = ks.len().checked_div(d).unwrap_or(1).max(1);
         let x = self.to_contiguous();
         let xs = x.as_slice().expect("contiguous");
         let mut out = vec![T::ZERO; xs.len()];
@@ -415,12 +415,12 @@ impl<T: Element> Tensor<T> {
                 if k[j] != T::ZERO {
                     let e = (row[j] - m).exp();
                     o[j] = e;
-                    s = s + e;
+                    s += e;
                 }
             }
             let inv = T::ONE / s;
             for v in o.iter_mut() {
-                *v = *v * inv;
+                *v *= inv;
             }
         });
         Tensor::from_vec(out, dims)
