@@ -217,6 +217,28 @@ def bench_transforms():
     yield f"per_sample_grads/{sizes}/{PSG_BATCH}", lambda: per_sample(params, xb, yb), None
 
 
+def bench_transformer():
+    """transformer_step: bench_torch.Gpt from ../shared/bench (defined there and in
+    its README), batch 16 of random windows, cross-entropy, AdamW(lr 3e-4)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "..", "shared", "bench"))
+    import bench_torch  # noqa: E402
+
+    vocab, block, batch = 65, 64, 16
+    m = bench_torch.Gpt()
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-4)
+    idx = torch.randint(0, vocab, (batch, block + 1))
+    x, y = idx[:, :-1], idx[:, 1:]
+    F = torch.nn.functional
+
+    def step():
+        F.cross_entropy(m(x).reshape(-1, vocab), y.reshape(-1)).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    yield f"transformer_step/gpt-2x128/{batch}", step, None
+
+
 def peak_resident_mib():
     """This process's peak resident memory (VmHWM), as mlp_memory reports it."""
     try:
@@ -256,7 +278,8 @@ def main(filters):
         return not filters or any(f in name for f in filters)
 
     for group in (bench_matmul, bench_scalar_tape, bench_elementwise, bench_mlp,
-                  bench_transforms):
+                  bench_transforms,
+                  bench_transformer):
         for name, step, elements in group():
             if wanted(name):
                 report(name, step, elements)

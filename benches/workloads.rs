@@ -209,6 +209,43 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(3));
-    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp
+    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp, transformer_step
 }
 criterion_main!(workloads);
+
+/// `transformer_step` (../shared/bench/README.md): the decoder-only model
+/// of `bench_torch.Gpt` (vocabulary 65, context 64, width 128, 4 heads, 2
+/// pre-norm blocks, exact GELU), batch 16 of random token windows,
+/// next-token cross-entropy, AdamW (lr 3e-4, PyTorch's other defaults).
+fn transformer_step(c: &mut Criterion) {
+    use tapegrad::nn::{loss, Adam, GptConfig, Module, Optimizer};
+    let (vocab, block, batch) = (65, 64, 16);
+    let mut model = GptConfig::new(vocab, block, 128, 4, 2)
+        .build::<f32>(0)
+        .unwrap();
+    let mut opt = Adam::adamw(3e-4, 0.01);
+    // Random windows of block + 1 tokens: inputs and next-token targets.
+    let ids: Vec<usize> =
+        Tensor::<f32>::uniform_seeded(&[batch * (block + 1)], 0.0, vocab as f64, 5)
+            .to_vec()
+            .into_iter()
+            .map(|v| (v as usize).min(vocab - 1))
+            .collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for w in ids.chunks(block + 1) {
+        x.extend_from_slice(&w[..block]);
+        y.extend_from_slice(&w[1..]);
+    }
+    let mut g = c.benchmark_group("transformer_step");
+    g.bench_function(BenchmarkId::new("gpt-2x128", batch), |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let logits = model.forward_ids(&tape, &x, batch).unwrap();
+            let l =
+                loss::cross_entropy(logits.reshape(&[batch * block, vocab]).unwrap(), &y).unwrap();
+            let grads = model.grads(&tape.backward(l).unwrap());
+            black_box(opt.step(model.parameters_mut(), &grads).unwrap())
+        })
+    });
+    g.finish();
+}

@@ -71,5 +71,6 @@ pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
 pub use higher::{hessian, hvp, hvp_forward_over_reverse, hvp_reverse_over_reverse};
 pub use jacobian::{batch_jacobian, jacobian, jacobian_with, JacobianMode};
 pub use op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
+pub use ops::attention::AttentionMask;
 pub use tape::{NodeInfo, NodeKind, Tape};
 pub use var::Var;

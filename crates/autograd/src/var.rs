@@ -473,6 +473,20 @@ impl<'t, T: Element> Var<'t, T> {
             // Let the tensor op produce its error message.
             return self.bin(matmul::Matmul, other);
         }
+        if ra > 2 && rb == 2 {
+            // `[..., m, k]·[k, n]` (a Linear layer on a batch of
+            // sequences): one `[(...·m), k]·[k, n]` product instead of one
+            // per batch element, and a single product for the weight's
+            // gradient instead of per-batch products summed afterwards.
+            let sa = self.shape();
+            let (k, n) = (sa[ra - 1], other.shape()[1]);
+            if other.shape()[0] == k {
+                let rows: usize = sa[..ra - 1].iter().product();
+                let mut out = sa[..ra - 1].to_vec();
+                out.push(n);
+                return self.reshape(&[rows, k])?.matmul(other)?.reshape(&out);
+            }
+        }
         let a = if ra == 1 { self.unsqueeze(0)? } else { self };
         let b = if rb == 1 { other.unsqueeze(1)? } else { other };
         let c = a.bin(matmul::Matmul, b)?;

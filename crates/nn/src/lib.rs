@@ -49,13 +49,16 @@
 #![forbid(unsafe_code)]
 
 pub mod activation;
+mod attention;
 pub mod checkpoint;
 pub mod data;
 mod dropout;
+mod embedding;
 mod error;
 pub mod explain;
 mod grads;
 mod init;
+mod layer_norm;
 mod linear;
 pub mod loss;
 mod mlp;
@@ -65,14 +68,19 @@ mod param;
 mod per_sample;
 pub mod plot;
 mod recompute;
+mod sampling;
 mod sequential;
 pub mod train;
+mod transformer;
 
 pub use activation::Activation;
+pub use attention::MultiheadAttention;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use error::{CheckpointError, Error, Result};
 pub use grads::ParamGrads;
 pub use init::{gain, Init};
+pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
@@ -80,7 +88,9 @@ pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
 pub use per_sample::{per_sample_grads, PerSampleGrads, PerSampleMethod};
 pub use recompute::{checkpoint, CheckpointedSequential};
+pub use sampling::sample_token;
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,
 };
+pub use transformer::{Gpt, GptConfig, TransformerBlock};

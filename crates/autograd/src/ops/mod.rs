@@ -13,6 +13,10 @@
 //! | [`index`] | index_select, gather_rows, where |
 //! | [`matmul`] | matmul |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
+//! | [`gelu`] | gelu (exact, with `gelu_grad`), gelu_tanh |
+//! | [`norm`] | layer_norm (fused) |
+//! | [`embedding`] | embedding, embedding_backward |
+//! | [`attention`] | masked_fill, softmax_masked; composites scaled_dot_product_attention, split, chunk |
 //!
 //! Composites have no rule of their own: `mean` is `sum · 1/n`, `square` is
 //! `powf(2)`, `transpose` is `permute`, `squeeze`/`unsqueeze` are `reshape`,
@@ -20,9 +24,13 @@
 
 pub mod activation;
 pub mod arith;
+pub mod attention;
+pub mod embedding;
+pub mod gelu;
 pub mod index;
 pub mod math;
 pub mod matmul;
+pub mod norm;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

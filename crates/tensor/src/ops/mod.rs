@@ -7,5 +7,6 @@ pub(crate) mod matmul;
 pub(crate) mod movement;
 pub mod operators;
 pub(crate) mod reduce;
+pub(crate) mod seq;
 pub(crate) mod strided;
 pub(crate) mod unary;
