@@ -55,6 +55,8 @@
 //! input to the left side of its user.
 
 mod dot;
+mod html;
+pub use html::MAX_DRAWN_BOXES;
 mod svg;
 
 use std::collections::BTreeSet;
@@ -115,6 +117,8 @@ pub(crate) struct GBox {
     pub inputs: Vec<usize>,
     /// Whether this box holds the last node of the tape.
     pub is_root: bool,
+    /// The tape nodes this box stands for (ops, then folded leaves).
+    pub members: Vec<usize>,
 }
 
 impl GBox {
@@ -399,6 +403,7 @@ fn make_box<T: Element>(
         tooltip,
         inputs,
         is_root: out + 1 == nodes.len(),
+        members: u.members.iter().chain(&u.folded).copied().collect(),
     }
 }
 
