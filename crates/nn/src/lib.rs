@@ -40,6 +40,9 @@
 //!   gradients) and which columns of a table matter most.
 //! - [`Trainer`] for the whole loop with a progress bar, stopping rules and
 //!   a [`History`] that plots itself; [`checkpoint`] for safetensors files.
+//! - [`TrainingRecorder`] ([`record`]): per-layer gradient norms, update /
+//!   weight ratios and dead or saturated activations over training steps,
+//!   written as an HTML page of curves.
 //!
 //! Errors: functions that record on a tape (forward passes, activations,
 //! losses) return [`tapegrad_autograd::Result`] like every tape op; the rest
@@ -63,6 +66,7 @@ mod module;
 pub mod optim;
 mod param;
 pub mod plot;
+pub mod record;
 mod sequential;
 pub mod train;
 
@@ -76,6 +80,7 @@ pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
+pub use record::{LayerStats, TrainingRecorder};
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,
