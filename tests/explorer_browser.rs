@@ -80,7 +80,7 @@ fn explorer_steps_match_the_printed_trace() {
     // Forward: one step per op, in tape order; the panel shows the op's
     // value as the printed tape does, and the op's box is highlighted.
     let nodes = tape.nodes();
-    let ops: Vec<_> = nodes.iter().filter(|n| n.inputs.len() > 0).collect();
+    let ops: Vec<_> = nodes.iter().filter(|n| !n.inputs.is_empty()).collect();
     for (k, n) in ops.iter().enumerate() {
         br.click("#next").unwrap();
         assert_eq!(
@@ -91,15 +91,24 @@ fn explorer_steps_match_the_printed_trace() {
         let id = format!("%{:04}", n.id);
         let want = format!("out   {id}");
         assert!(text.contains(&want), "{text}");
-        assert!(text.contains(&format!("= {}", summarize(&n.value))), "{text}");
+        assert!(
+            text.contains(&format!("= {}", summarize(&n.value))),
+            "{text}"
+        );
         // Without collapsing, box i is node i.
         let cur = br.text_of("g.box.cur title").unwrap();
         let cur_box = br
-            .execute("return document.querySelector('g.box.cur').dataset.box", json!([]))
+            .execute(
+                "return document.querySelector('g.box.cur').dataset.box",
+                json!([]),
+            )
             .unwrap();
         assert_eq!(cur_box, json!(n.id.to_string()), "{cur}");
         let hot = br
-            .execute("return document.querySelectorAll('path.hot').length", json!([]))
+            .execute(
+                "return document.querySelectorAll('path.hot').length",
+                json!([]),
+            )
             .unwrap();
         let mut distinct = n.inputs.clone();
         distinct.dedup();
@@ -120,7 +129,10 @@ fn explorer_steps_match_the_printed_trace() {
         let text = br.text_of("#step-text").unwrap();
         assert_eq!(text.trim_end(), blocks[k + 1].trim_end(), "step {}", k + 1);
         let cur_box = br
-            .execute("return document.querySelector('g.box.cur').dataset.box", json!([]))
+            .execute(
+                "return document.querySelector('g.box.cur').dataset.box",
+                json!([]),
+            )
             .unwrap();
         assert_eq!(cur_box, json!(step.node.to_string()));
     }
@@ -147,21 +159,39 @@ fn explorer_steps_match_the_printed_trace() {
         json!([]),
     )
     .unwrap();
-    assert_eq!(br.text_of("#where").unwrap(), format!("forward 1/{}", ops.len()));
+    assert_eq!(
+        br.text_of("#where").unwrap(),
+        format!("forward 1/{}", ops.len())
+    );
 
     // Click the parameter w (node 0) in the graph: value and gradient as in
     // the printed tape.
     br.click("g.box[data-box='0']").unwrap();
     assert_eq!(br.text_of("#node-title").unwrap(), "%0000 w (param)");
-    assert_eq!(br.text_of("#node-value").unwrap(), summarize(&nodes[0].value));
+    assert_eq!(
+        br.text_of("#node-value").unwrap(),
+        summarize(&nodes[0].value)
+    );
     let gw = grads.get_id(0).unwrap();
     assert_eq!(br.text_of("#node-grad").unwrap(), summarize(gw));
     // And an op, z: its derivative rule and inputs.
-    let z = nodes.iter().find(|n| n.label.as_deref() == Some("z")).unwrap();
+    let z = nodes
+        .iter()
+        .find(|n| n.label.as_deref() == Some("z"))
+        .unwrap();
     br.click(&format!("g.box[data-box='{}']", z.id)).unwrap();
-    assert_eq!(br.text_of("#node-rule").unwrap(), z.formula.clone().unwrap());
-    assert_eq!(br.text_of("#node-grad").unwrap(), summarize(grads.get_id(z.id).unwrap()));
-    assert!(br.text_of("#node-inputs").unwrap().contains("%0001 b = 0.1"));
+    assert_eq!(
+        br.text_of("#node-rule").unwrap(),
+        z.formula.clone().unwrap()
+    );
+    assert_eq!(
+        br.text_of("#node-grad").unwrap(),
+        summarize(grads.get_id(z.id).unwrap())
+    );
+    assert!(br
+        .text_of("#node-inputs")
+        .unwrap()
+        .contains("%0001 b = 0.1"));
 
     let png = br.screenshot().unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -231,11 +261,18 @@ fn a_10000_op_tape_opens_with_a_virtual_list() {
     let ops = tape.nodes().iter().filter(|n| !n.inputs.is_empty()).count();
     assert!(ops >= 10_000, "{ops}");
     let page = out_dir().join("big.html");
-    std::fs::write(&page, tape.explorer_html(&grads, &trace, &DrawOptions::default())).unwrap();
+    std::fs::write(
+        &page,
+        tape.explorer_html(&grads, &trace, &DrawOptions::default()),
+    )
+    .unwrap();
     br.goto(&url(&page)).unwrap();
     // Only the rows in view exist; the last step is reachable.
     let rows = br
-        .execute("return document.querySelectorAll('#list .row').length", json!([]))
+        .execute(
+            "return document.querySelectorAll('#list .row').length",
+            json!([]),
+        )
         .unwrap();
     assert!(rows.as_u64().unwrap() < 60, "{rows}");
     br.click("#last").unwrap();
@@ -243,7 +280,10 @@ fn a_10000_op_tape_opens_with_a_virtual_list() {
     assert_eq!(br.text_of("#where").unwrap(), format!("backward {n}/{n}"));
     let printed = tape.format_trace(&trace);
     let last_block = printed.split("\n\n").nth(n).unwrap();
-    assert_eq!(br.text_of("#step-text").unwrap().trim_end(), last_block.trim_end());
+    assert_eq!(
+        br.text_of("#step-text").unwrap().trim_end(),
+        last_block.trim_end()
+    );
 }
 
 /// Page load to first paint for the 10,000-op tape, over several loads.
@@ -253,6 +293,31 @@ fn load_time_of_a_10000_op_tape() {
     let Some(br) = browser(1400, 900) else { return };
     let tape = Tape::<f32>::new();
     let root = big_tape(&tape).unwrap();
+    measure(&br, "recurrent (collapses into few boxes)", &tape, root);
+    let tape = Tape::<f32>::new();
+    let root = wide_tape(&tape).unwrap();
+    measure(
+        &br,
+        "wide (nothing collapses, graph not drawn)",
+        &tape,
+        root,
+    );
+}
+
+/// 5,000 products of a constant with one parameter, summed pairwise in a
+/// chain: 10,000 ops, no chain or repeat to collapse.
+fn wide_tape(tape: &Tape<f32>) -> TapeResult<tapegrad::autograd::Var<'_, f32>> {
+    let w = tape.param("w", Tensor::uniform_seeded(&[16], -1.0, 1.0, 1));
+    let mut acc = tape.leaf_named("acc", Tensor::zeros(&[16]));
+    for t in 0..5000 {
+        let x = tape.constant(Tensor::full(&[16], (t as f32 * 0.01).sin()));
+        acc = acc.add(x.mul(w)?)?;
+    }
+    acc.sum_all()
+}
+
+fn measure(br: &Browser, label: &str, tape: &Tape<f32>, root: tapegrad::autograd::Var<'_, f32>) {
+    println!("== {label}");
     let (grads, trace) = tape.backward_traced(root).unwrap();
     let t0 = std::time::Instant::now();
     let html = tape.explorer_html(&grads, &trace, &DrawOptions::default());
@@ -267,6 +332,8 @@ fn load_time_of_a_10000_op_tape() {
     );
     let mut fcp = Vec::new();
     let mut load = Vec::new();
+    let mut ready = Vec::new();
+    let mut drawn = 0;
     for _ in 0..7 {
         br.goto("about:blank").unwrap();
         br.goto(&url(&page)).unwrap();
@@ -274,12 +341,16 @@ fn load_time_of_a_10000_op_tape() {
             .execute(
                 "const p = performance.getEntriesByName('first-contentful-paint')[0];\
                  const n = performance.getEntriesByType('navigation')[0];\
-                 return [p ? p.startTime : null, n.loadEventEnd];",
+                 const r = performance.getEntriesByName('explorer-ready')[0];\
+                 return [p ? p.startTime : null, n.loadEventEnd, r ? r.startTime : null,\
+                         document.querySelectorAll('g.box').length];",
                 json!([]),
             )
             .unwrap();
         fcp.push(v[0].as_f64().unwrap_or(f64::NAN));
         load.push(v[1].as_f64().unwrap_or(f64::NAN));
+        ready.push(v[2].as_f64().unwrap_or(f64::NAN));
+        drawn = v[3].as_u64().unwrap_or(0);
     }
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -287,6 +358,9 @@ fn load_time_of_a_10000_op_tape() {
     };
     let (f, flo, fhi) = med(&mut fcp);
     let (l, llo, lhi) = med(&mut load);
+    let (r, rlo, rhi) = med(&mut ready);
+    println!("{drawn} graph boxes drawn");
+    println!("script done (panels filled): median {r:.0} ms (min {rlo:.0}, max {rhi:.0})");
     println!("first contentful paint: median {f:.0} ms (min {flo:.0}, max {fhi:.0}) over 7 loads");
     println!("load event end:         median {l:.0} ms (min {llo:.0}, max {lhi:.0})");
 }

@@ -153,8 +153,12 @@ impl Browser {
 
     /// Opens `url`.
     pub fn goto(&self, url: &str) -> Result<(), String> {
-        self.request("POST", &self.session_path("/url"), Some(json!({ "url": url })))
-            .map(drop)
+        self.request(
+            "POST",
+            &self.session_path("/url"),
+            Some(json!({ "url": url })),
+        )
+        .map(drop)
     }
 
     /// The first element matching a CSS selector.

@@ -242,4 +242,6 @@
   });
   render();
   if (D.nodes.length) showNode(D.nodes.length - 1);
+  // For load-time measurements (tests/explorer_browser.rs).
+  if (window.performance && performance.mark) performance.mark("explorer-ready");
 })();
