@@ -431,6 +431,78 @@ mod tests {
     }
 
     #[test]
+    fn sampled_steps_and_a_vanishing_sigmoid_stack() {
+        use crate::data::{Dataset, Target};
+        use crate::{Activation, Mlp, Objective, Progress, Sgd, Trainer};
+        let x = Tensor::<f64>::uniform_seeded(&[32, 8], -1.0, 1.0, 3);
+        let data = Dataset::new(x, Target::Classes((0..32).map(|i| i % 4).collect())).unwrap();
+        let mut model = Mlp::<f64>::builder(&[8, 16, 16, 16, 16, 16, 4])
+            .activation(Activation::Sigmoid)
+            .seed(2)
+            .build()
+            .unwrap();
+        let mut rec = TrainingRecorder::new().every(3);
+        Trainer::new(Objective::CrossEntropy)
+            .epochs(2)
+            .batch_size(8)
+            .progress(Progress::Never)
+            .fit_recorded(&mut model, &mut Sgd::new(0.1), &data, None, &mut rec)
+            .unwrap();
+        assert_eq!(rec.steps(), [1, 4, 7]);
+        assert_eq!(rec.loss().len(), 3);
+        assert_eq!(rec.layers().len(), 6);
+        for l in rec.layers() {
+            assert_eq!(l.grad_norm.len(), 3, "{}", l.name);
+            assert_eq!(l.update_ratio.len(), 3, "{}", l.name);
+            assert!(l.grad_norm.iter().all(|g| g.is_finite() && *g > 0.0));
+        }
+        // Five sigmoids between the first layer and the loss: σ' ≤ 1/4 each.
+        let first = rec.layers()[0].mean_grad_norm();
+        let last = rec.layers()[5].mean_grad_norm();
+        assert!(first / last < 1e-2, "{first} / {last}");
+        assert_eq!(
+            rec.layer("0").unwrap().activation.as_deref(),
+            Some("sigmoid")
+        );
+        assert!(rec.layer("10").unwrap().activation.is_none());
+    }
+
+    #[test]
+    fn an_sgd_update_is_lr_times_the_gradient() {
+        use crate::data::{Dataset, Target};
+        use crate::{Mlp, Module, Objective, Progress, Sgd, Trainer};
+        let x = Tensor::<f64>::uniform_seeded(&[6, 3], -1.0, 1.0, 4);
+        let data = Dataset::new(x, Target::Classes(vec![0, 1, 0, 1, 1, 0])).unwrap();
+        let mut model = Mlp::<f64>::builder(&[3, 5, 2]).seed(1).build().unwrap();
+        let norm = |m: &Mlp<f64>, layer: &str| -> f64 {
+            m.parameters()
+                .iter()
+                .filter(|(n, _)| layer_of(n) == layer)
+                .map(|(_, p)| p.value().to_vec().iter().map(|v| v * v).sum::<f64>())
+                .sum::<f64>()
+                .sqrt()
+        };
+        let before = [norm(&model, "0"), norm(&model, "2")];
+        let mut rec = TrainingRecorder::new();
+        Trainer::new(Objective::CrossEntropy)
+            .max_steps(1)
+            .batch_size(6)
+            .progress(Progress::Never)
+            .fit_recorded(&mut model, &mut Sgd::new(0.1), &data, None, &mut rec)
+            .unwrap();
+        // Plain SGD: ‖Δθ‖ = 0.1·‖∂L/∂θ‖, so ratio·‖θ‖ = 0.1·norm.
+        for (l, b) in rec.layers().iter().zip(before) {
+            let moved = l.update_ratio[0] * b;
+            assert!(
+                (moved - 0.1 * l.grad_norm[0]).abs() < 1e-12 * b.max(1.0),
+                "{l:?}"
+            );
+        }
+        assert_eq!(rec.layers()[0].activation.as_deref(), Some("relu"));
+        assert_eq!(rec.layers()[0].inactive.len(), 1);
+    }
+
+    #[test]
     fn nothing_recorded_is_an_error() {
         let dir = std::env::temp_dir().join("tapegrad-record-empty.html");
         let e = TrainingRecorder::new().write_html(&dir, "t").unwrap_err();

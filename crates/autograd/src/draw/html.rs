@@ -326,4 +326,54 @@ mod tests {
         );
         assert_eq!(json_str("\u{1}"), "\"\\u0001\"");
     }
+
+    #[test]
+    fn the_page_holds_every_trace_block_and_no_outside_reference() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf_named("x", Tensor::scalar(0.5));
+        let y = x.mul(x).unwrap().tanh().unwrap();
+        let (grads, trace) = tape.backward_traced(y).unwrap();
+        let page = tape.explorer_html(&grads, &trace, &DrawOptions::default());
+        let printed = tape.format_trace(&trace);
+        for block in printed.split("\n\n").skip(1) {
+            // Each step block appears verbatim (JSON-escaped) in the data.
+            let escaped = json_str(block.trim_end());
+            assert!(
+                page.contains(&escaped[1..escaped.len() - 1]),
+                "missing {block}"
+            );
+        }
+        assert!(!page.contains("src=\"http") && !page.contains("<link"));
+        assert!(page.contains("<svg"));
+        assert_eq!(page.matches("<script").count(), 2);
+    }
+
+    #[test]
+    fn large_graphs_are_listed_not_drawn() {
+        // 500 independent products summed in a chain: nothing collapses.
+        let tape = Tape::<f32>::new();
+        let w = tape.param("w", Tensor::scalar(0.5));
+        let mut acc = tape.leaf(Tensor::scalar(0.0));
+        for k in 0..500 {
+            let c = tape.constant(Tensor::scalar(k as f32));
+            acc = acc.add(c.mul(w).unwrap()).unwrap();
+        }
+        let (grads, trace) = tape.backward_traced(acc).unwrap();
+        let page = tape.explorer_html(&grads, &trace, &DrawOptions::default());
+        assert!(!page.contains("<svg"));
+        assert!(page.contains("is not drawn"));
+        assert!(page.contains("\"drawn\":false"));
+    }
+
+    #[test]
+    fn big_tensors_are_summarised_with_full_values_on_demand() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf_named("x", Tensor::arange(0.0, 10.0, 1.0).unwrap());
+        let y = x.square().unwrap().sum_all().unwrap();
+        let (grads, trace) = tape.backward_traced(y).unwrap();
+        let page = tape.explorer_html(&grads, &trace, &DrawOptions::default());
+        assert!(page.contains("\"value\":\"min 0 mean 4.5 max 9\""));
+        assert!(page.contains("\"full_value\":\"[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\""));
+        assert!(page.contains("\"full_grad\":\"[0, 2, 4, 6, 8, 10, 12, 14, 16, 18]\""));
+    }
 }
