@@ -47,8 +47,9 @@
 
   function highlight(node, inputs, backward) {
     clearMarks();
+    if (!D.nodes[node]) return; // a trace from another tape
     const to = D.nodes[node].box;
-    for (const i of inputs) {
+    for (const i of inputs.filter((i) => D.nodes[i])) {
       const from = D.nodes[i].box;
       if (from !== to) mark(boxEl(i), "inp");
       if (from !== null && to !== null) {
@@ -133,6 +134,7 @@
 
   function showNode(n, fromClick) {
     const v = D.nodes[n];
+    if (!v) return;
     if (fromClick) {
       clearSelection();
       selected = n;

@@ -133,7 +133,12 @@ impl<T: Element> Tape<T> {
     /// value, gradient, derivative rule and inputs.
     ///
     /// `grads` and `trace` come from [`backward_traced`](Self::backward_traced)
-    /// on this tape.
+    /// on this tape (from another tape, the page's numbers are meaningless,
+    /// but nothing panics). Large tensors are summarised; the page embeds
+    /// their full values (for its "all values" button) up to 1,024 elements
+    /// per tensor and 200,000 in all. Above [`MAX_DRAWN_BOXES`](crate::draw::MAX_DRAWN_BOXES)
+    /// boxes after collapsing, the graph is left out and the node list
+    /// remains.
     ///
     /// ```
     /// use tapegrad_autograd::{DrawOptions, Tape};

@@ -18,6 +18,15 @@
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```
 //!
+//! # The explorer page
+//!
+//! [`Tape::explorer_html`] (and [`Tape::write_explorer`]) wrap the SVG
+//! drawing in one self-contained HTML page that steps through the forward
+//! pass and then the backward pass one chain-rule step at a time, with the
+//! numbers of [`Tape::format_trace`], and shows any node's value, gradient
+//! and derivative rule on a click. Nothing is fetched: the script and style
+//! are inline, written for this crate.
+//!
 //! # What is drawn
 //!
 //! One box per tape node, in the style of micrograd's drawing: the op (or
