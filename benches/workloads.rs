@@ -3,7 +3,7 @@
 //! this folder, so the two can be run one after the other and compared as
 //! ratios.
 //!
-//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench workloads` (a filter such as
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench workloads` from the top folder (a filter such as
 //! `-- matmul` picks some). Ids: `matmul/f32/{128,512,1024}`,
 //! `scalar_tape/tanh_chain/10002`, `elementwise/tanh_fma/1000000`,
 //! `mlp_step/784-512-512-10/128`, `small_mlp_step/2-16-16-1/{32,1}`.
