@@ -5,7 +5,9 @@
 //! cargo run --release --example tape_tour -- --out pictures
 //! ```
 //!
-//! Pictures (`neuron.svg`, `mlp.svg`, and Graphviz `.dot` files) go to
+//! Pictures (`neuron.svg`, `mlp.svg`, and Graphviz `.dot` files) and the
+//! tape explorer pages (`neuron.html`, `mlp.html`: open them in a browser
+//! to step through both passes) go to
 //! `--out DIR` (default: the current directory). The walk-through in
 //! `docs/tutorial.md` explains every number printed here.
 
@@ -78,6 +80,16 @@ fn part1(out: &std::path::Path) -> Result<(Tensor<f64>, Tensor<f64>)> {
     );
     write(out, "neuron.svg", &tape.to_svg_with_grads(&grads));
     write(out, "neuron.dot", &tape.to_dot_with_grads(&grads));
+    // The explorer: step through both passes in a browser, click any node.
+    let opts = DrawOptions {
+        title: Some("one neuron: y = sigmoid(w·x + b), L = (y − t)²".into()),
+        ..DrawOptions::default()
+    };
+    write(
+        out,
+        "neuron.html",
+        &tape.explorer_html(&grads, &trace, &opts),
+    );
     Ok((w.value(), b.value()))
 }
 
@@ -160,6 +172,7 @@ fn part3(out: &std::path::Path) -> Result<()> {
     };
     write(out, "mlp.svg", &tape.to_svg_with(Some(&grads), &opts));
     write(out, "mlp.dot", &tape.to_dot_with(Some(&grads), &opts));
+    write(out, "mlp.html", &tape.explorer_html(&grads, &trace, &opts));
     Ok(())
 }
 

@@ -28,7 +28,9 @@
 //! - [`hessian`] and [`hvp`] give second derivatives of a scalar function.
 //! - For teaching: `print!("{tape}")` shows the tape as a numbered table,
 //!   [`Tape::format_trace`] narrates each chain-rule step of a backward
-//!   pass, [`draw`] renders the graph as SVG or DOT, and [`explain`]
+//!   pass, [`draw`] renders the graph as SVG or DOT (and
+//!   [`Tape::explorer_html`] as a page that steps through both passes in a
+//!   browser), and [`explain`]
 //!   attributes a model's output to its inputs (saliency, integrated
 //!   gradients). `docs/tutorial.md` in the repository walks through them.
 //!

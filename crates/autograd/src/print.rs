@@ -121,7 +121,7 @@ pub fn summarize<T: Element>(t: &Tensor<T>) -> String {
     )
 }
 
-fn nested(v: &[f64], shape: &[usize], out: &mut String) {
+pub(crate) fn nested(v: &[f64], shape: &[usize], out: &mut String) {
     if shape.is_empty() {
         out.push_str(&fmt_num(v[0]));
         return;
@@ -168,7 +168,7 @@ pub(crate) fn node_id(id: usize) -> String {
 }
 
 /// `%0003` or `%0003 name`.
-fn node_ref<T: Element>(nodes: &[NodeInfo<T>], id: usize) -> String {
+pub(crate) fn node_ref<T: Element>(nodes: &[NodeInfo<T>], id: usize) -> String {
     match nodes.get(id).and_then(|n| n.label.as_deref()) {
         Some(l) => format!("{} {l}", node_id(id)),
         None => node_id(id),
@@ -300,23 +300,45 @@ impl<T: Element> Tape<T> {
     /// # Ok::<(), tapegrad_autograd::Error>(())
     /// ```
     pub fn format_trace(&self, trace: &BackwardTrace<T>) -> String {
+        let parts = self.trace_sections(trace);
+        let mut out = parts.intro;
+        for step in &parts.steps {
+            out.push('\n');
+            out.push_str(step);
+        }
+        if let Some(leaves) = parts.leaves {
+            out.push('\n');
+            out.push_str(&leaves);
+        }
+        out
+    }
+
+    /// The sections of [`format_trace`](Self::format_trace)'s text: the
+    /// introduction, one block per step and the leaves' summary; the text is
+    /// these joined by blank lines. The explorer page shows the same blocks.
+    pub(crate) fn trace_sections(&self, trace: &BackwardTrace<T>) -> TraceSections {
         let nodes = self.nodes();
-        let mut out = String::new();
+        let mut intro = String::new();
         let Some(first) = trace.steps.first() else {
-            out.push_str("backward pass: no steps (the root is a leaf or needs no gradient)\n");
-            return out;
+            intro.push_str("backward pass: no steps (the root is a leaf or needs no gradient)\n");
+            return TraceSections {
+                intro,
+                steps: Vec::new(),
+                leaves: None,
+            };
         };
         let _ = writeln!(
-            out,
+            intro,
             "backward pass from {}: {} steps, seed ∂L/∂L = 1",
             node_ref(&nodes, first.node),
             trace.steps.len()
         );
-        out.push_str("each step: ∂L/∂in = ∂L/∂out · ∂out/∂in (chain rule), summed over uses\n");
+        intro.push_str("each step: ∂L/∂in = ∂L/∂out · ∂out/∂in (chain rule), summed over uses\n");
+        let mut steps = Vec::with_capacity(trace.steps.len());
         // What each node received, from which op, in the order it arrived.
         let mut received: BTreeMap<usize, Vec<(usize, Tensor<T>)>> = BTreeMap::new();
         for (k, step) in trace.steps.iter().enumerate() {
-            out.push('\n');
+            let mut out = String::new();
             let args: Vec<String> = step
                 .sent
                 .iter()
@@ -371,9 +393,11 @@ impl<T: Element> Tape<T> {
                     }
                 }
             }
+            steps.push(out);
         }
-        if !received.is_empty() {
-            out.push_str("\nat the leaves (what backward returns):\n");
+        let leaves = (!received.is_empty()).then(|| {
+            let mut out = String::new();
+            out.push_str("at the leaves (what backward returns):\n");
             let rows: Vec<Vec<String>> = received
                 .iter()
                 .map(|(&id, parts)| {
@@ -388,9 +412,24 @@ impl<T: Element> Tape<T> {
                 })
                 .collect();
             out.push_str(&columns(&rows));
+            out
+        });
+        TraceSections {
+            intro,
+            steps,
+            leaves,
         }
-        out
     }
+}
+
+/// [`Tape::format_trace`]'s text in parts (see `trace_sections`).
+pub(crate) struct TraceSections {
+    /// The first two lines.
+    pub intro: String,
+    /// One block per backward step, each ending in a newline.
+    pub steps: Vec<String>,
+    /// The gradients at the leaves, if any reached one.
+    pub leaves: Option<String>,
 }
 
 /// A factor in a printed product: negative numbers in parentheses.

@@ -40,6 +40,9 @@
 //!   gradients) and which columns of a table matter most.
 //! - [`Trainer`] for the whole loop with a progress bar, stopping rules and
 //!   a [`History`] that plots itself; [`checkpoint`] for safetensors files.
+//! - [`TrainingRecorder`] ([`record`]): per-layer gradient norms, update /
+//!   weight ratios and dead or saturated activations over training steps,
+//!   written as an HTML page of curves.
 //!
 //! Errors: functions that record on a tape (forward passes, activations,
 //! losses) return [`tapegrad_autograd::Result`] like every tape op; the rest
@@ -69,6 +72,7 @@ mod per_sample;
 pub mod plot;
 mod recompute;
 mod sampling;
+pub mod record;
 mod sequential;
 pub mod train;
 mod transformer;
@@ -89,6 +93,7 @@ pub use param::{Param, ParamId};
 pub use per_sample::{per_sample_grads, PerSampleGrads, PerSampleMethod};
 pub use recompute::{checkpoint, CheckpointedSequential};
 pub use sampling::sample_token;
+pub use record::{LayerStats, TrainingRecorder};
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,

@@ -44,6 +44,7 @@ use crate::grads::ParamGrads;
 use crate::loss;
 use crate::module::Module;
 use crate::optim::{LrSchedule, Optimizer};
+use crate::record::TrainingRecorder;
 
 /// The loss to train with; it also decides how accuracy is measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -552,7 +553,55 @@ impl Trainer {
         opt: &mut dyn Optimizer<T>,
         train: &Dataset<T>,
         val: Option<&Dataset<T>>,
+        hook: impl FnMut(&mut ParamGrads<T>, &StepContext) -> Result<()>,
+    ) -> Result<History> {
+        self.run(model, opt, train, val, hook, None)
+    }
+
+    /// [`fit`](Self::fit), filling `recorder` with per-layer gradient norms,
+    /// update / weight ratios and dead or saturated shares at each step it
+    /// records (see [`record`](crate::record)); write its page with
+    /// [`TrainingRecorder::write_html`].
+    ///
+    /// # Errors
+    /// As [`fit`](Self::fit).
+    pub fn fit_recorded<T: Element, M: Module<T> + ?Sized>(
+        &self,
+        model: &mut M,
+        opt: &mut dyn Optimizer<T>,
+        train: &Dataset<T>,
+        val: Option<&Dataset<T>>,
+        recorder: &mut TrainingRecorder,
+    ) -> Result<History> {
+        self.run(model, opt, train, val, |_, _| Ok(()), Some(recorder))
+    }
+
+    /// [`fit_with_hook`](Self::fit_with_hook) and
+    /// [`fit_recorded`](Self::fit_recorded) together: the recorder sees the
+    /// gradients as the hook leaves them.
+    ///
+    /// # Errors
+    /// As [`fit_with_hook`](Self::fit_with_hook).
+    pub fn fit_recorded_with_hook<T: Element, M: Module<T> + ?Sized>(
+        &self,
+        model: &mut M,
+        opt: &mut dyn Optimizer<T>,
+        train: &Dataset<T>,
+        val: Option<&Dataset<T>>,
+        recorder: &mut TrainingRecorder,
+        hook: impl FnMut(&mut ParamGrads<T>, &StepContext) -> Result<()>,
+    ) -> Result<History> {
+        self.run(model, opt, train, val, hook, Some(recorder))
+    }
+
+    fn run<T: Element, M: Module<T> + ?Sized>(
+        &self,
+        model: &mut M,
+        opt: &mut dyn Optimizer<T>,
+        train: &Dataset<T>,
+        val: Option<&Dataset<T>>,
         mut hook: impl FnMut(&mut ParamGrads<T>, &StepContext) -> Result<()>,
+        mut recorder: Option<&mut TrainingRecorder>,
     ) -> Result<History> {
         self.check()?;
         if train.is_empty() {
@@ -602,6 +651,11 @@ impl Trainer {
                     let grads = model.grads(&tape.backward(l)?);
                     (l.item()?.to_f64(), out.value(), grads)
                 };
+                // The recorder reads the activations before the tape is cleared.
+                let mut rec = recorder.as_deref_mut().filter(|r| r.wants(step + 1));
+                if let Some(r) = rec.as_deref_mut() {
+                    r.observe_tape(&tape);
+                }
                 // The tape's nodes share the parameters' buffers; dropping
                 // them first lets the optimiser update in place (else each
                 // parameter is copied once, copy-on-write).
@@ -615,7 +669,13 @@ impl Trainer {
                     loss: l,
                 };
                 hook(&mut grads, &at)?;
+                if let Some(r) = rec.as_deref_mut() {
+                    r.before_step(&*model);
+                }
                 opt.step(model.parameters_mut(), &grads)?;
+                if let Some(r) = rec {
+                    r.after_step(&*model, &grads, step + 1, l);
+                }
                 step += 1;
                 history.step_losses.push(l);
                 loss_sum += l * batch.len() as f64;

@@ -18,6 +18,15 @@
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```
 //!
+//! # The explorer page
+//!
+//! [`Tape::explorer_html`] (and [`Tape::write_explorer`]) wrap the SVG
+//! drawing in one self-contained HTML page that steps through the forward
+//! pass and then the backward pass one chain-rule step at a time, with the
+//! numbers of [`Tape::format_trace`], and shows any node's value, gradient
+//! and derivative rule on a click. Nothing is fetched: the script and style
+//! are inline, written for this crate.
+//!
 //! # What is drawn
 //!
 //! One box per tape node, in the style of micrograd's drawing: the op (or
@@ -55,6 +64,8 @@
 //! input to the left side of its user.
 
 mod dot;
+mod html;
+pub use html::MAX_DRAWN_BOXES;
 mod svg;
 
 use std::collections::BTreeSet;
@@ -115,6 +126,8 @@ pub(crate) struct GBox {
     pub inputs: Vec<usize>,
     /// Whether this box holds the last node of the tape.
     pub is_root: bool,
+    /// The tape nodes this box stands for (ops, then folded leaves).
+    pub members: Vec<usize>,
 }
 
 impl GBox {
@@ -399,6 +412,7 @@ fn make_box<T: Element>(
         tooltip,
         inputs,
         is_root: out + 1 == nodes.len(),
+        members: u.members.iter().chain(&u.folded).copied().collect(),
     }
 }
 

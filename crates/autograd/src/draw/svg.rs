@@ -248,7 +248,7 @@ pub(crate) fn render(boxes: &[GBox], opts: &DrawOptions) -> String {
             let dx = ((x2 - x1) / 2.0).max(20.0);
             let _ = writeln!(
                 s,
-                "<path d=\"M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}\" marker-end=\"url(#arrow)\"/>",
+                "<path data-from=\"{j}\" data-to=\"{i}\" d=\"M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}\" marker-end=\"url(#arrow)\"/>",
                 x1 + dx,
                 x2 - dx
             );
@@ -259,7 +259,8 @@ pub(crate) fn render(boxes: &[GBox], opts: &DrawOptions) -> String {
         let (x, y, w, h) = (p.x[i], p.y[i], p.w[i], p.h[i]);
         let (body, band) = fill(b.kind);
         let stroke = if b.is_root { "3" } else { "1" };
-        let _ = writeln!(s, "<g>");
+        // The explorer page finds boxes by these attributes.
+        let _ = writeln!(s, "<g class=\"box\" data-box=\"{i}\">");
         let _ = writeln!(s, "<title>{}</title>", escape_xml(&b.tooltip));
         let _ = writeln!(
             s,
