@@ -55,6 +55,7 @@ mod higher;
 mod op;
 pub mod operators;
 pub mod ops;
+mod param_hook;
 pub mod print;
 mod tape;
 mod var;
