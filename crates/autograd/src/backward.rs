@@ -21,6 +21,11 @@ use crate::op::{BackwardCtx, InputGrads, TensorGrads, ValueCtx};
 use crate::tape::{all_finite, Node, Tape};
 use crate::var::Var;
 
+/// Called by the value sweep as it arrives at a tape position, with the
+/// gradients from that position on, which are final by then (see
+/// `run_values`).
+pub(crate) type Reached<'a, T> = dyn FnMut(usize, &[Option<Tensor<T>>]) + 'a;
+
 /// Gradients from one backward pass, by tape position.
 ///
 /// Every node the pass reached has one (intermediate values too, which the
@@ -187,7 +192,7 @@ impl<T: Element> Tape<T> {
         root: Var<'_, T>,
         seed: Tensor<T>,
         trace: Option<&mut BackwardTrace<T>>,
-        reached: Option<&mut dyn FnMut(usize, &[Option<Tensor<T>>])>,
+        reached: Option<&mut Reached<'_, T>>,
     ) -> Result<Gradients<T>> {
         self.check_own(root, "backward")?;
         if seed.dims() != root.shape() {
@@ -344,7 +349,7 @@ impl<T: Element> Tape<T> {
         &self,
         roots: Vec<(usize, Tensor<T>)>,
         mut trace: Option<&mut BackwardTrace<T>>,
-        mut reached: Option<&mut dyn FnMut(usize, &[Option<Tensor<T>>])>,
+        mut reached: Option<&mut Reached<'_, T>>,
     ) -> Result<Vec<Option<Tensor<T>>>> {
         let n = roots.iter().map(|r| r.0 + 1).max().unwrap_or(0);
         let mut grads: Vec<Option<Tensor<T>>> = Vec::with_capacity(n);
