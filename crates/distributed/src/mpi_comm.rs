@@ -5,7 +5,7 @@ use std::os::raw::{c_int, c_void};
 
 use mpi::ffi;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::*;
+use mpi::traits::{AsRaw, Communicator as _, CommunicatorCollectives as _, Root as _};
 
 use crate::comm::{check_root, Buffer, Communicator, PendingReduce};
 use crate::error::{Error, Result};
