@@ -65,7 +65,10 @@ fn steps<T: Wire, C: Communicator>(
     for s in 0..steps {
         let rows = sampler.indices(comm.rank(), s / per_epoch + 1);
         let k = s % per_epoch;
-        let (lo, hi) = ((k * batch).min(rows.len()), ((k + 1) * batch).min(rows.len()));
+        let (lo, hi) = (
+            (k * batch).min(rows.len()),
+            ((k + 1) * batch).min(rows.len()),
+        );
         let tape = Tape::new();
         let grads = if lo == hi {
             dp.backward(&model, None)
@@ -74,7 +77,9 @@ fn steps<T: Wire, C: Communicator>(
             let out = model
                 .forward(&tape, tape.constant(b.features().clone()))
                 .map_err(|e| e.to_string())?;
-            let l = Objective::Mse.loss(out, b.targets()).map_err(|e| e.to_string())?;
+            let l = Objective::Mse
+                .loss(out, b.targets())
+                .map_err(|e| e.to_string())?;
             dp.backward(&model, Some((l, hi - lo)))
         }
         .map_err(|e| e.to_string())?;
@@ -102,9 +107,15 @@ fn equivalence<T: Wire>(comm: &MpiComm, tol: f64) -> Result<(), String> {
         comm.broadcast(&mut zeros, 0).map_err(|e| e.to_string())?;
         let rank0 = T::from_buffer(zeros).expect("same type");
         if rank0 != mine {
-            return Err(format!("step {s}: rank {} differs from rank 0", comm.rank()));
+            return Err(format!(
+                "step {s}: rank {} differs from rank 0",
+                comm.rank()
+            ));
         }
-        let scale = reference[s].iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
+        let scale = reference[s]
+            .iter()
+            .map(|v| v.to_f64().abs())
+            .fold(0.0, f64::max);
         for (i, (a, b)) in mine.iter().zip(&reference[s]).enumerate() {
             if (a.to_f64() - b.to_f64()).abs() > tol * scale {
                 return Err(format!(
@@ -120,11 +131,16 @@ fn equivalence<T: Wire>(comm: &MpiComm, tol: f64) -> Result<(), String> {
 /// Rank 0 checkpoints every epoch while the others go on; afterwards every
 /// rank loads the file and finds its own parameters.
 fn checkpoint_check(comm: &MpiComm) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("tapegrad-ddp-check-{}", std::env::var("OMPI_COMM_WORLD_SIZE").unwrap_or_default()));
+    let dir = std::env::temp_dir().join(format!(
+        "tapegrad-ddp-check-{}",
+        std::env::var("OMPI_COMM_WORLD_SIZE").unwrap_or_default()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join("checkpoint.safetensors");
     let data = regression::<f32>(200);
-    let mut model = Mlp::<f32>::builder(&[6, 256, 256, 2]).build().map_err(|e| e.to_string())?;
+    let mut model = Mlp::<f32>::builder(&[6, 256, 256, 2])
+        .build()
+        .map_err(|e| e.to_string())?;
     DistributedTrainer::new(Objective::Mse)
         .epochs(6)
         .batch_size(8)
@@ -133,10 +149,16 @@ fn checkpoint_check(comm: &MpiComm) -> Result<(), String> {
         .fit(comm, &mut model, &mut Sgd::new(0.05), &data, None)
         .map_err(|e| e.to_string())?;
     comm.barrier().map_err(|e| e.to_string())?;
-    let mut loaded = Mlp::<f32>::builder(&[6, 256, 256, 2]).seed(5).build().map_err(|e| e.to_string())?;
+    let mut loaded = Mlp::<f32>::builder(&[6, 256, 256, 2])
+        .seed(5)
+        .build()
+        .map_err(|e| e.to_string())?;
     checkpoint::load(&mut loaded, &path).map_err(|e| e.to_string())?;
     if values(&loaded) != values(&model) {
-        return Err(format!("rank {}: the checkpoint differs from the model", comm.rank()));
+        return Err(format!(
+            "rank {}: the checkpoint differs from the model",
+            comm.rank()
+        ));
     }
     comm.barrier().map_err(|e| e.to_string())?;
     if comm.rank() == 0 {
@@ -148,7 +170,9 @@ fn checkpoint_check(comm: &MpiComm) -> Result<(), String> {
 /// The last rank builds a narrower model: every rank must get the error.
 fn mismatch(comm: &MpiComm) -> Result<(), String> {
     let width = if comm.rank() + 1 == comm.size() { 7 } else { 8 };
-    let mut model = Mlp::<f32>::builder(&[6, width, 2]).build().map_err(|e| e.to_string())?;
+    let mut model = Mlp::<f32>::builder(&[6, width, 2])
+        .build()
+        .map_err(|e| e.to_string())?;
     match DataParallel::new(comm).prepare(&mut model) {
         Err(e @ Error::Mismatch { .. }) => {
             println!("rank {}: refused as expected: {e}", comm.rank());
@@ -192,7 +216,9 @@ impl Module<f32> for Faulty {
 
 fn failing(comm: &MpiComm, panic: bool) -> Result<(), String> {
     let mut model = Faulty {
-        inner: Mlp::builder(&[6, 32, 2]).build().map_err(|e| e.to_string())?,
+        inner: Mlp::builder(&[6, 32, 2])
+            .build()
+            .map_err(|e| e.to_string())?,
         rank: comm.rank(),
         panic,
         calls: AtomicUsize::new(0),
@@ -216,9 +242,13 @@ fn main() -> ExitCode {
         }
     };
     comm.abort_on_panic();
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "equivalence".into());
+    let mode = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "equivalence".into());
     let result = match mode.as_str() {
-        "equivalence" => equivalence::<f32>(&comm, 1e-5).and_then(|()| equivalence::<f64>(&comm, 1e-12)),
+        "equivalence" => {
+            equivalence::<f32>(&comm, 1e-5).and_then(|()| equivalence::<f64>(&comm, 1e-12))
+        }
         "checkpoint" => checkpoint_check(&comm),
         "mismatch" => mismatch(&comm),
         "fail" => failing(&comm, false),

@@ -69,7 +69,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--save" => a.save = Some(value()?),
             "-h" | "--help" => {
-                return Err("options: --epochs N --batch N (global) --hidden N --lr X --seed N --save PATH".into())
+                return Err(
+                    "options: --epochs N --batch N (global) --hidden N --lr X --seed N --save PATH"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown option {other:?}")),
         }

@@ -64,27 +64,27 @@ fn main() -> Result<(), tapegrad::distributed::Error> {
     let mut opt = Sgd::new(LR);
     let mut tape = Tape::<f32>::new();
 
-    let mut sync_step = || {
+    let sync = time_blocks(&comm, || {
         tape.clear();
-        let out = model.forward(&tape, tape.constant(x.clone())).expect("forward");
+        let out = model
+            .forward(&tape, tape.constant(x.clone()))
+            .expect("forward");
         let l = loss::mse(out, tape.constant(y.clone())).expect("loss");
         let grads = dp.backward(&model, Some((l, BATCH))).expect("backward");
         tape.clear();
         opt.step(model.parameters_mut(), &grads).expect("step");
-    };
-    let sync = time_blocks(&comm, &mut sync_step);
-    drop(sync_step);
+    });
 
-    let mut local_step = || {
+    let local = time_blocks(&comm, || {
         tape.clear();
-        let out = model.forward(&tape, tape.constant(x.clone())).expect("forward");
+        let out = model
+            .forward(&tape, tape.constant(x.clone()))
+            .expect("forward");
         let l = loss::mse(out, tape.constant(y.clone())).expect("loss");
         let grads = model.grads(&tape.backward(l).expect("backward"));
         tape.clear();
         opt.step(model.parameters_mut(), &grads).expect("step");
-    };
-    let local = time_blocks(&comm, &mut local_step);
-    drop(local_step);
+    });
 
     // A blocking all-reduce of every gradient at once: the transport's
     // bandwidth as NCCL-tests reports it (algorithm bandwidth, bytes / time).

@@ -326,10 +326,15 @@ fn first_difference(theirs: &[&str], mine: &[String]) -> Option<String> {
     for (i, m) in mine.iter().enumerate() {
         match theirs.get(i) {
             Some(t) if *t == m => {}
-            Some(t) => return Some(format!("parameter {} is {m} here but {t} on rank 0", i + 1)),
+            Some(t) => {
+                return Some(format!(
+                    "parameter {} is {m} on that rank but {t} on rank 0",
+                    i + 1
+                ))
+            }
             None => {
                 return Some(format!(
-                    "parameter {} ({m}) is extra: rank 0 has {} parameters, this rank {}",
+                    "parameter {} ({m}) is extra: rank 0 has {} parameters, that rank {}",
                     i + 1,
                     theirs.len(),
                     mine.len()
@@ -339,7 +344,7 @@ fn first_difference(theirs: &[&str], mine: &[String]) -> Option<String> {
     }
     (theirs.len() > mine.len()).then(|| {
         format!(
-            "parameter {} ({}) is missing: rank 0 has {} parameters, this rank {}",
+            "parameter {} ({}) is missing: rank 0 has {} parameters, that rank {}",
             mine.len() + 1,
             theirs[mine.len()],
             theirs.len(),

@@ -46,7 +46,7 @@ impl fmt::Display for Error {
             Error::Nn(e) => write!(f, "{e}"),
             Error::Mismatch { rank, detail } => write!(
                 f,
-                "the replicas' models differ: rank {rank} against rank 0: {detail}"
+                "the replicas' models differ: rank {rank} is the first that differs from rank 0: {detail}"
             ),
             Error::Aborted { rank, message } => {
                 write!(f, "rank {rank} stopped the job: {message}")

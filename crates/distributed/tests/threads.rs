@@ -206,9 +206,9 @@ fn mismatched_replicas_are_refused_naming_the_difference() {
     // A missing parameter.
     let results = on_ranks(2, |c| {
         let sizes: &[usize] = if c.rank() == 1 { &[5, 3] } else { &[5, 16, 3] };
-        let mut m = Mlp::<f32>::builder(sizes).build().unwrap();
+        let m = Mlp::<f32>::builder(sizes).build().unwrap();
         DataParallel::new(&c)
-            .check_replicas(&mut m)
+            .check_replicas(&m)
             .unwrap_err()
             .to_string()
     });
