@@ -113,8 +113,12 @@ fn assert_close<T: Wire>(got: &[T], want: &[T], tol: f64, what: &str) {
 /// batch N·b (21 rows: the last batch of each epoch is short and for N = 2
 /// one rank has fewer rows), and stay identical bit for bit.
 fn equivalence<T: Wire>(n: usize, tol: f64) {
+    equivalence_on::<T>(21, n, tol);
+}
+
+fn equivalence_on<T: Wire>(rows: usize, n: usize, tol: f64) {
     let (batch, steps) = (4, 24);
-    let d = data::<T>(21);
+    let d = data::<T>(rows);
     let reference = train_by_hand(&Local, &d, n * batch, steps, 100);
     let ranks: Vec<Vec<Vec<T>>> = on_ranks(n, |c| {
         train_by_hand(&c, &d, batch, steps, 100 + c.rank() as u64)
@@ -148,6 +152,14 @@ fn two_and_three_ranks_match_one_process_f32() {
 fn two_and_three_ranks_match_one_process_f64() {
     equivalence::<f64>(2, 1e-12);
     equivalence::<f64>(3, 1e-12);
+}
+
+/// 9 rows on 2 ranks with batches of 4: rank 1's second batch of each
+/// epoch is empty, and it still takes part (with weight 0).
+#[test]
+fn a_rank_without_rows_still_takes_part() {
+    assert_eq!(ShardSampler::new(9, 2, 7).indices(1, 1).len(), 4);
+    equivalence_on::<f64>(9, 2, 1e-12);
 }
 
 /// The trainer on 3 ranks ends where the trainer on one process with three
