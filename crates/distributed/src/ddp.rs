@@ -13,6 +13,11 @@ use crate::error::{Error, Result};
 /// PyTorch's default bucket size: 25 MiB of gradients per all-reduce.
 pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
 
+/// The first bucket's cap, as PyTorch's DDP: the last layers' gradients
+/// are ready first, and a small first bucket starts their all-reduce early
+/// even when the whole model would fit in one bucket.
+pub const FIRST_BUCKET_BYTES: usize = 1024 * 1024;
+
 /// Data-parallel training by hand: the parts the
 /// [`DistributedTrainer`](crate::DistributedTrainer) uses, for a custom loop.
 ///
@@ -26,7 +31,8 @@ pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
 ///
 /// **Buckets and overlap.** Gradients are packed into buckets of about
 /// [`bucket_bytes`](Self::bucket_bytes) (default 25 MiB, as PyTorch's DDP),
-/// in reverse parameter order (the order backward produces them). A
+/// in reverse parameter order (the order backward produces them); the
+/// first bucket holds at most [`FIRST_BUCKET_BYTES`] (1 MiB), as PyTorch's. A
 /// bucket's all-reduce starts, without blocking, as soon as its last
 /// gradient is final (see `Tape::backward_with_param_hook`), so sending the
 /// last layers' gradients overlaps the backward pass of the first ones.
@@ -93,6 +99,17 @@ impl<'c, C: Communicator + ?Sized> DataParallel<'c, C> {
 
     /// The buckets for `model`: indices into its parameter list, in the
     /// order their all-reduces start.
+    ///
+    /// ```
+    /// use tapegrad_distributed::{DataParallel, Local};
+    /// use tapegrad_nn::Mlp;
+    /// // 0.weight 784×512, 0.bias, 1.weight 512×512 (1 MiB), 1.bias, 2.weight 512×10, 2.bias
+    /// let model = Mlp::<f32>::builder(&[784, 512, 512, 10]).build()?;
+    /// let dp = DataParallel::new(&Local);
+    /// assert_eq!(dp.buckets(&model), [vec![5, 4, 3], vec![2, 1, 0]]); // first bucket ≤ 1 MiB
+    /// assert_eq!(dp.bucket_bytes(2 << 20).buckets(&model), [vec![5, 4, 3], vec![2, 1], vec![0]]);
+    /// # Ok::<(), tapegrad_nn::Error>(())
+    /// ```
     pub fn buckets<T: Wire, M: Module<T> + ?Sized>(&self, model: &M) -> Vec<Vec<usize>> {
         let sizes: Vec<usize> = model
             .parameters()
@@ -102,8 +119,13 @@ impl<'c, C: Communicator + ?Sized> DataParallel<'c, C> {
         let mut buckets: Vec<Vec<usize>> = Vec::new();
         let mut bytes = 0;
         for i in (0..sizes.len()).rev() {
+            let cap = if buckets.len() == 1 {
+                self.bucket_bytes.min(FIRST_BUCKET_BYTES)
+            } else {
+                self.bucket_bytes
+            };
             match buckets.last_mut() {
-                Some(b) if bytes + sizes[i] <= self.bucket_bytes => b.push(i),
+                Some(b) if bytes + sizes[i] <= cap => b.push(i),
                 _ => {
                     buckets.push(vec![i]);
                     bytes = 0;

@@ -47,7 +47,7 @@ mod sampler;
 mod trainer;
 
 pub use comm::{Buffer, Communicator, Local, PendingReduce, ThreadGroup, Wire};
-pub use ddp::{DataParallel, DEFAULT_BUCKET_BYTES};
+pub use ddp::{DataParallel, DEFAULT_BUCKET_BYTES, FIRST_BUCKET_BYTES};
 pub use error::{Error, Result};
 #[cfg(feature = "mpi")]
 pub use mpi_comm::MpiComm;
