@@ -1,14 +1,17 @@
 //! tapegrad: reverse-mode automatic differentiation in Rust.
 //!
-//! This facade re-exports the three member crates:
+//! This facade re-exports the member crates:
 //! - [`tensor`]: strided N-d arrays with broadcasting, reductions and matmul;
 //! - [`autograd`]: the tape, gradients of any order, custom ops, gradcheck;
-//! - [`nn`]: layers, losses, optimizers and training.
+//! - [`nn`]: layers, losses, optimizers and training;
+//! - [`distributed`]: data-parallel training across processes on MPI (the
+//!   MPI part behind the `mpi` feature).
 //!
 //! The README follows (its code blocks are doctests).
 #![doc = include_str!("../README.md")]
 
 pub use tapegrad_autograd as autograd;
+pub use tapegrad_distributed as distributed;
 pub use tapegrad_nn as nn;
 pub use tapegrad_tensor as tensor;
 

@@ -21,6 +21,11 @@ use crate::op::{BackwardCtx, InputGrads, TensorGrads, ValueCtx};
 use crate::tape::{all_finite, Node, Tape};
 use crate::var::Var;
 
+/// Called by the value sweep as it arrives at a tape position, with the
+/// gradients from that position on, which are final by then (see
+/// `run_values`).
+pub(crate) type Reached<'a, T> = dyn FnMut(usize, &[Option<Tensor<T>>]) + 'a;
+
 /// Gradients from one backward pass, by tape position.
 ///
 /// Every node the pass reached has one (intermediate values too, which the
@@ -147,7 +152,7 @@ impl<T: Element> Tape<T> {
     /// # Errors
     /// As [`backward`](Self::backward), and if the seed's shape differs.
     pub fn backward_with_seed(&self, root: Var<'_, T>, seed: Tensor<T>) -> Result<Gradients<T>> {
-        self.backward_impl(root, seed, None)
+        self.backward_impl(root, seed, None, None)
     }
 
     /// [`backward`](Self::backward), also returning every chain-rule step
@@ -158,11 +163,11 @@ impl<T: Element> Tape<T> {
     pub fn backward_traced(&self, root: Var<'_, T>) -> Result<(Gradients<T>, BackwardTrace<T>)> {
         let seed = self.scalar_seed(root)?;
         let mut trace = BackwardTrace { steps: Vec::new() };
-        let g = self.backward_impl(root, seed, Some(&mut trace))?;
+        let g = self.backward_impl(root, seed, Some(&mut trace), None)?;
         Ok((g, trace))
     }
 
-    fn scalar_seed(&self, root: Var<'_, T>) -> Result<Tensor<T>> {
+    pub(crate) fn scalar_seed(&self, root: Var<'_, T>) -> Result<Tensor<T>> {
         self.check_own(root, "backward")?;
         let shape = root.shape();
         if shape.iter().product::<usize>() != 1 {
@@ -182,11 +187,12 @@ impl<T: Element> Tape<T> {
         }
     }
 
-    fn backward_impl(
+    pub(crate) fn backward_impl(
         &self,
         root: Var<'_, T>,
         seed: Tensor<T>,
         trace: Option<&mut BackwardTrace<T>>,
+        reached: Option<&mut Reached<'_, T>>,
     ) -> Result<Gradients<T>> {
         self.check_own(root, "backward")?;
         if seed.dims() != root.shape() {
@@ -197,7 +203,7 @@ impl<T: Element> Tape<T> {
             });
         }
         let start_len = self.len();
-        let result = self.run_values(vec![(root.id(), seed)], trace);
+        let result = self.run_values(vec![(root.id(), seed)], trace, reached);
         // Rules without a value form recorded their helper ops; drop them.
         self.truncate(start_len);
         Ok(Gradients {
@@ -235,7 +241,7 @@ impl<T: Element> Tape<T> {
             .map(|&o| Ok((o.id(), self.scalar_seed(o)?)))
             .collect::<Result<Vec<_>>>()?;
         let start_len = self.len();
-        let grads = self.run_values(roots, None);
+        let grads = self.run_values(roots, None, None);
         self.truncate(start_len);
         self.pick(inputs, &grads?, |g| g.clone())
     }
@@ -331,11 +337,19 @@ impl<T: Element> Tape<T> {
     /// whose helper ops the caller truncates away afterwards. Returns, for
     /// every position up to the last root, the accumulated gradient.
     ///
+    /// `reached(i, final_grads)`, when given, runs as the sweep arrives at
+    /// position `i`, before its rule: every op that uses node `i` sits after
+    /// it and has already sent its share, so `final_grads[k]` (position
+    /// `i + k`) is final. [`backward_with_param_hook`] uses it to hand out
+    /// parameter gradients while the rest of the pass still runs.
+    ///
     /// [`Op::backward_value`]: crate::Op::backward_value
-    fn run_values(
+    /// [`backward_with_param_hook`]: Tape::backward_with_param_hook
+    pub(crate) fn run_values(
         &self,
         roots: Vec<(usize, Tensor<T>)>,
         mut trace: Option<&mut BackwardTrace<T>>,
+        mut reached: Option<&mut Reached<'_, T>>,
     ) -> Result<Vec<Option<Tensor<T>>>> {
         let n = roots.iter().map(|r| r.0 + 1).max().unwrap_or(0);
         let mut grads: Vec<Option<Tensor<T>>> = Vec::with_capacity(n);
@@ -352,6 +366,9 @@ impl<T: Element> Tape<T> {
                 // Inputs sit before their op on the tape, so every gradient
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
+                if let Some(f) = reached.as_deref_mut() {
+                    f(i, rest);
+                }
                 let Some(g) = rest[0].as_ref() else { continue };
                 let node = &nodes[i];
                 let Some(op) = node.op.as_ref().filter(|_| node.requires_grad) else {

@@ -60,6 +60,7 @@ mod jacobian;
 mod op;
 pub mod operators;
 pub mod ops;
+mod param_hook;
 pub mod print;
 mod tape;
 mod var;
