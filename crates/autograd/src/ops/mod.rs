@@ -12,6 +12,7 @@
 //! | [`shape`] | reshape, permute, slice, concat |
 //! | [`index`] | index_select, gather_rows, where |
 //! | [`matmul`] | matmul |
+//! | [`conv`] | conv2d, conv_transpose2d, conv2d_weight_grad, unfold, fold, take_flat, scatter_add_flat (max pooling) |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
 //!
 //! Composites have no rule of their own: `mean` is `sum · 1/n`, `square` is
@@ -20,6 +21,7 @@
 
 pub mod activation;
 pub mod arith;
+pub mod conv;
 pub mod index;
 pub mod math;
 pub mod matmul;
