@@ -56,6 +56,7 @@ mod error;
 pub mod explain;
 mod grads;
 mod init;
+pub mod layers;
 mod linear;
 pub mod loss;
 mod mlp;
@@ -71,9 +72,13 @@ pub use dropout::Dropout;
 pub use error::{CheckpointError, Error, Result};
 pub use grads::ParamGrads;
 pub use init::{gain, Init};
+pub use layers::{
+    AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv, Conv1d, Conv2d, Flatten, GlobalAvgPool2d,
+    MaxPool2d,
+};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpBuilder};
-pub use module::Module;
+pub use module::{Buffer, Module};
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
 pub use sequential::Sequential;
