@@ -74,7 +74,7 @@ pub use grads::ParamGrads;
 pub use init::{gain, Init};
 pub use layers::{
     AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv, Conv1d, Conv2d, Flatten, GlobalAvgPool2d,
-    MaxPool2d,
+    MaxPool2d, Unflatten,
 };
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpBuilder};

@@ -9,7 +9,7 @@ mod pool;
 
 pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d};
 pub use conv::{Conv, Conv1d, Conv2d};
-pub use pool::{AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d};
+pub use pool::{AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d, Unflatten};
 
 use tapegrad_autograd::Error as TapeError;
 

@@ -186,3 +186,53 @@ impl<T: Element> Module<T> for Flatten {
         "Flatten(start_dim=1, end_dim=-1)".into()
     }
 }
+
+/// Reshapes the features of each example: `[N, prod(shape)]` →
+/// `[N, shape...]` (`torch.nn.Unflatten(1, shape)`), for example flat
+/// pixel rows into `[N, 1, 8, 8]` images.
+///
+/// ```
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::{Module, Unflatten};
+/// use tapegrad_tensor::Tensor;
+/// let tape = Tape::<f32>::new();
+/// let y = Unflatten::new(&[1, 8, 8]).forward(&tape, tape.constant(Tensor::ones(&[5, 64])))?;
+/// assert_eq!(y.shape(), [5, 1, 8, 8]);
+/// # Ok::<(), tapegrad_nn::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unflatten {
+    shape: Vec<usize>,
+}
+
+impl Unflatten {
+    /// Unflattens axis 1 into `shape`.
+    pub fn new(shape: &[usize]) -> Self {
+        Unflatten {
+            shape: shape.to_vec(),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Unflatten {
+    fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
+        let s = x.shape();
+        let want: usize = self.shape.iter().product();
+        if s.len() != 2 || s[1] != want {
+            return Err(layer_error(
+                None,
+                &Module::<T>::describe(self),
+                format!(
+                    "got input of shape {:?}: expected [N, {want}]",
+                    s.as_slice()
+                ),
+            ));
+        }
+        let mut full = vec![s[0]];
+        full.extend_from_slice(&self.shape);
+        x.reshape(&full)
+    }
+    fn describe(&self) -> String {
+        format!("Unflatten(dim=1, unflattened_size={:?})", self.shape)
+    }
+}
