@@ -214,36 +214,65 @@ fn check_params(op: &'static str, p: &ConvParams) -> Result<()> {
     Ok(())
 }
 
-/// The input coordinate of output position `o` and kernel tap `k` along an
-/// axis, or `None` where it falls in the zero padding.
+/// The output positions `lo..hi` along an axis whose input coordinate
+/// `o·stride + k·dil − pad` lies inside `0..len`, for kernel tap `k`; the
+/// others read the zero padding.
 #[inline]
-fn source(o: usize, k: usize, stride: usize, dil: usize, pad: usize, len: usize) -> Option<usize> {
-    (o * stride + k * dil).checked_sub(pad).filter(|&i| i < len)
+fn valid_range(
+    k: usize,
+    stride: usize,
+    dil: usize,
+    pad: usize,
+    len: usize,
+    out: usize,
+) -> (usize, usize) {
+    let shift = k * dil;
+    // o·s ≥ pad − shift
+    let lo = pad.saturating_sub(shift).div_ceil(stride).min(out);
+    // o·s + shift − pad ≤ len − 1  ⇔  o·s < len + pad − shift
+    let hi = (len + pad).saturating_sub(shift).div_ceil(stride).min(out);
+    (lo, hi.max(lo))
 }
 
 /// Unfolds channels `c0..c0 + cg` of one image (`x`: `[C, H, W]`) into
 /// `cols`: row `(c, i, j)` holds, for every output position, the input
 /// under kernel tap `(i, j)` of channel `c` (0 in the padding).
+///
+/// Each output row splits into a zero prefix, a run read from one input
+/// line, and a zero suffix ([`valid_range`]), so the inner loop has no
+/// bounds tests; with stride 1 the run is one slice copy.
 fn im2col<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, cols: &mut [T]) {
     let (ohw, p) = (g.ohw(), &g.p);
+    let [sy, sx] = p.stride;
     let mut rows = cols.chunks_exact_mut(ohw);
     for c in c0..c0 + cg {
         let plane = &x[c * g.hw()..(c + 1) * g.hw()];
         for i in 0..g.kh {
+            let (ylo, yhi) = valid_range(i, sy, p.dilation[0], p.padding[0], g.h, g.oh);
             for j in 0..g.kw {
                 let row = rows.next().expect("cols has C·kh·kw rows");
-                for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
-                    let Some(y) = source(oy, i, p.stride[0], p.dilation[0], p.padding[0], g.h)
-                    else {
-                        out.fill(T::ZERO);
-                        continue;
-                    };
+                let (xlo, xhi) = valid_range(j, sx, p.dilation[1], p.padding[1], g.w, g.ow);
+                row[..ylo * g.ow].fill(T::ZERO);
+                row[yhi * g.ow..].fill(T::ZERO);
+                for oy in ylo..yhi {
+                    let y = oy * sy + i * p.dilation[0] - p.padding[0];
                     let line = &plane[y * g.w..(y + 1) * g.w];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        *o = match source(ox, j, p.stride[1], p.dilation[1], p.padding[1], g.w) {
-                            Some(xi) => line[xi],
-                            None => T::ZERO,
-                        };
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    out[..xlo].fill(T::ZERO);
+                    out[xhi..].fill(T::ZERO);
+                    if xlo == xhi {
+                        continue;
+                    }
+                    let first = xlo * sx + j * p.dilation[1] - p.padding[1];
+                    if sx == 1 {
+                        out[xlo..xhi].copy_from_slice(&line[first..first + (xhi - xlo)]);
+                    } else {
+                        for (o, &v) in out[xlo..xhi]
+                            .iter_mut()
+                            .zip(line[first..].iter().step_by(sx))
+                        {
+                            *o = v;
+                        }
                     }
                 }
             }
@@ -255,23 +284,30 @@ fn im2col<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, cols: &mut [T
 /// input position it was read from (channels `c0..c0 + cg` of `x`).
 fn col2im<T: Element>(g: &Geometry, cols: &[T], c0: usize, cg: usize, x: &mut [T]) {
     let (ohw, p) = (g.ohw(), &g.p);
+    let [sy, sx] = p.stride;
     let mut rows = cols.chunks_exact(ohw);
     for c in c0..c0 + cg {
         let plane = &mut x[c * g.hw()..(c + 1) * g.hw()];
         for i in 0..g.kh {
+            let (ylo, yhi) = valid_range(i, sy, p.dilation[0], p.padding[0], g.h, g.oh);
             for j in 0..g.kw {
                 let row = rows.next().expect("cols has C·kh·kw rows");
-                for (oy, src) in row.chunks_exact(g.ow).enumerate() {
-                    let Some(y) = source(oy, i, p.stride[0], p.dilation[0], p.padding[0], g.h)
-                    else {
-                        continue;
-                    };
+                let (xlo, xhi) = valid_range(j, sx, p.dilation[1], p.padding[1], g.w, g.ow);
+                if xlo == xhi {
+                    continue;
+                }
+                for oy in ylo..yhi {
+                    let y = oy * sy + i * p.dilation[0] - p.padding[0];
                     let line = &mut plane[y * g.w..(y + 1) * g.w];
-                    for (ox, &v) in src.iter().enumerate() {
-                        if let Some(xi) =
-                            source(ox, j, p.stride[1], p.dilation[1], p.padding[1], g.w)
-                        {
-                            line[xi] += v;
+                    let src = &row[oy * g.ow + xlo..oy * g.ow + xhi];
+                    let first = xlo * sx + j * p.dilation[1] - p.padding[1];
+                    if sx == 1 {
+                        for (d, &v) in line[first..first + src.len()].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, &v) in line[first..].iter_mut().step_by(sx).zip(src) {
+                            *d += v;
                         }
                     }
                 }

@@ -6,7 +6,6 @@ use crate::buffer::try_vec_of;
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::ops::conv::ConvParams;
-use crate::parallel::fill_chunks;
 use crate::{Element, Tensor};
 
 /// Checks a pooling window against a `[N, C, H, W]` input and returns the
@@ -92,41 +91,51 @@ impl<T: Element> Tensor<T> {
         let xs = x.as_slice().expect("contiguous");
         let (h, w) = (d[2], d[3]);
         let mut at = try_vec_of(numel, 0usize).map_err(|e| e.at(OP, &shape))?;
-        fill_chunks(&mut at, |start, part| {
-            for (k, slot) in part.iter_mut().enumerate() {
-                let i = start + k;
-                let (plane, oy, ox) = (i / (oh * ow), (i / ow) % oh, i % ow);
+        // The window's rows and columns clipped to the input, per output
+        // row and column, computed once.
+        let clip = |o: usize, a: usize, len: usize| -> (usize, usize) {
+            let start = o * stride[a];
+            let lo = start.max(padding[a]) - padding[a];
+            let hi = (start + kernel[a]).saturating_sub(padding[a]).min(len);
+            (lo, hi.max(lo + 1).min(len.max(lo + 1)))
+        };
+        let rows: Vec<(usize, usize)> = (0..oh).map(|o| clip(o, 0, h)).collect();
+        let cols: Vec<(usize, usize)> = (0..ow).map(|o| clip(o, 1, w)).collect();
+        let plane_out = (oh * ow).max(1);
+        let planes_per_chunk = (crate::parallel::CHUNK / plane_out).max(1);
+        let parallel = crate::parallel::use_parallel(numel * kernel[0] * kernel[1]);
+        let work = |start: usize, part: &mut [usize]| {
+            for (k, out_plane) in part.chunks_mut(plane_out).enumerate() {
+                let plane = start / plane_out + k;
                 let base = plane * h * w;
-                let mut best: Option<(T, usize)> = None;
-                for ky in 0..kernel[0] {
-                    let Some(y) = (oy * stride[0] + ky)
-                        .checked_sub(padding[0])
-                        .filter(|&y| y < h)
-                    else {
-                        continue;
-                    };
-                    for kx in 0..kernel[1] {
-                        let Some(xx) = (ox * stride[1] + kx)
-                            .checked_sub(padding[1])
-                            .filter(|&x| x < w)
-                        else {
-                            continue;
-                        };
-                        let j = base + y * w + xx;
-                        let v = xs[j];
-                        // Strictly greater: ties keep the first maximum.
-                        let better = match best {
-                            None => true,
-                            Some((b, _)) => v > b || (v.is_nan() && !b.is_nan()),
-                        };
-                        if better {
-                            best = Some((v, j));
+                for (oy, out_row) in out_plane.chunks_mut(ow.max(1)).enumerate() {
+                    let (y0, y1) = rows[oy];
+                    for (ox, slot) in out_row.iter_mut().enumerate() {
+                        let (x0, x1) = cols[ox];
+                        let mut best_at = base + y0 * w + x0;
+                        let mut best = xs[best_at];
+                        for y in y0..y1 {
+                            let line = base + y * w;
+                            for (xi, &v) in xs[line + x0..line + x1].iter().enumerate() {
+                                // Strictly greater: ties keep the first
+                                // maximum; a NaN wins over numbers. Written
+                                // as selects, not a branch: on random data
+                                // the comparison is a coin toss.
+                                let better = (v > best) | (v.is_nan() & !best.is_nan());
+                                best = if better { v } else { best };
+                                best_at = if better { line + x0 + xi } else { best_at };
+                            }
                         }
+                        *slot = best_at;
                     }
                 }
-                *slot = best.map_or(base, |(_, j)| j);
             }
-        });
+        };
+        if parallel {
+            crate::parallel::for_each_chunk(&mut at, planes_per_chunk * plane_out, work);
+        } else {
+            work(0, &mut at);
+        }
         let mut out = try_vec_of(numel, T::ZERO).map_err(|e| e.at(OP, &shape))?;
         for (o, &j) in out.iter_mut().zip(&at) {
             *o = xs[j];
@@ -289,6 +298,51 @@ mod tests {
             .max_pool2d_with_indices([2, 2], [0, 2], [0, 0])
             .unwrap_err();
         assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn max_pool_matches_definition() {
+        for (k, (dims, kernel, stride, pad)) in [
+            ([2, 3, 7, 6], [3, 2], [2, 1], [1, 1]),
+            ([1, 2, 5, 5], [2, 2], [2, 2], [0, 0]),
+            ([1, 1, 9, 4], [3, 3], [3, 2], [1, 0]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let x = Tensor::<f64>::uniform_seeded(&dims, -1.0, 1.0, k as u64);
+            let (y, at) = x.max_pool2d_with_indices(kernel, stride, pad).unwrap();
+            let (oh, ow) = (y.dims()[2], y.dims()[3]);
+            let xs = x.to_vec();
+            let mut i = 0;
+            for plane in 0..dims[0] * dims[1] {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = (f64::NEG_INFINITY, 0);
+                        for ky in 0..kernel[0] {
+                            for kx in 0..kernel[1] {
+                                let yy = (oy * stride[0] + ky) as isize - pad[0] as isize;
+                                let xx = (ox * stride[1] + kx) as isize - pad[1] as isize;
+                                if yy < 0
+                                    || xx < 0
+                                    || yy >= dims[2] as isize
+                                    || xx >= dims[3] as isize
+                                {
+                                    continue;
+                                }
+                                let j =
+                                    plane * dims[2] * dims[3] + yy as usize * dims[3] + xx as usize;
+                                if xs[j] > best.0 {
+                                    best = (xs[j], j);
+                                }
+                            }
+                        }
+                        assert_eq!((y.to_vec()[i], at[i]), best);
+                        i += 1;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
