@@ -27,6 +27,11 @@
 //! - Models: [`Module`], [`Linear`], [`Sequential`], [`Mlp`], [`Dropout`],
 //!   [`Activation`] (and the functions in [`activation`]), initialisers in
 //!   [`Init`]. Parameters are [`Param`]s with PyTorch's `state_dict` names.
+//! - Convolutional networks ([`layers`]): [`Conv1d`], [`Conv2d`],
+//!   [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`],
+//!   [`Unflatten`], [`BatchNorm1d`], [`BatchNorm2d`]; state that is saved
+//!   but not trained (running statistics) is a module's
+//!   [`buffers`](Module::buffers), in checkpoints under PyTorch's names.
 //! - Gradients: [`Module::grads`] turns a backward pass into a
 //!   [`ParamGrads`], one gradient per parameter by name, to print, clip,
 //!   accumulate or send before [`Optimizer::step`]; [`Param`]'s docs

@@ -97,8 +97,7 @@ impl<T: Element> Op<T> for Conv2d {
         let (h, x, w) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         Some((|| {
             let gx = cx.grad_for(0, || {
-                let op =
-                    output_padding(&self.params, hw(h.dims()), hw(&w.dims()[..]), hw(x.dims()));
+                let op = output_padding(&self.params, hw(h.dims()), hw(w.dims()), hw(x.dims()));
                 Ok(h.conv_transpose2d(w, &self.params, op)?)
             })?;
             let gw = cx.grad_for(1, || {

@@ -288,7 +288,7 @@ mod tests {
         ) -> TapeResult<Var<'t, f64>> {
             bn.forward(tape, v[0])?.mul(tape.constant(seed.clone()))
         }
-        let r = gradcheck(|t, v| f(&bn, &seed, t, v), &[x.clone()]).unwrap();
+        let r = gradcheck(|t, v| f(&bn, &seed, t, v), std::slice::from_ref(&x)).unwrap();
         assert!(r.passed, "{r}");
         let r = gradcheck_second_order(|t, v| f(&bn, &seed, t, v), &[x]).unwrap();
         assert!(r.passed, "{r}");

@@ -94,7 +94,7 @@ impl<T: Element, const D: usize> Conv<T, D> {
                 ),
             ));
         }
-        if in_channels % groups != 0 || out_channels % groups != 0 {
+        if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
             return Err(Error::invalid(
                 name,
                 format!(

@@ -140,7 +140,7 @@ impl Geometry {
         }
         check_params(op, p)?;
         let (g, c, o) = (p.groups, x[1], wt[0]);
-        if c % g != 0 || o % g != 0 {
+        if !c.is_multiple_of(g) || !o.is_multiple_of(g) {
             return Err(bad(format!(
                 "groups = {g} does not divide the {c} input and {o} output channels"
             )));
@@ -699,7 +699,7 @@ impl<T: Element> Tensor<T> {
         const OP: &str = "fold";
         let d = self.dims();
         let kk = kernel[0] * kernel[1];
-        if d.len() != 3 || kk == 0 || d[1] % kk != 0 {
+        if d.len() != 3 || kk == 0 || !d[1].is_multiple_of(kk) {
             return Err(Error::invalid(
                 OP,
                 format!("expected [N, C·{kk}, L] for kernel {kernel:?}, got {d:?}"),

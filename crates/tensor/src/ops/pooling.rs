@@ -255,7 +255,21 @@ fn check_indices(op: &'static str, indices: &[usize], shape: &[usize]) -> Result
 }
 
 /// Average pooling as a depthwise convolution: a `[C, 1, kh, kw]` kernel of
-/// `1/(kh·kw)` with `groups = C`.
+/// `1/(kh·kw)` with `groups = C`, for an input of shape `dims`
+/// (`[N, C, H, W]`). This is how [`Tensor::avg_pool2d`] and its gradient
+/// are computed.
+///
+/// ```
+/// use tapegrad_tensor::{avg_pool_as_conv, Tensor};
+/// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 6.0], &[1, 1, 2, 2])?;
+/// let (w, p) = avg_pool_as_conv::<f32>(x.dims(), [2, 2], [2, 2], [0, 0])?;
+/// assert_eq!(w.to_vec(), vec![0.25; 4]);
+/// assert_eq!(x.conv2d(&w, &p)?.to_vec(), x.avg_pool2d([2, 2], [2, 2], [0, 0])?.to_vec());
+/// # Ok::<(), tapegrad_tensor::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`Tensor::max_pool2d_with_indices`].
 pub fn avg_pool_as_conv<T: Element>(
     dims: &[usize],
     kernel: [usize; 2],
