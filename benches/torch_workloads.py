@@ -11,7 +11,9 @@ Each benchmark warms up for at least 0.5 s, then times 7 blocks of about
 for matmul and scalar_tape, the throughput in criterion's elements per
 second: 2n^3 for matmul, so Gelem/s is GFLOPS; 10,002 recorded ops for the
 scalar tape). `memory` runs 200 mlp_step iterations in a fresh process and
-prints its peak resident memory, the figure `examples/mlp_memory.rs` prints.
+prints its peak resident memory, the figure `examples/mlp_memory.rs` prints;
+`memory/cnn_step` does the same for 200 cnn_step iterations
+(`examples/cnn_memory.rs`).
 """
 import math
 import os
@@ -31,6 +33,8 @@ LR = 0.01
 TAPE_ITERS, TAPE_X0 = 3334, 0.5  # 3 recorded ops per iteration
 EW_LEN = 1_000_000
 MEM_STEPS = 200
+CONV_SHAPE, CONV_OUT = (32, 3, 32, 32), 64
+CNN_BATCH = 64
 
 
 def tape_leaves():
@@ -239,6 +243,42 @@ def bench_transformer():
     yield f"transformer_step/gpt-2x128/{batch}", step, None
 
 
+def lenet():
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+
+
+def cnn_step_fn():
+    """cnn_step: LeNet-style CNN, batch 64 of random 1x28x28 inputs and labels,
+    cross-entropy, plain SGD, gradients cleared (as ../shared/bench/bench_torch.py)."""
+    m = lenet()
+    opt = torch.optim.SGD(m.parameters(), lr=LR)
+    x = torch.randn(CNN_BATCH, 1, 28, 28)
+    y = torch.randint(0, 10, (CNN_BATCH,))
+
+    def step():
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def bench_conv():
+    conv = torch.nn.Conv2d(CONV_SHAPE[1], CONV_OUT, 3, padding=1)
+    x = torch.randn(*CONV_SHAPE, requires_grad=True)
+
+    def conv_step():
+        conv(x).sum().backward()
+        x.grad = None
+        conv.zero_grad(set_to_none=True)
+
+    yield "conv2d/32x3x32x32-64k3", conv_step, None
+    yield f"cnn_step/lenet-16-32/{CNN_BATCH}", cnn_step_fn(), None
+
+
 def peak_resident_mib():
     """This process's peak resident memory (VmHWM), as mlp_memory reports it."""
     try:
@@ -253,19 +293,19 @@ def peak_resident_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def memory_child():
-    step = mlp_step_fn(MLP_SIZES, MLP_BATCH, torch.relu)
+def memory_child(workload="mlp_step"):
+    step = cnn_step_fn() if workload == "cnn_step" else mlp_step_fn(MLP_SIZES, MLP_BATCH, torch.relu)
     for _ in range(MEM_STEPS):
         step()
     print(f"{peak_resident_mib():.1f}")
 
 
-def bench_memory():
-    """200 mlp_step iterations in a fresh process (so nothing timed before
-    counts), which prints its own peak."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child"],
+def bench_memory(workload="mlp_step"):
+    """200 mlp_step (or cnn_step) iterations in a fresh process (so nothing
+    timed before counts), which prints its own peak."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", workload],
                          check=True, capture_output=True, text=True).stdout
-    name = f"memory/mlp_step/{MEM_STEPS}"
+    name = f"memory/{workload}/{MEM_STEPS}"
     print(f"{name:32s} peak resident memory: {float(out.split()[-1]):.1f} MiB", flush=True)
 
 
@@ -279,16 +319,18 @@ def main(filters):
 
     for group in (bench_matmul, bench_scalar_tape, bench_elementwise, bench_mlp,
                   bench_transforms,
-                  bench_transformer):
+                  bench_transformer, bench_conv):
         for name, step, elements in group():
             if wanted(name):
                 report(name, step, elements)
     if wanted(f"memory/mlp_step/{MEM_STEPS}"):
         bench_memory()
+    if wanted(f"memory/cnn_step/{MEM_STEPS}"):
+        bench_memory("cnn_step")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--memory-child"]:
-        memory_child()
+    if sys.argv[1:2] == ["--memory-child"]:
+        memory_child(*sys.argv[2:3])
     else:
         main(sys.argv[1:])

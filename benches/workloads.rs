@@ -6,7 +6,8 @@
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench workloads` from the top folder (a filter such as
 //! `-- matmul` picks some). Ids: `matmul/f32/{128,512,1024}`,
 //! `scalar_tape/tanh_chain/10002`, `elementwise/tanh_fma/1000000`,
-//! `mlp_step/784-512-512-10/128`, `small_mlp_step/2-16-16-1/{32,1}`.
+//! `mlp_step/784-512-512-10/128`, `small_mlp_step/2-16-16-1/{32,1}`,
+//! `conv2d/32x3x32x32-64k3`, `cnn_step/lenet-16-32/64`.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
@@ -17,6 +18,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tapegrad::autograd::{Tape, Var};
 use tapegrad::tensor::Tensor;
 
+#[path = "common/cnn.rs"]
+mod cnn;
 #[path = "common/mlp.rs"]
 mod mlp;
 use mlp::{mlp_init, train_step};
@@ -203,13 +206,41 @@ fn hvp(c: &mut Criterion) {
     g.finish();
 }
 
+/// `Conv2d(3, 64, 3, padding=1)` with bias on a 32×3×32×32 input needing
+/// gradients; loss = sum of the output; backward to input, weight and bias.
+fn conv2d(c: &mut Criterion) {
+    use tapegrad::nn::{Conv2d, Module};
+    let mut g = c.benchmark_group("conv2d");
+    let conv = Conv2d::<f32>::new(3, 64, 3, 5).unwrap().padding(1);
+    let x = Tensor::<f32>::randn_seeded(&[32, 3, 32, 32], 6);
+    g.bench_function("32x3x32x32-64k3", |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let xv = tape.leaf(x.clone());
+            let y = conv.forward(&tape, xv).unwrap().sum_all().unwrap();
+            let grads = tape.backward(y).unwrap();
+            black_box((grads.get(xv).is_some(), conv.grads(&grads)))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("cnn_step");
+    let mut model = cnn::lenet(7);
+    let mut opt = tapegrad::nn::Sgd::new(0.01);
+    let (x, y) = cnn::cnn_batch();
+    g.bench_function(BenchmarkId::new("lenet-16-32", cnn::CNN_BATCH), |bench| {
+        bench.iter(|| cnn::cnn_step(&mut model, &mut opt, &x, &y).unwrap())
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = workloads;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(3));
-    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp, transformer_step
+    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp, transformer_step, conv2d
 }
 criterion_main!(workloads);
 

@@ -23,5 +23,9 @@ pub mod prelude {
         loss, Activation, Adam, Dropout, Init, Linear, LrSchedule, Mlp, Module, Objective,
         Optimizer, Param, ParamGrads, Sequential, Sgd, Trainer,
     };
-    pub use tapegrad_tensor::{Element, Tensor};
+    pub use tapegrad_nn::{
+        AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Flatten, GlobalAvgPool2d, MaxPool2d,
+        Unflatten,
+    };
+    pub use tapegrad_tensor::{ConvParams, Element, Tensor};
 }

@@ -38,7 +38,7 @@ use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorI
 use tapegrad_tensor::{Element, Tensor};
 
 use crate::error::{CheckpointError, Error, Result};
-use crate::module::{check_state_dict, Module};
+use crate::module::{assign_state, check_state_dict, expected_entries, Module};
 
 struct Raw {
     dtype: Dtype,
@@ -113,18 +113,37 @@ pub fn save_tensors<T: Element>(
     tensors: &IndexMap<String, Tensor<T>>,
     path: impl AsRef<Path>,
 ) -> Result<()> {
-    let path = path.as_ref();
+    save_with_integers(tensors, &[], path.as_ref())
+}
+
+/// [`save_tensors`], writing the tensors named in `integers` as `I64`
+/// (their values rounded), the dtype PyTorch gives `num_batches_tracked`.
+fn save_with_integers<T: Element>(
+    tensors: &IndexMap<String, Tensor<T>>,
+    integers: &[String],
+    path: &Path,
+) -> Result<()> {
     let raws: Vec<(String, Raw)> = tensors
         .iter()
         .map(|(n, t)| {
-            (
-                n.clone(),
+            let raw = if integers.contains(n) {
+                Raw {
+                    dtype: Dtype::I64,
+                    shape: t.dims().to_vec(),
+                    bytes: t
+                        .to_vec()
+                        .iter()
+                        .flat_map(|x| (x.to_f64().round() as i64).to_le_bytes())
+                        .collect(),
+                }
+            } else {
                 Raw {
                     dtype: dtype_of::<T>(),
                     shape: t.dims().to_vec(),
                     bytes: to_bytes(t),
-                },
-            )
+                }
+            };
+            (n.clone(), raw)
         })
         .collect();
     let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
@@ -251,12 +270,20 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Saves a model's parameters (its [`Module::state_dict`]).
+/// Saves a model's parameters and buffers (its [`Module::state_dict`]);
+/// integer buffers such as `num_batches_tracked` are written as `I64`, as
+/// PyTorch stores them.
 ///
 /// # Errors
 /// As [`save_tensors`].
 pub fn save<T: Element, M: Module<T> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
-    save_tensors(&model.state_dict(), path)
+    let integers: Vec<String> = model
+        .buffers()
+        .into_iter()
+        .filter(|(_, b)| b.integer)
+        .map(|(n, _)| n)
+        .collect();
+    save_with_integers(&model.state_dict(), &integers, path.as_ref())
 }
 
 /// Reads every tensor of a safetensors file, in file order. Every tensor
@@ -278,6 +305,17 @@ fn parse_tensors<T: Element>(bytes: &[u8], path: &Path) -> Result<IndexMap<Strin
     named.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     let mut out = IndexMap::new();
     for (name, view) in named {
+        if view.dtype() == Dtype::I64 {
+            // An integer tensor (PyTorch's `num_batches_tracked`): counts,
+            // exact in floating point up to 2⁵³.
+            let v: Vec<T> = view
+                .data()
+                .chunks_exact(8)
+                .map(|c| T::from_f64(i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64))
+                .collect();
+            out.insert(name, Tensor::from_vec(v, view.shape())?);
+            continue;
+        }
         if view.dtype() != dtype_of::<T>() {
             return Err(ck(
                 path,
@@ -468,9 +506,6 @@ pub fn load<T: Element, M: Module<T> + ?Sized>(
 ) -> Result<()> {
     let path = path.as_ref();
     let state = load_tensors::<T>(path)?;
-    check_state_dict(&model.parameters(), &state).map_err(|k| ck(path, k))?;
-    for (n, p) in model.parameters_mut() {
-        p.set_value(state[&n].clone());
-    }
-    Ok(())
+    check_state_dict(&expected_entries(model), &state).map_err(|k| ck(path, k))?;
+    assign_state(model, &state)
 }

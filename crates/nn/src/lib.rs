@@ -27,6 +27,11 @@
 //! - Models: [`Module`], [`Linear`], [`Sequential`], [`Mlp`], [`Dropout`],
 //!   [`Activation`] (and the functions in [`activation`]), initialisers in
 //!   [`Init`]. Parameters are [`Param`]s with PyTorch's `state_dict` names.
+//! - Convolutional networks ([`layers`]): [`Conv1d`], [`Conv2d`],
+//!   [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`],
+//!   [`Unflatten`], [`BatchNorm1d`], [`BatchNorm2d`]; state that is saved
+//!   but not trained (running statistics) is a module's
+//!   [`buffers`](Module::buffers), in checkpoints under PyTorch's names.
 //! - Gradients: [`Module::grads`] turns a backward pass into a
 //!   [`ParamGrads`], one gradient per parameter by name, to print, clip,
 //!   accumulate or send before [`Optimizer::step`]; [`Param`]'s docs
@@ -62,6 +67,7 @@ pub mod explain;
 mod grads;
 mod init;
 mod layer_norm;
+pub mod layers;
 mod linear;
 pub mod loss;
 mod mlp;
@@ -85,9 +91,13 @@ pub use error::{CheckpointError, Error, Result};
 pub use grads::ParamGrads;
 pub use init::{gain, Init};
 pub use layer_norm::LayerNorm;
+pub use layers::{
+    AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv, Conv1d, Conv2d, Flatten, GlobalAvgPool2d,
+    MaxPool2d, Unflatten,
+};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpBuilder};
-pub use module::Module;
+pub use module::{Buffer, Module};
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
 pub use per_sample::{per_sample_grads, PerSampleGrads, PerSampleMethod};

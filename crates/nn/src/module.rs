@@ -88,52 +88,118 @@ pub trait Module<T: Element = f32>: Send + Sync {
         self.parameters().iter().map(|(_, p)| p.numel()).sum()
     }
 
-    /// The parameter values by name (cheap: tensors share storage).
-    fn state_dict(&self) -> IndexMap<String, Tensor<T>> {
-        self.parameters()
-            .into_iter()
-            .map(|(n, p)| (n, p.value().clone()))
-            .collect()
+    /// The module's buffers: state that is saved and loaded with the
+    /// parameters but not trained (BatchNorm's `running_mean`,
+    /// `running_var` and `num_batches_tracked`), by the names PyTorch's
+    /// `state_dict` uses, in a stable order. Optimisers never see them.
+    /// Modules without state have none (the default).
+    fn buffers(&self) -> Vec<(String, Buffer<T>)> {
+        Vec::new()
     }
 
-    /// Replaces every parameter's value from `state`. Everything is checked
-    /// first (each name present, no extra names, shapes equal), so on error
-    /// the model is unchanged.
+    /// Replaces the buffer `name` (one of [`buffers`](Self::buffers)'
+    /// names) with `value`, of the same shape.
+    ///
+    /// # Errors
+    /// If the module has no buffer of that name or the shape differs.
+    fn set_buffer(&mut self, name: &str, value: Tensor<T>) -> Result<()> {
+        let _ = value;
+        Err(Error::invalid(
+            "Module::set_buffer",
+            format!("{} has no buffer named {name:?}", self.describe()),
+        ))
+    }
+
+    /// The parameter values and then the buffers, by name (cheap: tensors
+    /// share storage). The keys are those of PyTorch's `state_dict`.
+    fn state_dict(&self) -> IndexMap<String, Tensor<T>> {
+        let mut state: IndexMap<String, Tensor<T>> = self
+            .parameters()
+            .into_iter()
+            .map(|(n, p)| (n, p.value().clone()))
+            .collect();
+        state.extend(self.buffers().into_iter().map(|(n, b)| (n, b.value)));
+        state
+    }
+
+    /// Replaces every parameter's and buffer's value from `state`.
+    /// Everything is checked first (each name present, no extra names,
+    /// shapes equal), so on error the model is unchanged.
     ///
     /// # Errors
     /// [`Error::Checkpoint`] (with an empty path) naming the first missing,
     /// unexpected or mis-shaped tensor.
     fn load_state_dict(&mut self, state: &IndexMap<String, Tensor<T>>) -> Result<()> {
-        check_state_dict(&self.parameters(), state).map_err(|kind| Error::Checkpoint {
+        check_state_dict(&expected_entries(self), state).map_err(|kind| Error::Checkpoint {
             path: "<state dict>".into(),
             kind,
         })?;
-        for (n, p) in self.parameters_mut() {
-            p.set_value(state[&n].clone());
-        }
-        Ok(())
+        assign_state(self, state)
     }
 }
 
-/// Checks that `state` has exactly the parameters' names and shapes.
+/// A module's non-trained state tensor (see [`Module::buffers`]).
+#[derive(Debug, Clone)]
+pub struct Buffer<T: Element = f32> {
+    /// The current value.
+    pub value: Tensor<T>,
+    /// Whether PyTorch stores it as an integer (`num_batches_tracked` is
+    /// `int64`): checkpoints then write it as `I64`.
+    pub integer: bool,
+}
+
+/// Every name a model's state holds (parameters, then buffers) with its
+/// shape.
+pub(crate) fn expected_entries<T: Element, M: Module<T> + ?Sized>(
+    m: &M,
+) -> Vec<(String, Vec<usize>)> {
+    let mut v: Vec<(String, Vec<usize>)> = m
+        .parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.dims().to_vec()))
+        .collect();
+    v.extend(
+        m.buffers()
+            .into_iter()
+            .map(|(n, b)| (n, b.value.dims().to_vec())),
+    );
+    v
+}
+
+/// Assigns a state already checked against [`expected_entries`].
+pub(crate) fn assign_state<T: Element, M: Module<T> + ?Sized>(
+    m: &mut M,
+    state: &IndexMap<String, Tensor<T>>,
+) -> Result<()> {
+    for (n, p) in m.parameters_mut() {
+        p.set_value(state[&n].clone());
+    }
+    let names: Vec<String> = m.buffers().into_iter().map(|(n, _)| n).collect();
+    for n in names {
+        m.set_buffer(&n, state[&n].clone())?;
+    }
+    Ok(())
+}
+
+/// Checks that `state` has exactly the expected names and shapes.
 pub(crate) fn check_state_dict<T: Element>(
-    params: &[(String, &Param<T>)],
+    expected: &[(String, Vec<usize>)],
     state: &IndexMap<String, Tensor<T>>,
 ) -> std::result::Result<(), CheckpointError> {
-    for (n, p) in params {
+    for (n, dims) in expected {
         let t = state
             .get(n)
             .ok_or_else(|| CheckpointError::Missing { name: n.clone() })?;
-        if t.dims() != p.dims() {
+        if t.dims() != dims.as_slice() {
             return Err(CheckpointError::Shape {
                 name: n.clone(),
-                expected: p.dims().to_vec(),
+                expected: dims.clone(),
                 got: t.dims().to_vec(),
             });
         }
     }
     for n in state.keys() {
-        if !params.iter().any(|(m, _)| m == n) {
+        if !expected.iter().any(|(m, _)| m == n) {
             return Err(CheckpointError::Unexpected { name: n.clone() });
         }
     }
@@ -158,5 +224,11 @@ impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn buffers(&self) -> Vec<(String, Buffer<T>)> {
+        (**self).buffers()
+    }
+    fn set_buffer(&mut self, name: &str, value: Tensor<T>) -> Result<()> {
+        (**self).set_buffer(name, value)
     }
 }

@@ -1,9 +1,10 @@
 //! [`Sequential`]: modules applied one after another, named by position.
 
 use tapegrad_autograd::{Result as TapeResult, Tape, Var};
-use tapegrad_tensor::Element;
+use tapegrad_tensor::{Element, Tensor};
 
-use crate::module::Module;
+use crate::error::{Error, Result};
+use crate::module::{Buffer, Module};
 use crate::param::Param;
 
 /// A chain of modules. Parameter names are `"{index}.{name}"`, exactly as in
@@ -112,6 +113,31 @@ impl<T: Element> Module<T> for Sequential<T> {
                     .map(move |(n, p)| (format!("{i}.{n}"), p))
             })
             .collect()
+    }
+
+    fn buffers(&self) -> Vec<(String, Buffer<T>)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| {
+                m.buffers()
+                    .into_iter()
+                    .map(move |(n, b)| (format!("{i}.{n}"), b))
+            })
+            .collect()
+    }
+
+    fn set_buffer(&mut self, name: &str, value: Tensor<T>) -> Result<()> {
+        let layer = name
+            .split_once('.')
+            .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)));
+        match layer {
+            Some((i, rest)) if i < self.layers.len() => self.layers[i].set_buffer(rest, value),
+            _ => Err(Error::invalid(
+                "Sequential::set_buffer",
+                format!("no layer holds a buffer named {name:?}"),
+            )),
+        }
     }
 
     fn train(&mut self, on: bool) {

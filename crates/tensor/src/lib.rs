@@ -45,6 +45,14 @@
 //!   [`log_softmax`](Tensor::log_softmax).
 //! - **Linear algebra**: [`matmul`](Tensor::matmul) (vectors, matrices,
 //!   broadcast batches).
+//! - **Convolution and pooling** (PyTorch's `[N, C, H, W]` layout):
+//!   [`conv2d`](Tensor::conv2d), [`conv1d`](Tensor::conv1d) with
+//!   [`ConvParams`] (stride, padding, dilation, groups),
+//!   [`conv_transpose2d`](Tensor::conv_transpose2d),
+//!   [`conv2d_weight_grad`](Tensor::conv2d_weight_grad),
+//!   [`unfold`](Tensor::unfold) / [`fold`](Tensor::fold) (im2col),
+//!   [`max_pool2d_with_indices`](Tensor::max_pool2d_with_indices),
+//!   [`avg_pool2d`](Tensor::avg_pool2d).
 //! - **Indexing**: [`concat`](Tensor::concat), [`stack`](Tensor::stack),
 //!   [`index_select`](Tensor::index_select), [`gather`](Tensor::gather),
 //!   [`gather_rows`](Tensor::gather_rows), [`one_hot`](Tensor::one_hot).
@@ -106,7 +114,9 @@ mod tensor;
 pub use element::Element;
 pub use error::{Error, Result};
 pub use layout::{broadcast_shapes, contiguous_strides, Layout};
+pub use ops::conv::ConvParams;
 pub use ops::operators;
+pub use ops::pooling::avg_pool_as_conv;
 pub use ops::unary::{sigmoid_scalar, softplus_scalar};
 pub use shape::Shape;
 pub use tensor::Tensor;

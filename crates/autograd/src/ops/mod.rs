@@ -12,6 +12,7 @@
 //! | [`shape`] | reshape, permute, slice, concat |
 //! | [`index`] | index_select, gather_rows, where |
 //! | [`matmul`] | matmul |
+//! | [`conv`] | conv2d, conv_transpose2d, conv2d_weight_grad, unfold, fold, take_flat, scatter_add_flat (max pooling) |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
 //! | [`gelu`] | gelu (exact, with `gelu_grad`), gelu_tanh |
 //! | [`norm`] | layer_norm (fused) |
@@ -27,6 +28,7 @@ pub mod arith;
 pub mod attention;
 pub mod embedding;
 pub mod gelu;
+pub mod conv;
 pub mod index;
 pub mod math;
 pub mod matmul;

@@ -445,3 +445,67 @@ impl<T: Element> Tensor<T> {
         Ok(Tensor::from_parts(out, &shape))
     }
 }
+
+/// `c = a·b`, or `c += a·b` when `accumulate`, on the calling thread only
+/// (see [`gemm_generic`] for the argument convention; `c` is row-major
+/// `m×n`). For kernels that split their own work between threads, such as
+/// convolution, which runs one product per image.
+///
+/// # Panics
+/// If `c` is not `m·n` long or an operand slice is too short for its
+/// strides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_serial<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [T],
+    accumulate: bool,
+) {
+    assert_eq!(c.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(T::ZERO);
+        }
+        return;
+    }
+    let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
+    let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
+    assert!(a_extent < a.len() && b_extent < b.len());
+    // SAFETY: as in `gemm_kernel`: the assert shows every strided index is
+    // inside its slice, `c` is an initialised row-major `m×n` slice that
+    // does not alias `a` or `b`. With `read_dst` the kernel computes
+    // `c = 1·c + 1·a·b`; without it `c`'s old contents are ignored.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            if accumulate { T::ONE } else { T::ZERO },
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}

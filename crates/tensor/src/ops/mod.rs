@@ -2,10 +2,12 @@
 //! output; none mutates its inputs.
 
 pub(crate) mod binary;
+pub(crate) mod conv;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
 pub mod operators;
+pub(crate) mod pooling;
 pub(crate) mod reduce;
 pub(crate) mod seq;
 pub(crate) mod strided;

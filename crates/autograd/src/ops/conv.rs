@@ -1,0 +1,688 @@
+//! Convolution, its transpose, unfold / fold, and pooling.
+//!
+//! All three convolution ops are partial derivatives of one bilinear form,
+//! `B(x, w, g) = ⟨conv(x, w), g⟩`, so each one's backward rule is written
+//! with the other two and gradients of any order stay on the tape:
+//!
+//! | op | forward | ∂/∂ first input (h = ∂L/∂y) | ∂/∂ second input |
+//! | --- | --- | --- | --- |
+//! | conv2d(x, w) | y = x ⋆ w | convT(h, w) | wgrad(x, h) |
+//! | convT(g, w) | ∂B/∂x | conv2d(h, w) | wgrad(h, g) |
+//! | wgrad(x, g) | ∂B/∂w | convT(g, h) | conv2d(x, h) |
+//! | unfold(x) | im2col | fold(h) | |
+//! | fold(c) | col2im | unfold(h) | |
+//! | take_flat(x) | x[idx] | scatter(h) | |
+//! | scatter(g) | Σ g at idx | take_flat(h) | |
+//!
+//! Max pooling finds each window's maximum on the value and then records
+//! `take_flat` at those positions: the gradient goes to the maximum (the
+//! first one in scan order on ties, like PyTorch), and its second
+//! derivative is zero almost everywhere, as it should be. Average pooling
+//! is a depthwise convolution with a constant kernel; global average
+//! pooling is a mean over the two spatial axes. Nothing is saved but the
+//! inputs themselves (the unfolded matrix lives only inside each kernel
+//! call) and, for max pooling, one index per output.
+
+use std::sync::Arc;
+
+use tapegrad_tensor::{avg_pool_as_conv, ConvParams, Element, Tensor};
+
+use crate::error::{Error, Result};
+use crate::op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+use crate::ops::arith::{pair, single, tpair, tsingle};
+use crate::var::Var;
+
+fn conv_params(p: &ConvParams) -> String {
+    format!(
+        "stride={:?} padding={:?} dilation={:?} groups={}",
+        p.stride, p.padding, p.dilation, p.groups
+    )
+}
+
+/// The `output_padding` that makes the transposed convolution of an
+/// `[.., oh, ow]` gradient come out `[h, w]`.
+fn output_padding(
+    p: &ConvParams,
+    out: [usize; 2],
+    kernel: [usize; 2],
+    input: [usize; 2],
+) -> [usize; 2] {
+    let mut op = [0; 2];
+    for a in 0..2 {
+        let reached = (out[a].max(1) - 1) * p.stride[a] + p.dilation[a] * (kernel[a] - 1) + 1;
+        op[a] = (input[a] + 2 * p.padding[a]).saturating_sub(reached);
+    }
+    op
+}
+
+fn hw(s: &[usize]) -> [usize; 2] {
+    [s[2], s[3]]
+}
+
+/// `conv2d(x, w)` (no bias).
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2d {
+    /// Stride, padding, dilation, groups.
+    pub params: ConvParams,
+}
+impl<T: Element> Op<T> for Conv2d {
+    fn name(&self) -> &str {
+        "conv2d"
+    }
+    fn params(&self) -> String {
+        conv_params(&self.params)
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d(x⋆w)/dx = conv_transpose(g, w), d(x⋆w)/dw = Σₙ g·unfold(x)ᵀ".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].conv2d(x[1], &self.params)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let (h, x, w) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        let (xs, ws) = (x.shape(), w.shape());
+        let gx = if cx.needs_grad[0] {
+            Some(conv_transpose_to(h, w, &self.params, hw(&xs))?)
+        } else {
+            None
+        };
+        let gw = if cx.needs_grad[1] {
+            Some(weight_grad(x, h, &self.params, hw(&ws))?)
+        } else {
+            None
+        };
+        Ok(pair(gx, gw))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let (h, x, w) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        Some((|| {
+            let gx = cx.grad_for(0, || {
+                let op = output_padding(&self.params, hw(h.dims()), hw(w.dims()), hw(x.dims()));
+                Ok(h.conv_transpose2d(w, &self.params, op)?)
+            })?;
+            let gw = cx.grad_for(1, || {
+                Ok(x.conv2d_weight_grad(h, hw(w.dims()), &self.params)?)
+            })?;
+            Ok(tpair(gx, gw))
+        })())
+    }
+}
+
+/// `conv_transpose2d(g, w)` to a given output size (the input size of the
+/// convolution it transposes).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTranspose2d {
+    /// Stride, padding, dilation, groups of the convolution transposed.
+    pub params: ConvParams,
+    /// Extra rows and columns at the end of the output.
+    pub output_padding: [usize; 2],
+}
+impl<T: Element> Op<T> for ConvTranspose2d {
+    fn name(&self) -> &str {
+        "conv_transpose2d"
+    }
+    fn params(&self) -> String {
+        format!(
+            "{} output_padding={:?}",
+            conv_params(&self.params),
+            self.output_padding
+        )
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d convT(g, w)/dg = conv(h, w), d convT(g, w)/dw = Σₙ g·unfold(h)ᵀ".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].conv_transpose2d(x[1], &self.params, self.output_padding)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let (h, g, w) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        let gg = if cx.needs_grad[0] {
+            Some(h.conv2d(w, &self.params)?)
+        } else {
+            None
+        };
+        let gw = if cx.needs_grad[1] {
+            Some(weight_grad(h, g, &self.params, hw(&w.shape()))?)
+        } else {
+            None
+        };
+        Ok(pair(gg, gw))
+    }
+}
+
+/// The weight gradient of a convolution, `wgrad(x, g)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvWeightGrad {
+    /// Stride, padding, dilation, groups of the convolution.
+    pub params: ConvParams,
+    /// The kernel's `[kh, kw]`.
+    pub kernel: [usize; 2],
+}
+impl<T: Element> Op<T> for ConvWeightGrad {
+    fn name(&self) -> &str {
+        "conv2d_weight_grad"
+    }
+    fn params(&self) -> String {
+        format!("{} kernel={:?}", conv_params(&self.params), self.kernel)
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d wgrad(x, g)/dx = convT(g, h), d wgrad(x, g)/dg = conv(x, h)".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].conv2d_weight_grad(x[1], self.kernel, &self.params)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let (h, x, g) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        let gx = if cx.needs_grad[0] {
+            Some(conv_transpose_to(g, h, &self.params, hw(&x.shape()))?)
+        } else {
+            None
+        };
+        let gg = if cx.needs_grad[1] {
+            Some(x.conv2d(h, &self.params)?)
+        } else {
+            None
+        };
+        Ok(pair(gx, gg))
+    }
+}
+
+/// `convT(g, w)` sized to an `[h, w]` output.
+fn conv_transpose_to<'t, T: Element>(
+    g: Var<'t, T>,
+    w: Var<'t, T>,
+    params: &ConvParams,
+    size: [usize; 2],
+) -> Result<Var<'t, T>> {
+    let op = output_padding(params, hw(&g.shape()), hw(&w.shape()), size);
+    g.tape().apply(
+        ConvTranspose2d {
+            params: *params,
+            output_padding: op,
+        },
+        &[g, w],
+    )
+}
+
+/// `wgrad(x, g)` for a kernel of `kernel`.
+fn weight_grad<'t, T: Element>(
+    x: Var<'t, T>,
+    g: Var<'t, T>,
+    params: &ConvParams,
+    kernel: [usize; 2],
+) -> Result<Var<'t, T>> {
+    x.tape().apply(
+        ConvWeightGrad {
+            params: *params,
+            kernel,
+        },
+        &[x, g],
+    )
+}
+
+/// `unfold(x)`: im2col.
+#[derive(Debug, Clone, Copy)]
+pub struct Unfold {
+    /// The window's `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride, padding, dilation (groups 1).
+    pub params: ConvParams,
+}
+impl<T: Element> Op<T> for Unfold {
+    fn name(&self) -> &str {
+        "unfold"
+    }
+    fn params(&self) -> String {
+        format!("kernel={:?} {}", self.kernel, conv_params(&self.params))
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d unfold(x)/dx = fold(g)".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].unfold(self.kernel, &self.params)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let size = hw(&cx.inputs[0].shape());
+        Ok(single(cx.grad_output.fold(
+            size,
+            self.kernel,
+            &self.params,
+        )?))
+    }
+}
+
+/// `fold(c)`: col2im.
+#[derive(Debug, Clone, Copy)]
+pub struct Fold {
+    /// The image's `[H, W]`.
+    pub output_size: [usize; 2],
+    /// The window's `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride, padding, dilation (groups 1).
+    pub params: ConvParams,
+}
+impl<T: Element> Op<T> for Fold {
+    fn name(&self) -> &str {
+        "fold"
+    }
+    fn params(&self) -> String {
+        format!(
+            "output_size={:?} kernel={:?} {}",
+            self.output_size,
+            self.kernel,
+            conv_params(&self.params)
+        )
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d fold(c)/dc = unfold(g)".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].fold(self.output_size, self.kernel, &self.params)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        Ok(single(cx.grad_output.unfold(self.kernel, &self.params)?))
+    }
+}
+
+/// The elements at fixed flat positions (max pooling's forward).
+#[derive(Debug, Clone)]
+pub struct TakeFlat {
+    /// Flat row-major positions in the input.
+    pub indices: Arc<Vec<usize>>,
+    /// The input's shape.
+    pub input_shape: Vec<usize>,
+    /// The output's shape (`indices.len()` elements).
+    pub output_shape: Vec<usize>,
+}
+impl<T: Element> Op<T> for TakeFlat {
+    fn name(&self) -> &str {
+        "take_flat"
+    }
+    fn params(&self) -> String {
+        format!("{} positions", self.indices.len())
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d x[idx]/dx = g added at idx".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].take_flat(&self.indices, &self.output_shape)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let g = cx.grad_output;
+        let op = ScatterFlat {
+            indices: self.indices.clone(),
+            input_shape: self.output_shape.clone(),
+            output_shape: self.input_shape.clone(),
+        };
+        Ok(single(g.tape().apply(op, &[g])?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        let g = cx
+            .grad_output
+            .scatter_add_flat(&self.indices, &self.input_shape);
+        Some(g.map(tsingle).map_err(Into::into))
+    }
+}
+
+/// Values added at fixed flat positions of a zero tensor (max pooling's
+/// backward).
+#[derive(Debug, Clone)]
+pub struct ScatterFlat {
+    /// Flat row-major positions in the output.
+    pub indices: Arc<Vec<usize>>,
+    /// The input's shape (`indices.len()` elements).
+    pub input_shape: Vec<usize>,
+    /// The output's shape.
+    pub output_shape: Vec<usize>,
+}
+impl<T: Element> Op<T> for ScatterFlat {
+    fn name(&self) -> &str {
+        "scatter_add_flat"
+    }
+    fn params(&self) -> String {
+        format!("{} positions", self.indices.len())
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d scatter(g)/dg = h[idx]".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].scatter_add_flat(&self.indices, &self.output_shape)?)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let h = cx.grad_output;
+        let op = TakeFlat {
+            indices: self.indices.clone(),
+            input_shape: self.output_shape.clone(),
+            output_shape: self.input_shape.clone(),
+        };
+        Ok(single(h.tape().apply(op, &[h])?))
+    }
+}
+
+/// Convolution and pooling on values.
+impl<'t, T: Element> Var<'t, T> {
+    /// 2-d convolution of `[N, C, H, W]` with a weight `[O, C/groups, kh,
+    /// kw]` (see [`Tensor::conv2d`]); differentiable in both, to any order.
+    ///
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_tensor::{ConvParams, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::arange(0.0, 9.0, 1.0)?.reshape(&[1, 1, 3, 3])?);
+    /// let w = tape.leaf(Tensor::ones(&[1, 1, 2, 2]));
+    /// let y = x.conv2d(w, &ConvParams::new())?.sum_all()?;
+    /// let g = tape.backward(y)?;
+    /// // The centre pixel is under all four windows, the corners under one.
+    /// assert_eq!(g.get(x).unwrap().to_vec(), vec![1., 2., 1., 2., 4., 2., 1., 2., 1.]);
+    /// assert_eq!(g.get(w).unwrap().to_vec(), vec![8., 12., 20., 24.]);
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tensor::conv2d`] (wrong channel count, kernel larger than the
+    /// padded input, stride 0, groups not dividing the channels).
+    pub fn conv2d(self, weight: Var<'t, T>, params: &ConvParams) -> Result<Var<'t, T>> {
+        self.tape()
+            .apply(Conv2d { params: *params }, &[self, weight])
+    }
+
+    /// 1-d convolution of `[N, C, L]` with a weight `[O, C/groups, k]`,
+    /// using the width entries of `params` (see [`Tensor::conv1d`]).
+    ///
+    /// # Errors
+    /// As [`Tensor::conv1d`].
+    pub fn conv1d(self, weight: Var<'t, T>, params: &ConvParams) -> Result<Var<'t, T>> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        if xs.len() != 3 || ws.len() != 3 {
+            return Err(Error::InvalidArgument {
+                op: "conv1d".into(),
+                msg: format!(
+                    "expected input [N, C, L] and weight [O, C/groups, k], got {:?} and {:?}",
+                    xs.as_slice(),
+                    ws.as_slice()
+                ),
+            });
+        }
+        let p = ConvParams {
+            stride: [1, params.stride[1]],
+            padding: [0, params.padding[1]],
+            dilation: [1, params.dilation[1]],
+            groups: params.groups,
+        };
+        self.unsqueeze(2)?
+            .conv2d(weight.unsqueeze(2)?, &p)?
+            .squeeze(2)
+    }
+
+    /// The transposed convolution (see [`Tensor::conv_transpose2d`]).
+    ///
+    /// # Errors
+    /// As [`Tensor::conv_transpose2d`].
+    pub fn conv_transpose2d(
+        self,
+        weight: Var<'t, T>,
+        params: &ConvParams,
+        output_padding: [usize; 2],
+    ) -> Result<Var<'t, T>> {
+        let op = ConvTranspose2d {
+            params: *params,
+            output_padding,
+        };
+        self.tape().apply(op, &[self, weight])
+    }
+
+    /// Sliding windows as columns, `[N, C·kh·kw, L]` (see
+    /// [`Tensor::unfold`]).
+    ///
+    /// # Errors
+    /// As [`Tensor::unfold`].
+    pub fn unfold(self, kernel: [usize; 2], params: &ConvParams) -> Result<Var<'t, T>> {
+        let op = Unfold {
+            kernel,
+            params: *params,
+        };
+        self.tape().apply(op, &[self])
+    }
+
+    /// Columns summed back into an image (see [`Tensor::fold`]).
+    ///
+    /// # Errors
+    /// As [`Tensor::fold`].
+    pub fn fold(
+        self,
+        output_size: [usize; 2],
+        kernel: [usize; 2],
+        params: &ConvParams,
+    ) -> Result<Var<'t, T>> {
+        let op = Fold {
+            output_size,
+            kernel,
+            params: *params,
+        };
+        self.tape().apply(op, &[self])
+    }
+
+    /// 2-d max pooling of `[N, C, H, W]` (see
+    /// [`Tensor::max_pool2d_with_indices`]). The gradient of each output
+    /// goes to its window's maximum; on ties, to the first maximum in scan
+    /// order (row by row), as in PyTorch.
+    ///
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.leaf(Tensor::from_vec(vec![1.0, 5.0, 2.0, 5.0], &[1, 1, 2, 2])?);
+    /// let y = x.max_pool2d([2, 2], [2, 2], [0, 0])?;
+    /// let g = tape.backward(y.sum_all()?)?;
+    /// assert_eq!(g.get(x).unwrap().to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tensor::max_pool2d_with_indices`].
+    pub fn max_pool2d(
+        self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<Var<'t, T>> {
+        let x = self.value();
+        let (y, at) = x
+            .max_pool2d_with_indices(kernel, stride, padding)
+            .map_err(|e| Error::InvalidArgument {
+                op: "max_pool2d".into(),
+                msg: e.to_string(),
+            })?;
+        let op = TakeFlat {
+            indices: Arc::new(at),
+            input_shape: x.dims().to_vec(),
+            output_shape: y.dims().to_vec(),
+        };
+        self.tape().apply(op, &[self])
+    }
+
+    /// 2-d average pooling (see [`Tensor::avg_pool2d`]): a depthwise
+    /// convolution with a constant `1/(kh·kw)` kernel.
+    ///
+    /// # Errors
+    /// As [`Tensor::avg_pool2d`].
+    pub fn avg_pool2d(
+        self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<Var<'t, T>> {
+        let (w, p) = avg_pool_as_conv(&self.shape(), kernel, stride, padding).map_err(|e| {
+            Error::InvalidArgument {
+                op: "avg_pool2d".into(),
+                msg: e.to_string(),
+            }
+        })?;
+        self.conv2d(self.tape().constant(w), &p)
+    }
+
+    /// Global average pooling: `[N, C, H, W]` → `[N, C]`, the mean over the
+    /// spatial axes (PyTorch's `AdaptiveAvgPool2d(1)` followed by a
+    /// flatten).
+    ///
+    /// # Errors
+    /// If the input is not 4-d.
+    pub fn global_avg_pool2d(self) -> Result<Var<'t, T>> {
+        let s = self.shape();
+        if s.len() != 4 {
+            return Err(Error::InvalidArgument {
+                op: "global_avg_pool2d".into(),
+                msg: format!("expected [N, C, H, W], got {:?}", s.as_slice()),
+            });
+        }
+        self.mean(&[2, 3], false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tapegrad_tensor::ConvParams;
+
+    use crate::ops::testutil::*;
+
+    #[test]
+    fn conv2d_gradcheck() {
+        let p = ConvParams::new().padding(1);
+        check(
+            |_, v| v[0].conv2d(v[1], &p),
+            &[rnd(&[2, 2, 4, 3], 1), rnd(&[3, 2, 3, 2], 2)],
+        );
+        let p = ConvParams {
+            stride: [2, 1],
+            padding: [1, 0],
+            dilation: [1, 2],
+            groups: 2,
+        };
+        check(
+            |_, v| v[0].conv2d(v[1], &p),
+            &[rnd(&[1, 4, 5, 5], 3), rnd(&[2, 2, 2, 2], 4)],
+        );
+        // A strided (transposed) input and a broadcast weight.
+        check(
+            |_, v| {
+                v[0].transpose(2, 3)?
+                    .conv2d(v[1].broadcast_to(&[2, 1, 2, 2])?, &ConvParams::new())
+            },
+            &[rnd(&[1, 1, 3, 4], 5), rnd(&[1, 1, 2, 2], 6)],
+        );
+        // Second order through conv, convT and wgrad (the square makes the
+        // second derivative non-zero).
+        let p = ConvParams::new().stride(2).padding(1);
+        check2(
+            |_, v| v[0].conv2d(v[1], &p)?.square(),
+            &[rnd(&[1, 2, 4, 4], 7), rnd(&[2, 2, 3, 3], 8)],
+        );
+    }
+
+    #[test]
+    fn conv_transpose_and_conv1d_gradcheck() {
+        let p = ConvParams::new().stride(2).padding(1);
+        check(
+            |_, v| v[0].conv_transpose2d(v[1], &p, [1, 0]),
+            &[rnd(&[1, 2, 3, 3], 1), rnd(&[2, 1, 3, 2], 2)],
+        );
+        check2(
+            |_, v| v[0].conv_transpose2d(v[1], &p, [0, 1])?.square(),
+            &[rnd(&[1, 2, 2, 2], 3), rnd(&[2, 2, 2, 2], 4)],
+        );
+        let p1 = ConvParams::new().padding(1).dilation(2);
+        check(
+            |_, v| v[0].conv1d(v[1], &p1),
+            &[rnd(&[2, 2, 6], 5), rnd(&[3, 2, 3], 6)],
+        );
+        check2(
+            |_, v| v[0].conv1d(v[1], &ConvParams::new().groups(2))?.square(),
+            &[rnd(&[1, 2, 4], 7), rnd(&[2, 1, 2], 8)],
+        );
+    }
+
+    #[test]
+    fn unfold_fold_gradcheck() {
+        let p = ConvParams::new().stride(2).padding(1);
+        check(
+            |_, v| v[0].unfold([2, 3], &p)?.square(),
+            &[rnd(&[1, 2, 4, 5], 1)],
+        );
+        check(
+            |_, v| v[0].fold([4, 5], [2, 3], &p)?.square(),
+            &[rnd(&[1, 12, 9], 2)],
+        );
+        check2(
+            |_, v| v[0].unfold([2, 2], &p)?.square(),
+            &[rnd(&[1, 1, 3, 3], 3)],
+        );
+    }
+
+    #[test]
+    fn pooling_gradcheck() {
+        // Random values have no ties, so max pooling is differentiable
+        // there.
+        check(
+            |_, v| v[0].max_pool2d([2, 2], [2, 2], [0, 0]),
+            &[rnd(&[2, 2, 4, 5], 1)],
+        );
+        check(
+            |_, v| v[0].max_pool2d([3, 3], [2, 2], [1, 1])?.square(),
+            &[rnd(&[1, 2, 5, 5], 2)],
+        );
+        check2(
+            |_, v| v[0].max_pool2d([2, 2], [1, 1], [1, 1])?.square(),
+            &[rnd(&[1, 1, 3, 3], 3)],
+        );
+        check(
+            |_, v| v[0].avg_pool2d([3, 2], [2, 1], [1, 1]),
+            &[rnd(&[2, 3, 5, 4], 4)],
+        );
+        check2(
+            |_, v| v[0].avg_pool2d([2, 2], [2, 2], [0, 0])?.square(),
+            &[rnd(&[1, 2, 4, 4], 5)],
+        );
+        check(
+            |_, v| v[0].global_avg_pool2d()?.square(),
+            &[rnd(&[2, 3, 2, 2], 6)],
+        );
+    }
+
+    #[test]
+    fn conv2d_by_hand() {
+        // x = [[1, 2], [3, 4]], w = [[1, 0], [0, −1]], padding 0: one
+        // output, 1 − 4 = −3. ∂y/∂x = w, ∂y/∂w = x.
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].conv2d(v[1], &ConvParams::new()),
+            &[
+                t(&[1., 2., 3., 4.], &[1, 1, 2, 2]),
+                t(&[1., 0., 0., -1.], &[1, 1, 2, 2]),
+            ],
+        );
+        assert_eq!(y, [-3.]);
+        assert_eq!(g, [vec![1., 0., 0., -1.], vec![1., 2., 3., 4.]]);
+    }
+
+    #[test]
+    fn max_pool_ties_go_to_the_first_maximum() {
+        // Two windows of a 1×4 row, both all equal: each gradient lands on
+        // its window's first element.
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].max_pool2d([1, 2], [1, 2], [0, 0]),
+            &[t(&[7., 7., 3., 3.], &[1, 1, 1, 4])],
+        );
+        assert_eq!(y, [7., 3.]);
+        assert_eq!(g[0], [1., 0., 1., 0.]);
+    }
+
+    #[test]
+    fn avg_pool_by_hand() {
+        // The mean of a 2×2 window: each input gets ¼ of the gradient.
+        let (y, g) = grads_of_sum(
+            |_, v| v[0].avg_pool2d([2, 2], [2, 2], [0, 0]),
+            &[t(&[1., 2., 3., 6.], &[1, 1, 2, 2])],
+        );
+        assert_eq!(y, [3.]);
+        assert_eq!(g[0], [0.25; 4]);
+    }
+}
