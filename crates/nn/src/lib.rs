@@ -77,8 +77,8 @@ mod param;
 mod per_sample;
 pub mod plot;
 mod recompute;
-mod sampling;
 pub mod record;
+mod sampling;
 mod sequential;
 pub mod train;
 mod transformer;
@@ -102,8 +102,8 @@ pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
 pub use per_sample::{per_sample_grads, PerSampleGrads, PerSampleMethod};
 pub use recompute::{checkpoint, CheckpointedSequential};
-pub use sampling::sample_token;
 pub use record::{LayerStats, TrainingRecorder};
+pub use sampling::sample_token;
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,

@@ -26,9 +26,9 @@
 pub mod activation;
 pub mod arith;
 pub mod attention;
+pub mod conv;
 pub mod embedding;
 pub mod gelu;
-pub mod conv;
 pub mod index;
 pub mod math;
 pub mod matmul;
