@@ -107,6 +107,7 @@ pub use element::Element;
 pub use error::{Error, Result};
 pub use layout::{broadcast_shapes, contiguous_strides, Layout};
 pub use ops::operators;
+pub use ops::recurrent;
 pub use ops::unary::{sigmoid_scalar, softplus_scalar};
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -13,6 +13,7 @@
 //! | [`index`] | index_select, gather_rows, where |
 //! | [`matmul`] | matmul |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
+//! | [`recurrent`] | a whole RNN / LSTM / GRU sequence (fused backpropagation through time) |
 //!
 //! Composites have no rule of their own: `mean` is `sum · 1/n`, `square` is
 //! `powf(2)`, `transpose` is `permute`, `squeeze`/`unsqueeze` are `reshape`,
@@ -23,6 +24,7 @@ pub mod arith;
 pub mod index;
 pub mod math;
 pub mod matmul;
+pub mod recurrent;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

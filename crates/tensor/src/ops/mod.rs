@@ -6,6 +6,7 @@ pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
 pub mod operators;
+pub mod recurrent;
 pub(crate) mod reduce;
 pub(crate) mod strided;
 pub(crate) mod unary;
