@@ -25,7 +25,8 @@
 //! ```
 //!
 //! - Models: [`Module`], [`Linear`], [`Sequential`], [`Mlp`], [`Dropout`],
-//!   [`Activation`] (and the functions in [`activation`]), initialisers in
+//!   [`Activation`] (and the functions in [`activation`]), recurrent layers
+//!   [`Rnn`], [`Lstm`] and [`Gru`], initialisers in
 //!   [`Init`]. Parameters are [`Param`]s with PyTorch's `state_dict` names.
 //! - Gradients: [`Module::grads`] turns a backward pass into a
 //!   [`ParamGrads`], one gradient per parameter by name, to print, clip,
@@ -63,6 +64,7 @@ mod module;
 pub mod optim;
 mod param;
 pub mod plot;
+mod recurrent;
 mod sequential;
 pub mod train;
 
@@ -76,6 +78,7 @@ pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
+pub use recurrent::{Gru, Lstm, Nonlinearity, RecurrentOptions, Rnn};
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,
