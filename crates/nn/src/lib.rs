@@ -78,7 +78,7 @@ pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
-pub use recurrent::{Gru, Lstm, Nonlinearity, RecurrentOptions, Rnn};
+pub use recurrent::{Gru, Lstm, LstmState, Nonlinearity, RecurrentOptions, Rnn};
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,

@@ -471,6 +471,9 @@ recurrent_layer!(Rnn);
 #[derive(Debug, Clone)]
 pub struct Lstm<T: Element = f32>(Stack<T>);
 
+/// An LSTM's state `(h, c)`, each `[layers, batch, hidden]`.
+pub type LstmState<'t, T> = (Var<'t, T>, Var<'t, T>);
+
 impl<T: Element> Lstm<T> {
     /// One time-major layer with PyTorch's initialisation from `seed`.
     ///
@@ -510,8 +513,8 @@ impl<T: Element> Lstm<T> {
         &self,
         tape: &'t Tape<T>,
         x: Var<'t, T>,
-        state: Option<(Var<'t, T>, Var<'t, T>)>,
-    ) -> TapeResult<(Var<'t, T>, (Var<'t, T>, Var<'t, T>))> {
+        state: Option<LstmState<'t, T>>,
+    ) -> TapeResult<(Var<'t, T>, LstmState<'t, T>)> {
         let (h0, c0) = state.unzip();
         let (out, finals) = self.0.run(tape, x, h0, c0, true)?;
         let (h, c) = finals.expect("asked for");
