@@ -18,6 +18,9 @@ fn fixture(name: &str) -> PathBuf {
 /// Output sequence, `h_n` and (LSTM) `c_n` as flat vectors.
 type Run<T> = (Vec<T>, Vec<T>, Option<Vec<T>>);
 
+/// Output sequence, `h_n` and (LSTM) `c_n` on the tape.
+type RunVars<'t, T> = (Var<'t, T>, Var<'t, T>, Option<Var<'t, T>>);
+
 /// The three layer types behind one call, for table-driven tests.
 trait Recurrent<T: Element>: Module<T> {
     fn run<'t>(
@@ -26,7 +29,7 @@ trait Recurrent<T: Element>: Module<T> {
         x: Var<'t, T>,
         h0: Option<Var<'t, T>>,
         c0: Option<Var<'t, T>>,
-    ) -> tapegrad_autograd::Result<(Var<'t, T>, Var<'t, T>, Option<Var<'t, T>>)>;
+    ) -> tapegrad_autograd::Result<RunVars<'t, T>>;
 
     fn run_values(&self, x: &Tensor<T>, h0: Option<&Tensor<T>>, c0: Option<&Tensor<T>>) -> Run<T> {
         let tape = Tape::new();
@@ -49,7 +52,7 @@ impl<T: Element> Recurrent<T> for Lstm<T> {
         x: Var<'t, T>,
         h0: Option<Var<'t, T>>,
         c0: Option<Var<'t, T>>,
-    ) -> tapegrad_autograd::Result<(Var<'t, T>, Var<'t, T>, Option<Var<'t, T>>)> {
+    ) -> tapegrad_autograd::Result<RunVars<'t, T>> {
         let state = h0.zip(c0);
         let (o, (h, c)) = self.forward_with_state(tape, x, state)?;
         Ok((o, h, Some(c)))
@@ -63,7 +66,7 @@ impl<T: Element> Recurrent<T> for Gru<T> {
         x: Var<'t, T>,
         h0: Option<Var<'t, T>>,
         _: Option<Var<'t, T>>,
-    ) -> tapegrad_autograd::Result<(Var<'t, T>, Var<'t, T>, Option<Var<'t, T>>)> {
+    ) -> tapegrad_autograd::Result<RunVars<'t, T>> {
         let (o, h) = self.forward_with_state(tape, x, h0)?;
         Ok((o, h, None))
     }
@@ -76,7 +79,7 @@ impl<T: Element> Recurrent<T> for Rnn<T> {
         x: Var<'t, T>,
         h0: Option<Var<'t, T>>,
         _: Option<Var<'t, T>>,
-    ) -> tapegrad_autograd::Result<(Var<'t, T>, Var<'t, T>, Option<Var<'t, T>>)> {
+    ) -> tapegrad_autograd::Result<RunVars<'t, T>> {
         let (o, h) = self.forward_with_state(tape, x, h0)?;
         Ok((o, h, None))
     }
