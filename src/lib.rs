@@ -20,5 +20,6 @@ pub mod prelude {
         loss, Activation, Adam, Dropout, Init, Linear, LrSchedule, Mlp, Module, Objective,
         Optimizer, Param, ParamGrads, Sequential, Sgd, Trainer,
     };
+    pub use tapegrad_nn::{Gru, Lstm, RecurrentOptions, Rnn};
     pub use tapegrad_tensor::{Element, Tensor};
 }
