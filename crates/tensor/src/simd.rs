@@ -300,6 +300,15 @@ mod wide {
     use super::*;
 
     #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn run_avx2<R, F: FnOnce() -> R>(f: F) -> R {
+        f()
+    }
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn run_avx512<R, F: FnOnce() -> R>(f: F) -> R {
+        f()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn map_avx2<T: Copy, F: Fn(T) -> T>(
         s: &[T],
         d: &mut [MaybeUninit<T>],
@@ -517,6 +526,20 @@ macro_rules! dispatch {
 
 mod extreme;
 pub(crate) use extreme::{arg_extreme_rows, extreme_rows};
+
+#[inline(always)]
+fn run_kernel<R, F: FnOnce() -> R>(f: F) -> R {
+    f()
+}
+
+/// Runs `f` inside the AVX2 / AVX-512 copy for this CPU: a loop in `f` that
+/// LLVM inlines there (a closure called once is) gets the wide vectors and
+/// hardware FMA, so [`fastmath`](crate::fastmath) functions in an ad-hoc
+/// fused kernel (the recurrent cells) are not library calls.
+#[inline]
+pub(crate) fn run_wide<R, F: FnOnce() -> R>(f: F) -> R {
+    dispatch!(run_kernel, run_avx2, run_avx512, (f))
+}
 
 /// `dst[i] = f(src[i])` for every element of `dst` (`src` must be at least as long).
 #[inline]

@@ -218,6 +218,23 @@ pub struct SeqGrads<T: Element> {
     pub c0: Option<Tensor<T>>,
 }
 
+/// The first `N` blocks of `width` elements of `s`.
+#[inline(always)]
+fn blocks<const N: usize, T>(s: &[T], width: usize) -> [&[T]; N] {
+    std::array::from_fn(|k| &s[k * width..(k + 1) * width])
+}
+
+/// The first `N` blocks of `width` elements of `s`, mutable.
+#[inline(always)]
+fn blocks_mut<const N: usize, T>(s: &mut [T], width: usize) -> [&mut [T]; N] {
+    let mut rest = s;
+    std::array::from_fn(|_| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(width);
+        rest = tail;
+        head
+    })
+}
+
 /// Contiguous elements of `t` (borrowed when already contiguous).
 fn dense<T: Element>(t: &Tensor<T>) -> std::borrow::Cow<'_, [T]> {
     match t.as_slice() {
@@ -263,55 +280,60 @@ pub fn forward<T: Element>(
     let mut hg = vec![T::ZERO; d.batch * gh];
     for t in 0..d.seq {
         hidden_gates(&d, gh, &h, &w, &bias, &mut hg);
-        for b in 0..d.batch {
-            let r = d.row(t, b);
-            let x = &xg[r * gh..(r + 1) * gh];
-            let hr = &hg[b * gh..(b + 1) * gh];
-            let o = &mut out[r * sw..(r + 1) * sw];
-            let s = &mut saved[r * gw..(r + 1) * gw];
-            let hb = &mut h[b * hid..(b + 1) * hid];
-            match kind {
-                CellKind::RnnTanh | CellKind::RnnRelu => {
-                    for j in 0..hid {
-                        let pre = x[j] + hr[j];
-                        let y = if kind == CellKind::RnnTanh {
-                            pre.tanh_fast()
-                        } else {
-                            pre.max_val(T::ZERO)
-                        };
-                        o[j] = y;
-                        hb[j] = y;
+        crate::simd::run_wide(|| {
+            for b in 0..d.batch {
+                let r = d.row(t, b);
+                let x = &xg[r * gh..(r + 1) * gh];
+                let hr = &hg[b * gh..(b + 1) * gh];
+                let o = &mut out[r * sw..(r + 1) * sw];
+                let s = &mut saved[r * gw..(r + 1) * gw];
+                let hb = &mut h[b * hid..(b + 1) * hid];
+                match kind {
+                    CellKind::RnnTanh | CellKind::RnnRelu => {
+                        for j in 0..hid {
+                            let pre = x[j] + hr[j];
+                            let y = if kind == CellKind::RnnTanh {
+                                pre.tanh_fast()
+                            } else {
+                                pre.max_val(T::ZERO)
+                            };
+                            o[j] = y;
+                            hb[j] = y;
+                        }
                     }
-                }
-                CellKind::Lstm => {
-                    let cb = &mut c[b * hid..(b + 1) * hid];
-                    for j in 0..hid {
-                        let gate = |k: usize| x[k * hid + j] + hr[k * hid + j];
-                        let i = gate(0).sigmoid_fast();
-                        let f = gate(1).sigmoid_fast();
-                        let g = gate(2).tanh_fast();
-                        let og = gate(3).sigmoid_fast();
-                        let cn = f * cb[j] + i * g;
-                        let hn = og * cn.tanh_fast();
-                        (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]) = (i, f, g, og);
-                        (o[j], o[hid + j]) = (hn, cn);
-                        (hb[j], cb[j]) = (hn, cn);
+                    CellKind::Lstm => {
+                        let cb = &mut c[b * hid..(b + 1) * hid];
+                        let [xi, xf, xc, xo] = blocks(x, hid);
+                        let [hi, hf, hc, ho] = blocks(hr, hid);
+                        let [si, sf, sg, so] = blocks_mut(s, hid);
+                        let [oh, oc] = blocks_mut(o, hid);
+                        for j in 0..hid {
+                            let i = (xi[j] + hi[j]).sigmoid_fast();
+                            let f = (xf[j] + hf[j]).sigmoid_fast();
+                            let g = (xc[j] + hc[j]).tanh_fast();
+                            let og = (xo[j] + ho[j]).sigmoid_fast();
+                            let cn = f * cb[j] + i * g;
+                            let hn = og * cn.tanh_fast();
+                            (si[j], sf[j], sg[j], so[j]) = (i, f, g, og);
+                            (oh[j], oc[j]) = (hn, cn);
+                            (hb[j], cb[j]) = (hn, cn);
+                        }
                     }
-                }
-                CellKind::Gru => {
-                    for j in 0..hid {
-                        let rg = (x[j] + hr[j]).sigmoid_fast();
-                        let z = (x[hid + j] + hr[hid + j]).sigmoid_fast();
-                        let hn = hr[2 * hid + j];
-                        let n = (x[2 * hid + j] + rg * hn).tanh_fast();
-                        let y = (T::ONE - z) * n + z * hb[j];
-                        (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]) = (rg, z, n, hn);
-                        o[j] = y;
-                        hb[j] = y;
+                    CellKind::Gru => {
+                        for j in 0..hid {
+                            let rg = (x[j] + hr[j]).sigmoid_fast();
+                            let z = (x[hid + j] + hr[hid + j]).sigmoid_fast();
+                            let hn = hr[2 * hid + j];
+                            let n = (x[2 * hid + j] + rg * hn).tanh_fast();
+                            let y = (T::ONE - z) * n + z * hb[j];
+                            (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]) = (rg, z, n, hn);
+                            o[j] = y;
+                            hb[j] = y;
+                        }
                     }
                 }
             }
-        }
+        });
     }
     Ok(SeqForward {
         output: Tensor::from_vec(out, &d.shape(sw))?,
@@ -405,64 +427,71 @@ pub fn backward<T: Element>(
         }
     ];
     for t in (0..d.seq).rev() {
-        for b in 0..d.batch {
-            let r = d.row(t, b);
-            let (o, go) = (&out[r * sw..(r + 1) * sw], &gout[r * sw..(r + 1) * sw]);
-            let s = &saved[r * gw..(r + 1) * gw];
-            let dx = &mut dxg[r * gh..(r + 1) * gh];
-            let dhn = &dh_next[b * hid..(b + 1) * hid];
-            match kind {
-                CellKind::RnnTanh => {
-                    for j in 0..hid {
-                        dx[j] = (go[j] + dhn[j]) * (T::ONE - o[j] * o[j]);
+        crate::simd::run_wide(|| {
+            for b in 0..d.batch {
+                let r = d.row(t, b);
+                let (o, go) = (&out[r * sw..(r + 1) * sw], &gout[r * sw..(r + 1) * sw]);
+                let s = &saved[r * gw..(r + 1) * gw];
+                let dx = &mut dxg[r * gh..(r + 1) * gh];
+                let dhn = &dh_next[b * hid..(b + 1) * hid];
+                match kind {
+                    CellKind::RnnTanh => {
+                        for j in 0..hid {
+                            dx[j] = (go[j] + dhn[j]) * (T::ONE - o[j] * o[j]);
+                        }
                     }
-                }
-                CellKind::RnnRelu => {
-                    for j in 0..hid {
-                        dx[j] = if o[j] > T::ZERO {
-                            go[j] + dhn[j]
+                    CellKind::RnnRelu => {
+                        for j in 0..hid {
+                            dx[j] = if o[j] > T::ZERO {
+                                go[j] + dhn[j]
+                            } else {
+                                T::ZERO
+                            };
+                        }
+                    }
+                    CellKind::Lstm => {
+                        let c_prev: &[T] = if t == 0 {
+                            &c0v.as_ref().expect("checked: the LSTM has c0")[b * hid..(b + 1) * hid]
                         } else {
-                            T::ZERO
+                            let q = d.row(t - 1, b) * sw;
+                            &out[q + hid..q + 2 * hid]
                         };
+                        let c_prev = &c_prev[..hid];
+                        let dcn = &mut dc_next[b * hid..(b + 1) * hid];
+                        let [si, sf, sg, so] = blocks(s, hid);
+                        let [oc, goh, goc, dhn] = [&o[hid..], &go[..hid], &go[hid..], &dhn[..hid]];
+                        let [di, df, dg, dout] = blocks_mut(dx, hid);
+                        for j in 0..hid {
+                            let (i, f, g, og) = (si[j], sf[j], sg[j], so[j]);
+                            let tc = oc[j].tanh_fast();
+                            let dh = goh[j] + dhn[j];
+                            let dc = goc[j] + dcn[j] + dh * og * (T::ONE - tc * tc);
+                            di[j] = dc * g * i * (T::ONE - i);
+                            df[j] = dc * c_prev[j] * f * (T::ONE - f);
+                            dg[j] = dc * i * (T::ONE - g * g);
+                            dout[j] = dh * tc * og * (T::ONE - og);
+                            dcn[j] = dc * f;
+                        }
                     }
-                }
-                CellKind::Lstm => {
-                    let c_prev: &[T] = if t == 0 {
-                        &c0v.as_ref().expect("checked: the LSTM has c0")[b * hid..(b + 1) * hid]
-                    } else {
-                        let q = d.row(t - 1, b) * sw;
-                        &out[q + hid..q + 2 * hid]
-                    };
-                    let dcn = &mut dc_next[b * hid..(b + 1) * hid];
-                    for j in 0..hid {
-                        let (i, f, g, og) = (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]);
-                        let tc = o[hid + j].tanh_fast();
-                        let dh = go[j] + dhn[j];
-                        let dc = go[hid + j] + dcn[j] + dh * og * (T::ONE - tc * tc);
-                        dx[j] = dc * g * i * (T::ONE - i);
-                        dx[hid + j] = dc * c_prev[j] * f * (T::ONE - f);
-                        dx[2 * hid + j] = dc * i * (T::ONE - g * g);
-                        dx[3 * hid + j] = dh * tc * og * (T::ONE - og);
-                        dcn[j] = dc * f;
-                    }
-                }
-                CellKind::Gru => {
-                    let hp = prev_h(t, b);
-                    let dh_side = &mut dhg[r * gh..(r + 1) * gh];
-                    let dir = &mut direct[b * hid..(b + 1) * hid];
-                    for j in 0..hid {
-                        let (rg, z, n, hn) = (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]);
-                        let dh = go[j] + dhn[j];
-                        let dn = dh * (T::ONE - z) * (T::ONE - n * n);
-                        let dz = dh * (hp[j] - n) * z * (T::ONE - z);
-                        let dr = dn * hn * rg * (T::ONE - rg);
-                        (dx[j], dx[hid + j], dx[2 * hid + j]) = (dr, dz, dn);
-                        (dh_side[j], dh_side[hid + j], dh_side[2 * hid + j]) = (dr, dz, dn * rg);
-                        dir[j] = dh * z;
+                    CellKind::Gru => {
+                        let hp = prev_h(t, b);
+                        let dh_side = &mut dhg[r * gh..(r + 1) * gh];
+                        let dir = &mut direct[b * hid..(b + 1) * hid];
+                        for j in 0..hid {
+                            let (rg, z, n, hn) = (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]);
+                            let dh = go[j] + dhn[j];
+                            let dn = dh * (T::ONE - z) * (T::ONE - n * n);
+                            let dz = dh * (hp[j] - n) * z * (T::ONE - z);
+                            let dr = dn * hn * rg * (T::ONE - rg);
+                            (dx[j], dx[hid + j], dx[2 * hid + j]) = (dr, dz, dn);
+                            (dh_side[j], dh_side[hid + j], dh_side[2 * hid + j]) =
+                                (dr, dz, dn * rg);
+                            dir[j] = dh * z;
+                        }
                     }
                 }
             }
-        }
+        });
         // ∂L/∂h entering step t = dhg_t·W_hh (+ the GRU's direct path).
         let side = if kind == CellKind::Gru { &dhg } else { &dxg };
         let first = d.row(t, 0) * gh;
