@@ -300,12 +300,12 @@ mod wide {
     use super::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn run_avx2<R, F: FnOnce() -> R>(f: F) -> R {
-        f()
+    pub(super) unsafe fn run_avx2<K: Kernel>(k: K) -> K::Output {
+        k.run()
     }
     #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn run_avx512<R, F: FnOnce() -> R>(f: F) -> R {
-        f()
+    pub(super) unsafe fn run_avx512<K: Kernel>(k: K) -> K::Output {
+        k.run()
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -527,18 +527,28 @@ macro_rules! dispatch {
 mod extreme;
 pub(crate) use extreme::{arg_extreme_rows, extreme_rows};
 
-#[inline(always)]
-fn run_kernel<R, F: FnOnce() -> R>(f: F) -> R {
-    f()
+/// An ad-hoc fused kernel (the recurrent cells) for [`run_wide`]. Mark
+/// `run` `#[inline(always)]`: it must be inlined into the wide copies to be
+/// compiled with their instruction set (a closure is not reliably inlined,
+/// which is why this is a trait).
+pub(crate) trait Kernel {
+    /// What the kernel returns.
+    type Output;
+    /// The kernel's work.
+    fn run(self) -> Self::Output;
 }
 
-/// Runs `f` inside the AVX2 / AVX-512 copy for this CPU: a loop in `f` that
-/// LLVM inlines there (a closure called once is) gets the wide vectors and
-/// hardware FMA, so [`fastmath`](crate::fastmath) functions in an ad-hoc
-/// fused kernel (the recurrent cells) are not library calls.
+#[inline(always)]
+fn run_kernel<K: Kernel>(k: K) -> K::Output {
+    k.run()
+}
+
+/// Runs `k` inside the AVX2 / AVX-512 copy for this CPU, so its loops get
+/// the wide vectors and hardware FMA ([`fastmath`](crate::fastmath)
+/// functions in it are not library calls).
 #[inline]
-pub(crate) fn run_wide<R, F: FnOnce() -> R>(f: F) -> R {
-    dispatch!(run_kernel, run_avx2, run_avx512, (f))
+pub(crate) fn run_wide<K: Kernel>(k: K) -> K::Output {
+    dispatch!(run_kernel, run_avx2, run_avx512, (k))
 }
 
 /// `dst[i] = f(src[i])` for every element of `dst` (`src` must be at least as long).

@@ -23,6 +23,7 @@
 //! | GRU | 3: r, z, n | `r, z = σ(x* + h*)`, `n = tanh(xn + r⊙hn)`, `h = (1 − z)⊙n + z⊙h₋` |
 
 use crate::error::{Error, Result};
+use crate::simd::Kernel;
 use crate::{Element, Tensor};
 
 /// Which recurrent cell a sequence kernel runs.
@@ -280,8 +281,16 @@ pub fn forward<T: Element>(
     let mut hg = vec![T::ZERO; d.batch * gh];
     for t in 0..d.seq {
         hidden_gates(&d, gh, &h, &w, &bias, &mut hg);
-        crate::simd::run_wide(|| {
-            forward_cells(kind, &d, t, &xg, &hg, &mut out, &mut saved, &mut h, &mut c)
+        crate::simd::run_wide(ForwardCells {
+            kind,
+            d: &d,
+            t,
+            xg: &xg,
+            hg: &hg,
+            out: &mut out,
+            saved: &mut saved,
+            h: &mut h,
+            c: &mut c,
         });
     }
     Ok(SeqForward {
@@ -369,22 +378,20 @@ pub fn backward<T: Element>(
         }
     ];
     for t in (0..d.seq).rev() {
-        crate::simd::run_wide(|| {
-            backward_cells(
-                kind,
-                &d,
-                t,
-                &out,
-                &gout,
-                &saved,
-                &h0v,
-                c0v.as_deref(),
-                &mut dxg,
-                &mut dhg,
-                &dh_next,
-                &mut dc_next,
-                &mut direct,
-            )
+        crate::simd::run_wide(BackwardCells {
+            kind,
+            d: &d,
+            t,
+            out: &out,
+            gout: &gout,
+            saved: &saved,
+            h0v: &h0v,
+            c0v: c0v.as_deref(),
+            dxg: &mut dxg,
+            dhg: &mut dhg,
+            dh_next: &dh_next,
+            dc_next: &mut dc_next,
+            direct: &mut direct,
         });
         // ∂L/∂h entering step t = dhg_t·W_hh (+ the GRU's direct path).
         let side = if kind == CellKind::Gru { &dhg } else { &dxg };
@@ -436,6 +443,37 @@ pub fn backward<T: Element>(
 
 /// One forward step of every sequence: the gate arithmetic on `xg` and
 /// `hg`, writing the output and saved rows of step `t` and the new state.
+struct ForwardCells<'a, T> {
+    kind: CellKind,
+    d: &'a SeqDims,
+    t: usize,
+    xg: &'a [T],
+    hg: &'a [T],
+    out: &'a mut [T],
+    saved: &'a mut [T],
+    h: &'a mut [T],
+    c: &'a mut [T],
+}
+
+impl<T: Element> Kernel for ForwardCells<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let ForwardCells {
+            kind,
+            d,
+            t,
+            xg,
+            hg,
+            out,
+            saved,
+            h,
+            c,
+        } = self;
+        forward_cells(kind, d, t, xg, hg, out, saved, h, c)
+    }
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn forward_cells<T: Element>(
@@ -509,6 +547,47 @@ fn forward_cells<T: Element>(
 /// step `t` from the output gradient and the gradient arriving from step
 /// `t + 1` (`dh_next`, `dc_next`); updates `dc_next` and the GRU's direct
 /// path to `h₋`.
+struct BackwardCells<'a, T> {
+    kind: CellKind,
+    d: &'a SeqDims,
+    t: usize,
+    out: &'a [T],
+    gout: &'a [T],
+    saved: &'a [T],
+    h0v: &'a [T],
+    c0v: Option<&'a [T]>,
+    dxg: &'a mut [T],
+    dhg: &'a mut [T],
+    dh_next: &'a [T],
+    dc_next: &'a mut [T],
+    direct: &'a mut [T],
+}
+
+impl<T: Element> Kernel for BackwardCells<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let BackwardCells {
+            kind,
+            d,
+            t,
+            out,
+            gout,
+            saved,
+            h0v,
+            c0v,
+            dxg,
+            dhg,
+            dh_next,
+            dc_next,
+            direct,
+        } = self;
+        backward_cells(
+            kind, d, t, out, gout, saved, h0v, c0v, dxg, dhg, dh_next, dc_next, direct,
+        )
+    }
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_cells<T: Element>(
