@@ -65,5 +65,6 @@ pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, gradcheck_second_order, GradcheckReport};
 pub use higher::{hessian, hvp};
 pub use op::{BackwardCtx, InputGrads, Op, TensorGrads, ValueCtx};
+pub use ops::attention::AttentionMask;
 pub use tape::{NodeInfo, NodeKind, Tape};
 pub use var::Var;

@@ -50,13 +50,16 @@
 #![forbid(unsafe_code)]
 
 pub mod activation;
+mod attention;
 pub mod checkpoint;
 pub mod data;
 mod dropout;
+mod embedding;
 mod error;
 pub mod explain;
 mod grads;
 mod init;
+mod layer_norm;
 mod linear;
 pub mod loss;
 mod mlp;
@@ -65,21 +68,28 @@ pub mod optim;
 mod param;
 pub mod plot;
 mod recurrent;
+mod sampling;
 mod sequential;
 pub mod train;
+mod transformer;
 
 pub use activation::Activation;
+pub use attention::MultiheadAttention;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use error::{CheckpointError, Error, Result};
 pub use grads::ParamGrads;
 pub use init::{gain, Init};
+pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpBuilder};
 pub use module::Module;
 pub use optim::{Adam, GradPolicy, LrSchedule, Optimizer, Sgd, StepReport};
 pub use param::{Param, ParamId};
 pub use recurrent::{Gru, Lstm, LstmState, Nonlinearity, RecurrentOptions, Rnn};
+pub use sampling::sample_token;
 pub use sequential::Sequential;
 pub use train::{
     EpochMetrics, Evaluation, History, Objective, Progress, StepContext, StopReason, Trainer,
 };
+pub use transformer::{Gpt, GptConfig, TransformerBlock};

@@ -14,6 +14,10 @@
 //! | [`matmul`] | matmul |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
 //! | [`recurrent`] | a whole RNN / LSTM / GRU sequence (fused backpropagation through time) |
+//! | [`gelu`] | gelu (exact, with `gelu_grad`), gelu_tanh |
+//! | [`norm`] | layer_norm (fused) |
+//! | [`embedding`] | embedding, embedding_backward |
+//! | [`attention`] | masked_fill, softmax_masked; composites scaled_dot_product_attention, split, chunk |
 //!
 //! Composites have no rule of their own: `mean` is `sum · 1/n`, `square` is
 //! `powf(2)`, `transpose` is `permute`, `squeeze`/`unsqueeze` are `reshape`,
@@ -21,9 +25,13 @@
 
 pub mod activation;
 pub mod arith;
+pub mod attention;
+pub mod embedding;
+pub mod gelu;
 pub mod index;
 pub mod math;
 pub mod matmul;
+pub mod norm;
 pub mod recurrent;
 pub mod reduce;
 pub mod shape;

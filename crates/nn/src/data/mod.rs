@@ -18,10 +18,12 @@
 mod augment;
 mod csv;
 mod digits;
+mod text;
 
 pub use augment::{gaussian_noise, mixup};
 pub use csv::{load_csv, parse_csv, CsvOptions, TargetColumn, Task};
 pub use digits::{load_digits, DIGITS_SIDE};
+pub use text::CharText;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

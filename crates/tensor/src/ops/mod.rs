@@ -8,5 +8,6 @@ pub(crate) mod movement;
 pub mod operators;
 pub mod recurrent;
 pub(crate) mod reduce;
+pub(crate) mod seq;
 pub(crate) mod strided;
 pub(crate) mod unary;

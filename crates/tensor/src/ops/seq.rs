@@ -1,0 +1,600 @@
+//! Kernels for sequence models: GELU in its exact (erf) and tanh forms with
+//! their derivatives, layer normalisation over the last axis (forward and
+//! backward in one pass per row), embedding gather and its scatter-add
+//! adjoint, triangular masks and `masked_fill`.
+//!
+//! Statistics of a row (mean, variance) are accumulated in `f64` whatever
+//! the element type, so an `f32` layer norm over wide rows does not lose
+//! digits to the running sum.
+
+use crate::error::{Error, Result};
+use crate::parallel::{for_each_chunk, use_parallel};
+use crate::{Element, Tensor};
+
+/// `erf x` in the element's own precision: `erff` for `f32` (fast), `erf`
+/// for `f64` (accurate to the last bits, as gradchecks need).
+#[inline]
+fn erf<T: Element>(x: T) -> T {
+    if std::mem::size_of::<T>() == 4 {
+        T::from_f64(f64::from(libm::erff(x.to_f64() as f32)))
+    } else {
+        T::from_f64(libm::erf(x.to_f64()))
+    }
+}
+
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+/// `1/√(2π)`, the standard normal density at 0.
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+/// `√(2/π)`, the tanh form's scale.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The tanh form's cubic coefficient.
+const GELU_CUBIC: f64 = 0.044_715;
+
+/// `f(row_index, row_out)` over the rows (last axis of length `d`) of an
+/// output of `out.len()` elements, parallel over row blocks when large.
+fn map_rows<T: Element>(d: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    let work = |start: usize, part: &mut [T]| {
+        for (r, o) in part.chunks_mut(d).enumerate() {
+            f(start / d + r, o);
+        }
+    };
+    if d > 0 && use_parallel(out.len()) {
+        // Blocks of whole rows, about 16K elements each.
+        let rows_per_block = (16_384 / d).max(1);
+        for_each_chunk(out, rows_per_block * d, work);
+    } else {
+        work(0, out);
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// GELU, exact form: `x·Φ(x) = ½x(1 + erf(x/√2))` (PyTorch's
+    /// `gelu(approximate='none')`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let y = Tensor::from_vec(vec![0.0f64, 1.0], &[2])?.gelu()?;
+    /// assert_eq!(y.to_vec()[0], 0.0);
+    /// assert!((y.to_vec()[1] - 0.841_344_746_068_543).abs() < 1e-15);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the result cannot be allocated.
+    pub fn gelu(&self) -> Result<Self> {
+        self.map_named("gelu", |x| {
+            let h = T::from_f64(0.5);
+            h * x * (T::ONE + erf(x * T::from_f64(FRAC_1_SQRT_2)))
+        })
+    }
+
+    /// The derivative of the exact GELU: `Φ(x) + x·φ(x)`, with `φ` the
+    /// standard normal density.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the result cannot be allocated.
+    pub fn gelu_grad(&self) -> Result<Self> {
+        self.map_named("gelu_grad", |x| {
+            let h = T::from_f64(0.5);
+            let cdf = h * (T::ONE + erf(x * T::from_f64(FRAC_1_SQRT_2)));
+            let pdf = T::from_f64(INV_SQRT_2PI) * (-h * x * x).exp();
+            cdf + x * pdf
+        })
+    }
+
+    /// GELU, tanh form: `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (PyTorch's
+    /// `gelu(approximate='tanh')`).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the result cannot be allocated.
+    pub fn gelu_tanh(&self) -> Result<Self> {
+        self.map_named("gelu_tanh", |x| {
+            let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
+            T::from_f64(0.5) * x * (T::ONE + u.tanh())
+        })
+    }
+
+    /// The derivative of the tanh-form GELU:
+    /// `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)`, `t = tanh(u)`.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the result cannot be allocated.
+    pub fn gelu_tanh_grad(&self) -> Result<Self> {
+        self.map_named("gelu_tanh_grad", |x| {
+            let c = T::from_f64(SQRT_2_OVER_PI);
+            let a = T::from_f64(GELU_CUBIC);
+            let h = T::from_f64(0.5);
+            let t = (c * (x + a * x * x * x)).tanh();
+            let du = c * (T::ONE + T::from_f64(3.0) * a * x * x);
+            h * (T::ONE + t) + h * x * (T::ONE - t * t) * du
+        })
+    }
+
+    /// Layer normalisation over the last axis: each row `x` becomes
+    /// `(x − mean)/√(var + eps)·weight + bias`, with the biased variance
+    /// (PyTorch's `layer_norm` over `normalized_shape = [d]`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 3.0], &[1, 2])?;
+    /// let y = x.layer_norm(None, None, 0.0)?;
+    /// assert_eq!(y.to_vec(), vec![-1.0, 1.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `self` is 0-d, `weight` or `bias` is
+    /// not `[d]`, or `eps` is negative or not finite.
+    pub fn layer_norm(&self, weight: Option<&Self>, bias: Option<&Self>, eps: f64) -> Result<Self> {
+        let d = check_layer_norm("layer_norm", self, weight, bias, eps)?;
+        let x = self.to_contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let w = weight.map(Tensor::to_vec);
+        let b = bias.map(Tensor::to_vec);
+        let mut out = vec![T::ZERO; xs.len()];
+        map_rows(d, &mut out, |r, o| {
+            let row = &xs[r * d..][..d];
+            let (mean, rstd) = row_stats(row, eps);
+            for j in 0..d {
+                let mut v = T::from_f64((row[j].to_f64() - mean) * rstd);
+                if let Some(w) = &w {
+                    v = v * w[j];
+                }
+                if let Some(b) = &b {
+                    v = v + b[j];
+                }
+                o[j] = v;
+            }
+        });
+        Tensor::from_vec(out, self.dims())
+    }
+
+    /// The backward pass of [`layer_norm`](Self::layer_norm) for gradient
+    /// `g` (the output's shape), in one pass per row: returns `(∂L/∂x,
+    /// ∂L/∂weight, ∂L/∂bias)`, where with `x̂` the normalised row and
+    /// `ĝ = g·weight`,
+    /// `∂L/∂x = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(var + eps)`,
+    /// `∂L/∂weight = Σ_rows g·x̂`, `∂L/∂bias = Σ_rows g`.
+    ///
+    /// # Errors
+    /// As [`layer_norm`](Self::layer_norm), and [`Error::ShapeMismatch`] if
+    /// `g`'s shape differs from `self`'s.
+    pub fn layer_norm_backward(
+        &self,
+        weight: Option<&Self>,
+        g: &Self,
+        eps: f64,
+    ) -> Result<(Self, Self, Self)> {
+        let d = check_layer_norm("layer_norm_backward", self, weight, None, eps)?;
+        if g.dims() != self.dims() {
+            return Err(Error::ShapeMismatch {
+                op: "layer_norm_backward",
+                lhs: self.dims().to_vec(),
+                rhs: g.dims().to_vec(),
+                reason: "the gradient must have the input's shape".into(),
+            });
+        }
+        let x = self.to_contiguous();
+        let gc = g.to_contiguous();
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            gc.as_slice().expect("contiguous"),
+        );
+        let w: Vec<f64> = match weight {
+            Some(w) => w.to_vec().iter().map(|v| v.to_f64()).collect(),
+            None => vec![1.0; d],
+        };
+        let mut dx = vec![T::ZERO; xs.len()];
+        map_rows(d, &mut dx, |r, o| {
+            let (row, grow) = (&xs[r * d..][..d], &gs[r * d..][..d]);
+            let (mean, rstd) = row_stats(row, eps);
+            let (mut s_g, mut s_gx) = (0.0, 0.0);
+            for j in 0..d {
+                let xhat = (row[j].to_f64() - mean) * rstd;
+                let gh = grow[j].to_f64() * w[j];
+                s_g += gh;
+                s_gx += gh * xhat;
+            }
+            let (m_g, m_gx) = (s_g / d as f64, s_gx / d as f64);
+            for j in 0..d {
+                let xhat = (row[j].to_f64() - mean) * rstd;
+                let gh = grow[j].to_f64() * w[j];
+                o[j] = T::from_f64((gh - m_g - xhat * m_gx) * rstd);
+            }
+        });
+        // Parameter gradients: column sums over rows, accumulated in f64.
+        let rows = xs.len().checked_div(d).unwrap_or(0);
+        let (mut dw, mut db) = (vec![0.0f64; d], vec![0.0f64; d]);
+        for r in 0..rows {
+            let row = &xs[r * d..][..d];
+            let grow = &gs[r * d..][..d];
+            let (mean, rstd) = row_stats(row, eps);
+            for j in 0..d {
+                let gv = grow[j].to_f64();
+                dw[j] += gv * (row[j].to_f64() - mean) * rstd;
+                db[j] += gv;
+            }
+        }
+        let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+        Ok((
+            Tensor::from_vec(dx, self.dims())?,
+            Tensor::from_vec(cast(dw), &[d])?,
+            Tensor::from_vec(cast(db), &[d])?,
+        ))
+    }
+
+    /// Embedding lookup: for a table `[vocab, d]`, row `ids[i]` for each
+    /// `i`, giving `[ids.len(), d]`.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let table = Tensor::from_vec(vec![0.0f32, 1.0, 10.0, 11.0], &[2, 2])?;
+    /// assert_eq!(table.embedding(&[1, 1, 0])?.to_vec(), vec![10.0, 11.0, 10.0, 11.0, 0.0, 1.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the table is not 2-d;
+    /// [`Error::IndexOutOfRange`] for an id `≥ vocab`.
+    pub fn embedding(&self, ids: &[usize]) -> Result<Self> {
+        let (vocab, d) = table_dims("embedding", self.dims())?;
+        check_ids("embedding", ids, vocab, self.dims())?;
+        let table = self.to_contiguous();
+        let ts = table.as_slice().expect("contiguous");
+        let n = crate::layout::checked_numel::<T>("embedding", &[ids.len(), d])?;
+        let mut out = Vec::with_capacity(n);
+        for &i in ids {
+            out.extend_from_slice(&ts[i * d..][..d]);
+        }
+        Tensor::from_vec(out, &[ids.len(), d])
+    }
+
+    /// The adjoint of [`embedding`](Self::embedding): a `[vocab, d]` zero
+    /// table with row `i` of `self` (`[ids.len(), d]`) added at `ids[i]`;
+    /// repeated ids accumulate.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `self` is not `[ids.len(), d]`;
+    /// [`Error::IndexOutOfRange`] for an id `≥ vocab`.
+    pub fn embedding_backward(&self, ids: &[usize], vocab: usize) -> Result<Self> {
+        let (n, d) = table_dims("embedding_backward", self.dims())?;
+        if n != ids.len() {
+            return Err(Error::InvalidArgument {
+                op: "embedding_backward",
+                msg: format!("gradient {:?} for {} ids", self.dims(), ids.len()),
+            });
+        }
+        check_ids("embedding_backward", ids, vocab, &[vocab, d])?;
+        let g = self.to_contiguous();
+        let gs = g.as_slice().expect("contiguous");
+        let mut out = Tensor::try_zeros(&[vocab, d])?;
+        let os = out.make_mut_slice();
+        for (k, &i) in ids.iter().enumerate() {
+            for (o, &v) in os[i * d..][..d].iter_mut().zip(&gs[k * d..][..d]) {
+                *o += v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A `[rows, cols]` mask with 1 on and below diagonal `diagonal` (0 is
+    /// the main diagonal, positive moves it up, negative down) and 0 above:
+    /// `torch.ones(rows, cols).tril(diagonal)`. With `diagonal = 0` and
+    /// `rows = cols` this is the causal mask (position `i` sees `j ≤ i`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let m = Tensor::<f32>::tril_mask(2, 3, 0)?;
+    /// assert_eq!(m.to_vec(), vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the mask is too large.
+    pub fn tril_mask(rows: usize, cols: usize, diagonal: isize) -> Result<Self> {
+        Self::triangle(rows, cols, |i, j| j as isize - i as isize <= diagonal)
+    }
+
+    /// A `[rows, cols]` mask with 1 on and above diagonal `diagonal` and 0
+    /// below: `torch.ones(rows, cols).triu(diagonal)`. `triu_mask(n, n, 1)`
+    /// marks the future positions a causal model must not see.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let m = Tensor::<f32>::triu_mask(2, 2, 1)?;
+    /// assert_eq!(m.to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the mask is too large.
+    pub fn triu_mask(rows: usize, cols: usize, diagonal: isize) -> Result<Self> {
+        Self::triangle(rows, cols, |i, j| j as isize - i as isize >= diagonal)
+    }
+
+    fn triangle(rows: usize, cols: usize, on: impl Fn(usize, usize) -> bool) -> Result<Self> {
+        let n = crate::layout::checked_numel::<T>("triangular mask", &[rows, cols])?;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..rows {
+            out.extend((0..cols).map(|j| if on(i, j) { T::ONE } else { T::ZERO }));
+        }
+        Tensor::from_vec(out, &[rows, cols])
+    }
+
+    /// `value` where `mask` is non-zero, `self` elsewhere; `mask`
+    /// broadcasts to `self`'s shape (`Tensor.masked_fill` in PyTorch).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3])?;
+    /// let m = Tensor::from_vec(vec![0.0, 1.0, 0.0], &[3])?;
+    /// assert_eq!(x.masked_fill(&m, -9.0)?.to_vec(), vec![1.0, -9.0, 3.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the mask does not broadcast to `self`'s
+    /// shape (the result keeps `self`'s shape).
+    pub fn masked_fill(&self, mask: &Self, value: f64) -> Result<Self> {
+        let m = mask
+            .broadcast_to(self.dims())
+            .map_err(|_| Error::ShapeMismatch {
+                op: "masked_fill",
+                lhs: self.dims().to_vec(),
+                rhs: mask.dims().to_vec(),
+                reason: "the mask must broadcast to the value's shape".into(),
+            })?;
+        let v = T::from_f64(value);
+        m.zip_with(
+            self,
+            "masked_fill",
+            move |m, x| if m != T::ZERO { v } else { x },
+        )
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Softmax over the last axis among the positions where `keep` is
+    /// non-zero; the others get exactly 0. A row with no kept position
+    /// gives all zeros (not NaN, not a uniform row): it attends to nothing.
+    /// `keep` broadcasts to `self`'s shape.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![0.0f64, 5.0, 0.0, 1.0], &[2, 2])?;
+    /// let keep = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0], &[2, 2])?;
+    /// assert_eq!(x.softmax_masked(&keep)?.to_vec(), vec![1.0, 0.0, 0.0, 0.0]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `self` is 0-d; [`Error::ShapeMismatch`]
+    /// if `keep` does not broadcast to `self`'s shape.
+    pub fn softmax_masked(&self, keep: &Self) -> Result<Self> {
+        let dims = self.dims();
+        let d = *dims.last().ok_or_else(|| Error::InvalidArgument {
+            op: "softmax_masked",
+            msg: "needs at least one axis, got a 0-d value".into(),
+        })?;
+        let mismatch = || Error::ShapeMismatch {
+            op: "softmax_masked",
+            lhs: dims.to_vec(),
+            rhs: keep.dims().to_vec(),
+            reason: "the mask must broadcast to the scores' shape".into(),
+        };
+        keep.broadcast_to(dims).map_err(|_| mismatch())?;
+        // A mask whose shape is a suffix of the scores' (a causal [L, S]
+        // under [B, H, L, S]) is used as is, row r reading mask row
+        // r mod its row count; any other broadcast is made explicit once.
+        let kd = keep.dims();
+        let strip = kd.iter().take_while(|&&n| n == 1).count();
+        let keep = if kd.len() - strip <= dims.len() && dims.ends_with(&kd[strip..]) {
+            keep.to_contiguous()
+        } else {
+            keep.broadcast_to(dims)?.to_contiguous()
+        };
+        let ks = keep.as_slice().expect("contiguous");
+        let mask_rows = if d == 0 { 1 } else { (ks.len() / d).max(1) };
+        let x = self.to_contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let mut out = vec![T::ZERO; xs.len()];
+        map_rows(d, &mut out, |r, o| {
+            let row = &xs[r * d..][..d];
+            let k = &ks[(r % mask_rows) * d..][..d];
+            let mut m = T::NEG_INFINITY;
+            for j in 0..d {
+                if k[j] != T::ZERO {
+                    m = m.max_val(row[j]);
+                }
+            }
+            if m == T::NEG_INFINITY {
+                return; // nothing kept (or every kept score is -inf): zeros
+            }
+            let mut s = T::ZERO;
+            for j in 0..d {
+                if k[j] != T::ZERO {
+                    let e = (row[j] - m).exp();
+                    o[j] = e;
+                    s = s + e;
+                }
+            }
+            let inv = T::ONE / s;
+            for v in o.iter_mut() {
+                *v = *v * inv;
+            }
+        });
+        Tensor::from_vec(out, dims)
+    }
+}
+
+/// Mean and `1/√(var + eps)` of one row, in `f64` (two passes: the
+/// variance of `x − mean`, which does not cancel for rows far from 0).
+#[inline]
+fn row_stats<T: Element>(row: &[T], eps: f64) -> (f64, f64) {
+    let d = row.len() as f64;
+    let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / d;
+    let var = row
+        .iter()
+        .map(|v| {
+            let c = v.to_f64() - mean;
+            c * c
+        })
+        .sum::<f64>()
+        / d;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// The width `d` of a layer norm over `x`'s last axis, after checking the
+/// affine parameters and `eps`.
+fn check_layer_norm<T: Element>(
+    op: &'static str,
+    x: &Tensor<T>,
+    weight: Option<&Tensor<T>>,
+    bias: Option<&Tensor<T>>,
+    eps: f64,
+) -> Result<usize> {
+    let d = *x.dims().last().ok_or_else(|| Error::InvalidArgument {
+        op,
+        msg: "needs at least one axis, got a 0-d value".into(),
+    })?;
+    for (what, p) in [("weight", weight), ("bias", bias)] {
+        if let Some(p) = p {
+            if p.dims() != [d] {
+                return Err(Error::InvalidArgument {
+                    op,
+                    msg: format!(
+                        "{what} of shape {:?} for input {:?}: expected [{d}]",
+                        p.dims(),
+                        x.dims()
+                    ),
+                });
+            }
+        }
+    }
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(Error::InvalidArgument {
+            op,
+            msg: format!("eps must be finite and ≥ 0, got {eps}"),
+        });
+    }
+    Ok(d)
+}
+
+fn table_dims(op: &'static str, dims: &[usize]) -> Result<(usize, usize)> {
+    match *dims {
+        [a, b] => Ok((a, b)),
+        _ => Err(Error::InvalidArgument {
+            op,
+            msg: format!("expected a 2-d [rows, width] value, got {dims:?}"),
+        }),
+    }
+}
+
+fn check_ids(op: &'static str, ids: &[usize], vocab: usize, shape: &[usize]) -> Result<()> {
+    match ids.iter().find(|&&i| i >= vocab) {
+        Some(&index) => Err(Error::IndexOutOfRange {
+            op,
+            index,
+            axis: 0,
+            shape: shape.to_vec(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    #[test]
+    fn gelu_matches_known_values() {
+        // PyTorch: gelu(-1) = -0.15865525393145707, gelu_tanh(1) = 0.8411919906082768.
+        let x = Tensor::from_vec(vec![-1.0f64, 1.0], &[2]).unwrap();
+        let y = x.gelu().unwrap().to_vec();
+        assert!((y[0] + 0.158_655_253_931_457_07).abs() < 1e-15);
+        let yt = x.gelu_tanh().unwrap().to_vec();
+        assert!((yt[1] - 0.841_191_990_608_276_8).abs() < 1e-15);
+        // The derivatives against central differences.
+        for (f, df) in [
+            (
+                Tensor::gelu as fn(&Tensor<f64>) -> _,
+                Tensor::gelu_grad as fn(&Tensor<f64>) -> _,
+            ),
+            (Tensor::gelu_tanh, Tensor::gelu_tanh_grad),
+        ] {
+            for x0 in [-3.0, -0.7, 0.0, 0.4, 2.5] {
+                let h = 1e-6;
+                let at = |v: f64| f(&Tensor::scalar(v)).unwrap().item().unwrap();
+                let num = (at(x0 + h) - at(x0 - h)) / (2.0 * h);
+                let ana = df(&Tensor::scalar(x0)).unwrap().item().unwrap();
+                assert!((num - ana).abs() < 1e-8, "{x0}: {num} vs {ana}");
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_rows_and_errors() {
+        let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 4.0, 4.0], &[2, 3]).unwrap();
+        let w = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap();
+        let b = Tensor::from_vec(vec![0.5, 0.0, 0.0], &[3]).unwrap();
+        let y = x.layer_norm(Some(&w), Some(&b), 0.0).unwrap().to_vec();
+        let s = (1.5f64).sqrt(); // 1/√(2/3)
+        let want = [0.5 - s, 0.0, 3.0 * s, 0.5, 0.0, 0.0];
+        for (a, e) in y[..3].iter().zip(&want[..3]) {
+            assert!((a - e).abs() < 1e-12, "{y:?}");
+        }
+        // A constant row with eps > 0 normalises to 0 (then + bias).
+        let y = x.layer_norm(Some(&w), Some(&b), 1e-5).unwrap().to_vec();
+        assert_eq!(&y[3..], &[0.5, 0.0, 0.0]);
+        let err = x
+            .layer_norm(Some(&b.narrow(0, 0, 2).unwrap()), None, 1e-5)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer_norm: weight of shape [2] for input [2, 3]: expected [3]"
+        );
+    }
+
+    #[test]
+    fn embedding_and_adjoint() {
+        let table = Tensor::from_vec((0..6).map(f64::from).collect(), &[3, 2]).unwrap();
+        let y = table.embedding(&[2, 0, 2]).unwrap();
+        assert_eq!(y.to_vec(), [4., 5., 0., 1., 4., 5.]);
+        let back = Tensor::<f64>::ones(&[3, 2])
+            .embedding_backward(&[2, 0, 2], 3)
+            .unwrap();
+        assert_eq!(back.to_vec(), [1., 1., 0., 0., 2., 2.]);
+        assert!(table.embedding(&[3]).is_err());
+    }
+
+    #[test]
+    fn softmax_masked_rows() {
+        // Causal [3, 3] mask under a [2, 3, 3] batch: row 0 keeps one
+        // position (probability 1); a fully masked row is all zeros.
+        let x = Tensor::<f64>::zeros(&[2, 3, 3]);
+        let causal = Tensor::<f64>::tril_mask(3, 3, 0).unwrap();
+        let y = x.softmax_masked(&causal).unwrap().to_vec();
+        assert_eq!(&y[..3], &[1.0, 0.0, 0.0]);
+        assert_eq!(&y[3..6], &[0.5, 0.5, 0.0]);
+        assert_eq!(&y[9..12], &[1.0, 0.0, 0.0]);
+        let none = Tensor::<f64>::zeros(&[3]);
+        assert_eq!(x.softmax_masked(&none).unwrap().to_vec(), vec![0.0; 18]);
+        // A mask that only broadcasts (not a suffix) is expanded.
+        let col = Tensor::from_vec(vec![1.0, 0.0, 1.0], &[3, 1]).unwrap();
+        let y = x.softmax_masked(&col).unwrap().to_vec();
+        assert_eq!(&y[..6], &[1. / 3., 1. / 3., 1. / 3., 0., 0., 0.]);
+        assert!(x.softmax_masked(&Tensor::zeros(&[2])).is_err());
+    }
+
+    #[test]
+    fn triangles_and_masked_fill() {
+        let l = Tensor::<f64>::tril_mask(3, 3, -1).unwrap();
+        assert_eq!(l.to_vec(), [0., 0., 0., 1., 0., 0., 1., 1., 0.]);
+        let u = Tensor::<f64>::triu_mask(2, 3, 1).unwrap();
+        assert_eq!(u.to_vec(), [0., 1., 1., 0., 0., 1.]);
+        let x = Tensor::<f64>::zeros(&[2, 2, 3]);
+        let y = x.masked_fill(&u, 7.0).unwrap();
+        assert_eq!(y.to_vec(), [0., 7., 7., 0., 0., 7., 0., 7., 7., 0., 0., 7.]);
+        assert!(x.masked_fill(&Tensor::zeros(&[2]), 1.0).is_err());
+    }
+}
