@@ -54,7 +54,10 @@ struct Args {
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut a = Args {
-        data: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/tinyshakespeare.txt.gz")),
+        data: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/tinyshakespeare.txt.gz"
+        )),
         steps: 2000,
         seed: 0,
         out: PathBuf::from("char_lm_out"),
@@ -143,14 +146,26 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     std::fs::create_dir_all(&a.out)?;
     let curve = a.out.join("loss.svg");
-    plot::line_chart_svg(&curve, "char_lm: training loss (nats/char)", "step", &[("train", &losses)])?;
+    plot::line_chart_svg(
+        &curve,
+        "char_lm: training loss (nats/char)",
+        "step",
+        &[("train", &losses)],
+    )?;
     let ckpt = a.out.join("char_lm.safetensors");
     checkpoint::save(&model, &ckpt)?;
-    println!("loss curve: {}; checkpoint: {}", curve.display(), ckpt.display());
+    println!(
+        "loss curve: {}; checkpoint: {}",
+        curve.display(),
+        ckpt.display()
+    );
     if a.sample > 0 {
         let prompt = text.encode("ROMEO:\n")?;
         let ids = model.generate(&prompt, a.sample, 0.8, Some(20), &mut rng)?;
-        println!("--- generated (temperature 0.8, top-20) ---\n{}\n---", text.decode(&ids));
+        println!(
+            "--- generated (temperature 0.8, top-20) ---\n{}\n---",
+            text.decode(&ids)
+        );
     }
     match memory::resident_bytes() {
         Some((_, peak)) => println!("peak resident memory (VmHWM): {:.1} MiB", memory::mib(peak)),

@@ -112,7 +112,10 @@ impl CharText {
                 self.vocab.binary_search(&c).map_err(|_| {
                     Error::invalid(
                         "CharText::encode",
-                        format!("{c:?} is not in the vocabulary of {} characters", self.vocab.len()),
+                        format!(
+                            "{c:?} is not in the vocabulary of {} characters",
+                            self.vocab.len()
+                        ),
                     )
                 })
             })
@@ -150,10 +153,16 @@ impl CharText {
         if block == 0 || tokens.len() < block + 2 {
             return Err(Error::invalid(
                 "CharText::sample_windows",
-                format!("{} tokens are too few for windows of {block} + 1", tokens.len()),
+                format!(
+                    "{} tokens are too few for windows of {block} + 1",
+                    tokens.len()
+                ),
             ));
         }
-        let (mut x, mut y) = (Vec::with_capacity(batch * block), Vec::with_capacity(batch * block));
+        let (mut x, mut y) = (
+            Vec::with_capacity(batch * block),
+            Vec::with_capacity(batch * block),
+        );
         for _ in 0..batch {
             let s = rng.gen_range(0..tokens.len() - block - 1);
             x.extend_from_slice(&tokens[s..s + block]);
