@@ -372,6 +372,36 @@ macro_rules! recurrent_layer {
     };
 }
 
+/// `new` and `with_options` of the gated layers (the RNN's take a
+/// nonlinearity too).
+macro_rules! gated_constructors {
+    ($ty:ident, $kind:expr) => {
+        impl<T: Element> $ty<T> {
+            /// One time-major layer with PyTorch's initialisation from `seed`.
+            ///
+            /// # Panics
+            /// If `input_size` or `hidden_size` is zero (use
+            /// [`with_options`](Self::with_options) for an error instead).
+            pub fn new(input_size: usize, hidden_size: usize, seed: u64) -> Self {
+                Self::with_options(input_size, hidden_size, RecurrentOptions::new().seed(seed))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            }
+
+            /// A stack with the given options.
+            ///
+            /// # Errors
+            /// If a size or the layer count is zero.
+            pub fn with_options(
+                input_size: usize,
+                hidden_size: usize,
+                opts: RecurrentOptions,
+            ) -> Result<Self> {
+                Ok($ty(Stack::new($kind, input_size, hidden_size, opts)?))
+            }
+        }
+    };
+}
+
 /// An Elman RNN, `h_t = tanh(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh)` (or
 /// relu), like `torch.nn.RNN`.
 ///
@@ -475,33 +505,6 @@ pub struct Lstm<T: Element = f32>(Stack<T>);
 pub type LstmState<'t, T> = (Var<'t, T>, Var<'t, T>);
 
 impl<T: Element> Lstm<T> {
-    /// One time-major layer with PyTorch's initialisation from `seed`.
-    ///
-    /// # Panics
-    /// If `input_size` or `hidden_size` is zero (use
-    /// [`with_options`](Self::with_options) for an error instead).
-    pub fn new(input_size: usize, hidden_size: usize, seed: u64) -> Self {
-        Self::with_options(input_size, hidden_size, RecurrentOptions::new().seed(seed))
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// A stack with the given options.
-    ///
-    /// # Errors
-    /// If a size or the layer count is zero.
-    pub fn with_options(
-        input_size: usize,
-        hidden_size: usize,
-        opts: RecurrentOptions,
-    ) -> Result<Self> {
-        Ok(Lstm(Stack::new(
-            CellKind::Lstm,
-            input_size,
-            hidden_size,
-            opts,
-        )?))
-    }
-
     /// The output sequence and the final states `(h_n, c_n)`, each `[layers,
     /// batch, hidden]`, starting from `state = (h0, c0)` (same shapes; zeros
     /// when `None`).
@@ -522,6 +525,7 @@ impl<T: Element> Lstm<T> {
     }
 }
 recurrent_layer!(Lstm);
+gated_constructors!(Lstm, CellKind::Lstm);
 
 /// A gated recurrent unit stack, like `torch.nn.GRU`: gates `r, z, n` in
 /// that order; `n = tanh(W_in·x + b_in + r⊙(W_hn·h + b_hn))`, `h = (1 −
@@ -542,33 +546,6 @@ recurrent_layer!(Lstm);
 pub struct Gru<T: Element = f32>(Stack<T>);
 
 impl<T: Element> Gru<T> {
-    /// One time-major layer with PyTorch's initialisation from `seed`.
-    ///
-    /// # Panics
-    /// If `input_size` or `hidden_size` is zero (use
-    /// [`with_options`](Self::with_options) for an error instead).
-    pub fn new(input_size: usize, hidden_size: usize, seed: u64) -> Self {
-        Self::with_options(input_size, hidden_size, RecurrentOptions::new().seed(seed))
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// A stack with the given options.
-    ///
-    /// # Errors
-    /// If a size or the layer count is zero.
-    pub fn with_options(
-        input_size: usize,
-        hidden_size: usize,
-        opts: RecurrentOptions,
-    ) -> Result<Self> {
-        Ok(Gru(Stack::new(
-            CellKind::Gru,
-            input_size,
-            hidden_size,
-            opts,
-        )?))
-    }
-
     /// The output sequence and the final hidden state `h_n` `[layers, batch,
     /// hidden]`, starting from `h0` (same shape; zeros when `None`).
     ///
@@ -586,3 +563,4 @@ impl<T: Element> Gru<T> {
     }
 }
 recurrent_layer!(Gru);
+gated_constructors!(Gru, CellKind::Gru);

@@ -470,73 +470,57 @@ impl<T: Element> Kernel for ForwardCells<'_, T> {
             h,
             c,
         } = self;
-        forward_cells(kind, d, t, xg, hg, out, saved, h, c)
-    }
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn forward_cells<T: Element>(
-    kind: CellKind,
-    d: &SeqDims,
-    t: usize,
-    xg: &[T],
-    hg: &[T],
-    out: &mut [T],
-    saved: &mut [T],
-    h: &mut [T],
-    c: &mut [T],
-) {
-    let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
-    let (sw, gw) = (kind.state_blocks() * hid, kind.saved_blocks() * hid);
-    for b in 0..d.batch {
-        let r = d.row(t, b);
-        let x = &xg[r * gh..(r + 1) * gh];
-        let hr = &hg[b * gh..(b + 1) * gh];
-        let o = &mut out[r * sw..(r + 1) * sw];
-        let s = &mut saved[r * gw..(r + 1) * gw];
-        let hb = &mut h[b * hid..(b + 1) * hid];
-        match kind {
-            CellKind::RnnTanh | CellKind::RnnRelu => {
-                for j in 0..hid {
-                    let pre = x[j] + hr[j];
-                    let y = if kind == CellKind::RnnTanh {
-                        pre.tanh_fast()
-                    } else {
-                        pre.max_val(T::ZERO)
-                    };
-                    o[j] = y;
-                    hb[j] = y;
+        let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
+        let (sw, gw) = (kind.state_blocks() * hid, kind.saved_blocks() * hid);
+        for b in 0..d.batch {
+            let r = d.row(t, b);
+            let x = &xg[r * gh..(r + 1) * gh];
+            let hr = &hg[b * gh..(b + 1) * gh];
+            let o = &mut out[r * sw..(r + 1) * sw];
+            let s = &mut saved[r * gw..(r + 1) * gw];
+            let hb = &mut h[b * hid..(b + 1) * hid];
+            match kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    for j in 0..hid {
+                        let pre = x[j] + hr[j];
+                        let y = if kind == CellKind::RnnTanh {
+                            pre.tanh_fast()
+                        } else {
+                            pre.max_val(T::ZERO)
+                        };
+                        o[j] = y;
+                        hb[j] = y;
+                    }
                 }
-            }
-            CellKind::Lstm => {
-                let cb = &mut c[b * hid..(b + 1) * hid];
-                let [xi, xf, xc, xo] = blocks(x, hid);
-                let [hi, hf, hc, ho] = blocks(hr, hid);
-                let [si, sf, sg, so] = blocks_mut(s, hid);
-                let [oh, oc] = blocks_mut(o, hid);
-                for j in 0..hid {
-                    let i = (xi[j] + hi[j]).sigmoid_fast();
-                    let f = (xf[j] + hf[j]).sigmoid_fast();
-                    let g = (xc[j] + hc[j]).tanh_fast();
-                    let og = (xo[j] + ho[j]).sigmoid_fast();
-                    let cn = f * cb[j] + i * g;
-                    let hn = og * cn.tanh_fast();
-                    (si[j], sf[j], sg[j], so[j]) = (i, f, g, og);
-                    (oh[j], oc[j]) = (hn, cn);
-                    (hb[j], cb[j]) = (hn, cn);
+                CellKind::Lstm => {
+                    let cb = &mut c[b * hid..(b + 1) * hid];
+                    let [xi, xf, xc, xo] = blocks(x, hid);
+                    let [hi, hf, hc, ho] = blocks(hr, hid);
+                    let [si, sf, sg, so] = blocks_mut(s, hid);
+                    let [oh, oc] = blocks_mut(o, hid);
+                    for j in 0..hid {
+                        let i = (xi[j] + hi[j]).sigmoid_fast();
+                        let f = (xf[j] + hf[j]).sigmoid_fast();
+                        let g = (xc[j] + hc[j]).tanh_fast();
+                        let og = (xo[j] + ho[j]).sigmoid_fast();
+                        let cn = f * cb[j] + i * g;
+                        let hn = og * cn.tanh_fast();
+                        (si[j], sf[j], sg[j], so[j]) = (i, f, g, og);
+                        (oh[j], oc[j]) = (hn, cn);
+                        (hb[j], cb[j]) = (hn, cn);
+                    }
                 }
-            }
-            CellKind::Gru => {
-                for j in 0..hid {
-                    let rg = (x[j] + hr[j]).sigmoid_fast();
-                    let z = (x[hid + j] + hr[hid + j]).sigmoid_fast();
-                    let hn = hr[2 * hid + j];
-                    let n = (x[2 * hid + j] + rg * hn).tanh_fast();
-                    let y = (T::ONE - z) * n + z * hb[j];
-                    (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]) = (rg, z, n, hn);
-                    o[j] = y;
-                    hb[j] = y;
+                CellKind::Gru => {
+                    for j in 0..hid {
+                        let rg = (x[j] + hr[j]).sigmoid_fast();
+                        let z = (x[hid + j] + hr[hid + j]).sigmoid_fast();
+                        let hn = hr[2 * hid + j];
+                        let n = (x[2 * hid + j] + rg * hn).tanh_fast();
+                        let y = (T::ONE - z) * n + z * hb[j];
+                        (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]) = (rg, z, n, hn);
+                        o[j] = y;
+                        hb[j] = y;
+                    }
                 }
             }
         }
@@ -582,90 +566,68 @@ impl<T: Element> Kernel for BackwardCells<'_, T> {
             dc_next,
             direct,
         } = self;
-        backward_cells(
-            kind, d, t, out, gout, saved, h0v, c0v, dxg, dhg, dh_next, dc_next, direct,
-        )
-    }
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_cells<T: Element>(
-    kind: CellKind,
-    d: &SeqDims,
-    t: usize,
-    out: &[T],
-    gout: &[T],
-    saved: &[T],
-    h0v: &[T],
-    c0v: Option<&[T]>,
-    dxg: &mut [T],
-    dhg: &mut [T],
-    dh_next: &[T],
-    dc_next: &mut [T],
-    direct: &mut [T],
-) {
-    let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
-    let (sw, gw) = (kind.state_blocks() * hid, kind.saved_blocks() * hid);
-    let prev_h = |t: usize, b: usize| prev_state(d, out, h0v, sw, t, b);
-    for b in 0..d.batch {
-        let r = d.row(t, b);
-        let (o, go) = (&out[r * sw..(r + 1) * sw], &gout[r * sw..(r + 1) * sw]);
-        let s = &saved[r * gw..(r + 1) * gw];
-        let dx = &mut dxg[r * gh..(r + 1) * gh];
-        let dhn = &dh_next[b * hid..(b + 1) * hid];
-        match kind {
-            CellKind::RnnTanh => {
-                for j in 0..hid {
-                    dx[j] = (go[j] + dhn[j]) * (T::ONE - o[j] * o[j]);
+        let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
+        let (sw, gw) = (kind.state_blocks() * hid, kind.saved_blocks() * hid);
+        let prev_h = |t: usize, b: usize| prev_state(d, out, h0v, sw, t, b);
+        for b in 0..d.batch {
+            let r = d.row(t, b);
+            let (o, go) = (&out[r * sw..(r + 1) * sw], &gout[r * sw..(r + 1) * sw]);
+            let s = &saved[r * gw..(r + 1) * gw];
+            let dx = &mut dxg[r * gh..(r + 1) * gh];
+            let dhn = &dh_next[b * hid..(b + 1) * hid];
+            match kind {
+                CellKind::RnnTanh => {
+                    for j in 0..hid {
+                        dx[j] = (go[j] + dhn[j]) * (T::ONE - o[j] * o[j]);
+                    }
                 }
-            }
-            CellKind::RnnRelu => {
-                for j in 0..hid {
-                    dx[j] = if o[j] > T::ZERO {
-                        go[j] + dhn[j]
+                CellKind::RnnRelu => {
+                    for j in 0..hid {
+                        dx[j] = if o[j] > T::ZERO {
+                            go[j] + dhn[j]
+                        } else {
+                            T::ZERO
+                        };
+                    }
+                }
+                CellKind::Lstm => {
+                    let c_prev: &[T] = if t == 0 {
+                        &c0v.as_ref().expect("checked: the LSTM has c0")[b * hid..(b + 1) * hid]
                     } else {
-                        T::ZERO
+                        let q = d.row(t - 1, b) * sw;
+                        &out[q + hid..q + 2 * hid]
                     };
+                    let c_prev = &c_prev[..hid];
+                    let dcn = &mut dc_next[b * hid..(b + 1) * hid];
+                    let [si, sf, sg, so] = blocks(s, hid);
+                    let [oc, goh, goc, dhn] = [&o[hid..], &go[..hid], &go[hid..], &dhn[..hid]];
+                    let [di, df, dg, dout] = blocks_mut(dx, hid);
+                    for j in 0..hid {
+                        let (i, f, g, og) = (si[j], sf[j], sg[j], so[j]);
+                        let tc = oc[j].tanh_fast();
+                        let dh = goh[j] + dhn[j];
+                        let dc = goc[j] + dcn[j] + dh * og * (T::ONE - tc * tc);
+                        di[j] = dc * g * i * (T::ONE - i);
+                        df[j] = dc * c_prev[j] * f * (T::ONE - f);
+                        dg[j] = dc * i * (T::ONE - g * g);
+                        dout[j] = dh * tc * og * (T::ONE - og);
+                        dcn[j] = dc * f;
+                    }
                 }
-            }
-            CellKind::Lstm => {
-                let c_prev: &[T] = if t == 0 {
-                    &c0v.as_ref().expect("checked: the LSTM has c0")[b * hid..(b + 1) * hid]
-                } else {
-                    let q = d.row(t - 1, b) * sw;
-                    &out[q + hid..q + 2 * hid]
-                };
-                let c_prev = &c_prev[..hid];
-                let dcn = &mut dc_next[b * hid..(b + 1) * hid];
-                let [si, sf, sg, so] = blocks(s, hid);
-                let [oc, goh, goc, dhn] = [&o[hid..], &go[..hid], &go[hid..], &dhn[..hid]];
-                let [di, df, dg, dout] = blocks_mut(dx, hid);
-                for j in 0..hid {
-                    let (i, f, g, og) = (si[j], sf[j], sg[j], so[j]);
-                    let tc = oc[j].tanh_fast();
-                    let dh = goh[j] + dhn[j];
-                    let dc = goc[j] + dcn[j] + dh * og * (T::ONE - tc * tc);
-                    di[j] = dc * g * i * (T::ONE - i);
-                    df[j] = dc * c_prev[j] * f * (T::ONE - f);
-                    dg[j] = dc * i * (T::ONE - g * g);
-                    dout[j] = dh * tc * og * (T::ONE - og);
-                    dcn[j] = dc * f;
-                }
-            }
-            CellKind::Gru => {
-                let hp = prev_h(t, b);
-                let dh_side = &mut dhg[r * gh..(r + 1) * gh];
-                let dir = &mut direct[b * hid..(b + 1) * hid];
-                for j in 0..hid {
-                    let (rg, z, n, hn) = (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]);
-                    let dh = go[j] + dhn[j];
-                    let dn = dh * (T::ONE - z) * (T::ONE - n * n);
-                    let dz = dh * (hp[j] - n) * z * (T::ONE - z);
-                    let dr = dn * hn * rg * (T::ONE - rg);
-                    (dx[j], dx[hid + j], dx[2 * hid + j]) = (dr, dz, dn);
-                    (dh_side[j], dh_side[hid + j], dh_side[2 * hid + j]) = (dr, dz, dn * rg);
-                    dir[j] = dh * z;
+                CellKind::Gru => {
+                    let hp = prev_h(t, b);
+                    let dh_side = &mut dhg[r * gh..(r + 1) * gh];
+                    let dir = &mut direct[b * hid..(b + 1) * hid];
+                    for j in 0..hid {
+                        let (rg, z, n, hn) = (s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j]);
+                        let dh = go[j] + dhn[j];
+                        let dn = dh * (T::ONE - z) * (T::ONE - n * n);
+                        let dz = dh * (hp[j] - n) * z * (T::ONE - z);
+                        let dr = dn * hn * rg * (T::ONE - rg);
+                        (dx[j], dx[hid + j], dx[2 * hid + j]) = (dr, dz, dn);
+                        (dh_side[j], dh_side[hid + j], dh_side[2 * hid + j]) = (dr, dz, dn * rg);
+                        dir[j] = dh * z;
+                    }
                 }
             }
         }
