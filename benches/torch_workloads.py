@@ -279,6 +279,28 @@ def bench_conv():
     yield f"cnn_step/lenet-16-32/{CNN_BATCH}", cnn_step_fn(), None
 
 
+LSTM_IN, LSTM_HIDDEN, LSTM_SEQ, LSTM_BATCH = 32, 128, 50, 32
+
+
+def bench_lstm():
+    """lstm_step: torch.nn.LSTM(32, 128, batch_first=True) over 50 steps of a
+    batch of 32, the last step's h -> Linear(128, 1), MSE, SGD (lr 0.01);
+    the definition of ../shared/bench/bench_torch.py."""
+    lstm = torch.nn.LSTM(LSTM_IN, LSTM_HIDDEN, batch_first=True)
+    head = torch.nn.Linear(LSTM_HIDDEN, 1)
+    opt = torch.optim.SGD(list(lstm.parameters()) + list(head.parameters()), lr=LR)
+    x = torch.randn(LSTM_BATCH, LSTM_SEQ, LSTM_IN)
+    y = torch.randn(LSTM_BATCH, 1)
+
+    def step():
+        out, _ = lstm(x)
+        torch.nn.functional.mse_loss(head(out[:, -1]), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    yield f"lstm_step/{LSTM_IN}-{LSTM_HIDDEN}x{LSTM_SEQ}/{LSTM_BATCH}", step, None
+
+
 def peak_resident_mib():
     """This process's peak resident memory (VmHWM), as mlp_memory reports it."""
     try:
@@ -318,8 +340,7 @@ def main(filters):
         return not filters or any(f in name for f in filters)
 
     for group in (bench_matmul, bench_scalar_tape, bench_elementwise, bench_mlp,
-                  bench_transforms,
-                  bench_transformer, bench_conv):
+                  bench_transforms, bench_transformer, bench_conv, bench_lstm):
         for name, step, elements in group():
             if wanted(name):
                 report(name, step, elements)

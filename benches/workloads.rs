@@ -7,7 +7,8 @@
 //! `-- matmul` picks some). Ids: `matmul/f32/{128,512,1024}`,
 //! `scalar_tape/tanh_chain/10002`, `elementwise/tanh_fma/1000000`,
 //! `mlp_step/784-512-512-10/128`, `small_mlp_step/2-16-16-1/{32,1}`,
-//! `conv2d/32x3x32x32-64k3`, `cnn_step/lenet-16-32/64`.
+//! `conv2d/32x3x32x32-64k3`, `cnn_step/lenet-16-32/64`,
+//! `lstm_step/32-128x50/32`.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
@@ -240,7 +241,7 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(3));
-    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp, transformer_step, conv2d
+    targets = matmul, scalar_tape, elementwise, mlp_step, jacobian, per_sample_grads, hvp, transformer_step, conv2d, lstm_step
 }
 criterion_main!(workloads);
 
@@ -276,6 +277,35 @@ fn transformer_step(c: &mut Criterion) {
                 loss::cross_entropy(logits.reshape(&[batch * block, vocab]).unwrap(), &y).unwrap();
             let grads = model.grads(&tape.backward(l).unwrap());
             black_box(opt.step(model.parameters_mut(), &grads).unwrap())
+        })
+    });
+    g.finish();
+}
+
+/// lstm_step: one-layer LSTM (input 32, hidden 128, batch first), batch 32,
+/// 50 steps; the last step's `h` → Linear(128, 1), MSE against random
+/// targets, plain SGD (lr 0.01) on every parameter.
+fn lstm_step(c: &mut Criterion) {
+    use tapegrad::nn::{loss, Linear, Lstm, Module, Optimizer, RecurrentOptions, Sgd};
+    let (batch, seq, input, hidden) = (32, 50, 32, 128);
+    let opts = RecurrentOptions::new().batch_first(true).seed(1);
+    let mut lstm = Lstm::<f32>::with_options(input, hidden, opts).unwrap();
+    let mut head = Linear::<f32>::new(hidden, 1, 2);
+    let x = Tensor::<f32>::randn_seeded(&[batch, seq, input], 3);
+    let y = Tensor::<f32>::randn_seeded(&[batch, 1], 4);
+    let mut sgd = Sgd::new(0.01);
+    let mut g = c.benchmark_group("lstm_step");
+    g.bench_function(BenchmarkId::new("32-128x50", batch), |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let out = lstm.forward(&tape, tape.constant(x.clone())).unwrap();
+            let last = out.select(1, seq - 1).unwrap();
+            let pred = head.forward(&tape, last).unwrap();
+            let l = loss::mse(pred, tape.constant(y.clone())).unwrap();
+            let grads = tape.backward(l).unwrap();
+            let (gl, gh) = (lstm.grads(&grads), head.grads(&grads));
+            sgd.step(lstm.parameters_mut(), &gl).unwrap();
+            black_box(sgd.step(head.parameters_mut(), &gh).unwrap())
         })
     });
     g.finish();

@@ -27,5 +27,6 @@ pub mod prelude {
         AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Flatten, GlobalAvgPool2d, MaxPool2d,
         Unflatten,
     };
+    pub use tapegrad_nn::{Gru, Lstm, RecurrentOptions, Rnn};
     pub use tapegrad_tensor::{ConvParams, Element, Tensor};
 }

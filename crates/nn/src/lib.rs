@@ -25,7 +25,8 @@
 //! ```
 //!
 //! - Models: [`Module`], [`Linear`], [`Sequential`], [`Mlp`], [`Dropout`],
-//!   [`Activation`] (and the functions in [`activation`]), initialisers in
+//!   [`Activation`] (and the functions in [`activation`]), recurrent layers
+//!   [`Rnn`], [`Lstm`] and [`Gru`], initialisers in
 //!   [`Init`]. Parameters are [`Param`]s with PyTorch's `state_dict` names.
 //! - Convolutional networks ([`layers`]): [`Conv1d`], [`Conv2d`],
 //!   [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`],
@@ -78,6 +79,7 @@ mod per_sample;
 pub mod plot;
 mod recompute;
 pub mod record;
+mod recurrent;
 mod sampling;
 mod sequential;
 pub mod train;
@@ -103,6 +105,7 @@ pub use param::{Param, ParamId};
 pub use per_sample::{per_sample_grads, PerSampleGrads, PerSampleMethod};
 pub use recompute::{checkpoint, CheckpointedSequential};
 pub use record::{LayerStats, TrainingRecorder};
+pub use recurrent::{Gru, Lstm, LstmState, Nonlinearity, RecurrentOptions, Rnn};
 pub use sampling::sample_token;
 pub use sequential::Sequential;
 pub use train::{

@@ -117,6 +117,7 @@ pub use layout::{broadcast_shapes, contiguous_strides, Layout};
 pub use ops::conv::ConvParams;
 pub use ops::operators;
 pub use ops::pooling::avg_pool_as_conv;
+pub use ops::recurrent;
 pub use ops::unary::{sigmoid_scalar, softplus_scalar};
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -300,6 +300,15 @@ mod wide {
     use super::*;
 
     #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn run_avx2<K: Kernel>(k: K) -> K::Output {
+        k.run()
+    }
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn run_avx512<K: Kernel>(k: K) -> K::Output {
+        k.run()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn map_avx2<T: Copy, F: Fn(T) -> T>(
         s: &[T],
         d: &mut [MaybeUninit<T>],
@@ -517,6 +526,30 @@ macro_rules! dispatch {
 
 mod extreme;
 pub(crate) use extreme::{arg_extreme_rows, extreme_rows};
+
+/// An ad-hoc fused kernel (the recurrent cells) for [`run_wide`]. Mark
+/// `run` `#[inline(always)]`: it must be inlined into the wide copies to be
+/// compiled with their instruction set (a closure is not reliably inlined,
+/// which is why this is a trait).
+pub(crate) trait Kernel {
+    /// What the kernel returns.
+    type Output;
+    /// The kernel's work.
+    fn run(self) -> Self::Output;
+}
+
+#[inline(always)]
+fn run_kernel<K: Kernel>(k: K) -> K::Output {
+    k.run()
+}
+
+/// Runs `k` inside the AVX2 / AVX-512 copy for this CPU, so its loops get
+/// the wide vectors and hardware FMA ([`fastmath`](crate::fastmath)
+/// functions in it are not library calls).
+#[inline]
+pub(crate) fn run_wide<K: Kernel>(k: K) -> K::Output {
+    dispatch!(run_kernel, run_avx2, run_avx512, (k))
+}
 
 /// `dst[i] = f(src[i])` for every element of `dst` (`src` must be at least as long).
 #[inline]

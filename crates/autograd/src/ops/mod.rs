@@ -14,6 +14,7 @@
 //! | [`matmul`] | matmul |
 //! | [`conv`] | conv2d, conv_transpose2d, conv2d_weight_grad, unfold, fold, take_flat, scatter_add_flat (max pooling) |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
+//! | [`recurrent`] | a whole RNN / LSTM / GRU sequence (fused backpropagation through time) |
 //! | [`gelu`] | gelu (exact, with `gelu_grad`), gelu_tanh |
 //! | [`norm`] | layer_norm (fused) |
 //! | [`embedding`] | embedding, embedding_backward |
@@ -33,6 +34,7 @@ pub mod index;
 pub mod math;
 pub mod matmul;
 pub mod norm;
+pub mod recurrent;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

@@ -8,6 +8,7 @@ pub(crate) mod matmul;
 pub(crate) mod movement;
 pub mod operators;
 pub(crate) mod pooling;
+pub mod recurrent;
 pub(crate) mod reduce;
 pub(crate) mod seq;
 pub(crate) mod strided;
