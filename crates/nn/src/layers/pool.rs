@@ -30,6 +30,45 @@ impl Window {
     }
 }
 
+/// The constructor, builder methods and `Module` impl of a pooling layer
+/// that wraps a [`Window`] and calls the `Var` pooling op `$op`.
+macro_rules! pooling_layer {
+    ($name:ident, $op:ident) => {
+        impl $name {
+            /// A square window of `kernel_size`, the same stride, no padding.
+            pub fn new(kernel_size: usize) -> Self {
+                $name(Window::square(kernel_size))
+            }
+            /// The same stride along both axes.
+            pub fn stride(mut self, s: usize) -> Self {
+                self.0.stride = [s, s];
+                self
+            }
+            /// The same padding on every side (at most half the kernel).
+            pub fn padding(mut self, p: usize) -> Self {
+                self.0.padding = [p, p];
+                self
+            }
+        }
+
+        impl<T: Element> Module<T> for $name {
+            fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
+                let w = self.0;
+                x.$op(w.kernel, w.stride, w.padding).map_err(|e| {
+                    layer_error(
+                        None,
+                        &w.describe(stringify!($name)),
+                        format!("input of shape {:?}: {e}", x.shape().as_slice()),
+                    )
+                })
+            }
+            fn describe(&self) -> String {
+                self.0.describe(stringify!($name))
+            }
+        }
+    };
+}
+
 /// 2-d max pooling (`torch.nn.MaxPool2d`): the maximum of each window of
 /// `[N, C, H, W]`. The stride defaults to the kernel size; padding counts
 /// as −∞. The gradient goes to each window's maximum, on ties to the
@@ -48,38 +87,7 @@ impl Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaxPool2d(Window);
 
-impl MaxPool2d {
-    /// A square window of `kernel_size`, the same stride, no padding.
-    pub fn new(kernel_size: usize) -> Self {
-        MaxPool2d(Window::square(kernel_size))
-    }
-    /// The same stride along both axes.
-    pub fn stride(mut self, s: usize) -> Self {
-        self.0.stride = [s, s];
-        self
-    }
-    /// The same padding on every side (at most half the kernel).
-    pub fn padding(mut self, p: usize) -> Self {
-        self.0.padding = [p, p];
-        self
-    }
-}
-
-impl<T: Element> Module<T> for MaxPool2d {
-    fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
-        let w = self.0;
-        x.max_pool2d(w.kernel, w.stride, w.padding).map_err(|e| {
-            layer_error(
-                None,
-                &w.describe("MaxPool2d"),
-                format!("input of shape {:?}: {e}", x.shape().as_slice()),
-            )
-        })
-    }
-    fn describe(&self) -> String {
-        self.0.describe("MaxPool2d")
-    }
-}
+pooling_layer!(MaxPool2d, max_pool2d);
 
 /// 2-d average pooling (`torch.nn.AvgPool2d` with its defaults,
 /// `count_include_pad=True`): the mean of each window, the divisor always
@@ -97,38 +105,7 @@ impl<T: Element> Module<T> for MaxPool2d {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AvgPool2d(Window);
 
-impl AvgPool2d {
-    /// A square window of `kernel_size`, the same stride, no padding.
-    pub fn new(kernel_size: usize) -> Self {
-        AvgPool2d(Window::square(kernel_size))
-    }
-    /// The same stride along both axes.
-    pub fn stride(mut self, s: usize) -> Self {
-        self.0.stride = [s, s];
-        self
-    }
-    /// The same padding on every side (at most half the kernel).
-    pub fn padding(mut self, p: usize) -> Self {
-        self.0.padding = [p, p];
-        self
-    }
-}
-
-impl<T: Element> Module<T> for AvgPool2d {
-    fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> TapeResult<Var<'t, T>> {
-        let w = self.0;
-        x.avg_pool2d(w.kernel, w.stride, w.padding).map_err(|e| {
-            layer_error(
-                None,
-                &w.describe("AvgPool2d"),
-                format!("input of shape {:?}: {e}", x.shape().as_slice()),
-            )
-        })
-    }
-    fn describe(&self) -> String {
-        self.0.describe("AvgPool2d")
-    }
-}
+pooling_layer!(AvgPool2d, avg_pool2d);
 
 /// Global average pooling: `[N, C, H, W]` → `[N, C]`, each channel's mean
 /// (PyTorch: `nn.AdaptiveAvgPool2d(1)` then `nn.Flatten()`).
