@@ -97,6 +97,12 @@ def fmt_time(s):
     return f"{s * 1e12:.3g} ps"
 
 
+def fmt_runs(times):
+    """The median of the runs' medians and the spread (max − min) / median."""
+    mid = statistics.median(times)
+    return f"{fmt_time(mid)} [±{(max(times) - min(times)) / mid * 50:.0f}%]"
+
+
 def load_average():
     try:
         return open("/proc/loadavg").read().split()[0]
@@ -125,15 +131,16 @@ def main():
 
     ids = [i for i in ours[0] if not args.filters or any(f in i for f in args.filters)]
     width = max((len(i) for i in ids), default=10)
-    print(f"{'workload':{width}s}  {'ours (median)':>14s}  {'torch (median)':>14s}  ratio per pair → median [min–max]")
+    print(f"{'workload':{width}s}  {'ours: median [spread]':>24s}  {'torch: median [spread]':>24s}"
+          "  ratio per pair → median [min–max]")
     for wid in ids:
         our_times = [run[wid] for run in ours if wid in run]
         their_times = [run[wid] for run in theirs if wid in run]
-        line = f"{wid:{width}s}  {fmt_time(statistics.median(our_times)):>14s}"
+        line = f"{wid:{width}s}  {fmt_runs(our_times):>24s}"
         if len(their_times) == len(our_times) and their_times:
             ratios = [a / b for a, b in zip(our_times, their_times)]
             pairs = " ".join(f"{r:.2f}" for r in ratios)
-            line += (f"  {fmt_time(statistics.median(their_times)):>14s}  {pairs} → "
+            line += (f"  {fmt_runs(their_times):>24s}  {pairs} → "
                      f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]")
         print(line)
 
