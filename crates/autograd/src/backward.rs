@@ -134,9 +134,9 @@ pub(crate) enum Frugal<'a> {
     /// Only the gradients of positions marked `true` are kept (`grad`:
     /// the requested inputs).
     KeepMarked(&'a [bool]),
-    /// Only the leaves' gradients are kept, and each node (its value and
-    /// what its op saved) is popped off the tape as soon as its rule has
-    /// run: for a tape that is cleared right after the pass
+    /// Only the leaves' gradients are kept (made contiguous), and each node
+    /// (its value and what its op saved) is popped off the tape as soon as
+    /// its rule has run: for a tape that is cleared right after the pass
     /// ([`Tape::backward_and_clear`]).
     ConsumeTape,
 }
@@ -526,6 +526,13 @@ impl<T: Element> Tape<T> {
         }
         if !matches!(frugal, Frugal::ConsumeTape) {
             return nodes;
+        }
+        // A leaf's gradient may arrive as a strided view (a `Linear`
+        // weight's comes transposed) of a buffer nothing else uses. Made
+        // contiguous now, one at a time, the optimiser can read it in
+        // place instead of copying every parameter's at once.
+        if let Some(g) = grads[pos].as_mut().filter(|g| !g.is_contiguous()) {
+            *g = g.to_contiguous();
         }
         drop(nodes);
         // One node at a time, each dropped outside the borrow: an op's
