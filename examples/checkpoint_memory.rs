@@ -15,7 +15,10 @@
 //! It prints the median step time over the steps after the first, the peak
 //! resident memory (`VmHWM`), and the peak minus the resident memory once
 //! the model and data exist: what the steps themselves needed
-//! (activations, gradients, the optimiser's work).
+//! (activations, gradients, the optimiser's work). The backward pass is
+//! `Tape::backward_and_clear`, which frees each activation and
+//! intermediate gradient as soon as it has been used, as PyTorch's
+//! `loss.backward()` does.
 
 #[path = "../tests/common/memory.rs"]
 mod memory;
