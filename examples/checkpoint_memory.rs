@@ -15,7 +15,10 @@
 //! It prints the median step time over the steps after the first, the peak
 //! resident memory (`VmHWM`), and the peak minus the resident memory once
 //! the model and data exist: what the steps themselves needed
-//! (activations, gradients, the optimiser's work).
+//! (activations, gradients, the optimiser's work). The backward pass is
+//! `Tape::backward_and_clear`, which frees each activation and
+//! intermediate gradient as soon as it has been used, as PyTorch's
+//! `loss.backward()` does.
 
 #[path = "../tests/common/memory.rs"]
 mod memory;
@@ -61,8 +64,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for _ in 0..steps {
         let t0 = Instant::now();
-        let grads = {
-            let tape = Tape::new();
+        let mut tape = Tape::new();
+        let root = {
             let out = model.forward(&tape, tape.constant(x.clone()))?;
             if times.is_empty() {
                 println!(
@@ -70,9 +73,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     memory::mib(activation_bytes(&tape))
                 );
             }
-            let l = mse(out, tape.constant(y.clone()))?;
-            model.grads(&tape.backward(l)?)
+            mse(out, tape.constant(y.clone()))?.var_id()
         };
+        // The pass frees each activation and intermediate gradient as soon
+        // as it is used, and leaves the tape empty.
+        let grads = model.grads(&tape.backward_and_clear(root)?);
+        drop(tape);
         if times.is_empty() {
             let hwm = memory::resident_bytes().map_or(0, |(_, peak)| peak);
             println!(

@@ -41,6 +41,18 @@ pub struct Gradients<T: Element> {
 }
 
 impl<T: Element> Gradients<T> {
+    pub(crate) fn new(
+        grads: Vec<Option<Tensor<T>>>,
+        params: Vec<(usize, u64)>,
+        tape_id: u64,
+    ) -> Self {
+        Gradients {
+            grads,
+            params,
+            tape_id,
+        }
+    }
+
     /// The gradient of the root with respect to `v`, or `None` if the root
     /// does not depend on `v` (or `v` needs no gradient).
     /// A `v` from another tape (or an earlier recording of this one) has
@@ -109,6 +121,24 @@ impl<T: Element> Gradients<T> {
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
     }
+}
+
+/// What a value pass may free as the sweep moves down the tape. Once the
+/// sweep is past a position, nothing reads its gradient or (but a printer
+/// or a second pass) its value again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Frugal<'a> {
+    /// Nothing: every gradient is returned and the tape is left whole
+    /// (`backward`, the printers, the parameter hook).
+    KeepAll,
+    /// Only the gradients of positions marked `true` are kept (`grad`:
+    /// the requested inputs).
+    KeepMarked(&'a [bool]),
+    /// Only the leaves' gradients are kept (made contiguous), and each node
+    /// (its value and what its op saved) is popped off the tape as soon as
+    /// its rule has run: for a tape that is cleared right after the pass
+    /// ([`Tape::backward_and_clear`]).
+    ConsumeTape,
 }
 
 /// One step of a recorded backward pass: the chain rule at one node.
@@ -194,6 +224,16 @@ impl<T: Element> Tape<T> {
         trace: Option<&mut BackwardTrace<T>>,
         reached: Option<&mut Reached<'_, T>>,
     ) -> Result<Gradients<T>> {
+        self.check_seed(root, &seed)?;
+        let start_len = self.len();
+        let result = self.run_values(vec![(root.id(), seed)], trace, reached, Frugal::KeepAll);
+        // Rules without a value form recorded their helper ops; drop them.
+        self.truncate(start_len);
+        Ok(Gradients::new(result?, self.param_keys(), self.id()))
+    }
+
+    /// Checks that `root` is on this tape and `seed` has its shape.
+    pub(crate) fn check_seed(&self, root: Var<'_, T>, seed: &Tensor<T>) -> Result<()> {
         self.check_own(root, "backward")?;
         if seed.dims() != root.shape() {
             return Err(Error::SeedShape {
@@ -202,15 +242,7 @@ impl<T: Element> Tape<T> {
                 got: seed.dims().to_vec(),
             });
         }
-        let start_len = self.len();
-        let result = self.run_values(vec![(root.id(), seed)], trace, reached);
-        // Rules without a value form recorded their helper ops; drop them.
-        self.truncate(start_len);
-        Ok(Gradients {
-            grads: result?,
-            params: self.param_keys(),
-            tape_id: self.id(),
-        })
+        Ok(())
     }
 
     /// Gradients of `outputs` (each a scalar, seeded with 1, summed) with
@@ -240,8 +272,16 @@ impl<T: Element> Tape<T> {
             .iter()
             .map(|&o| Ok((o.id(), self.scalar_seed(o)?)))
             .collect::<Result<Vec<_>>>()?;
+        // Only the inputs' gradients are returned: the others are freed as
+        // soon as the sweep is past them.
+        let mut wanted = vec![false; self.len()];
+        for i in inputs {
+            if let Some(w) = wanted.get_mut(i.id()) {
+                *w = true;
+            }
+        }
         let start_len = self.len();
-        let grads = self.run_values(roots, None, None);
+        let grads = self.run_values(roots, None, None, Frugal::KeepMarked(&wanted));
         self.truncate(start_len);
         self.pick(inputs, &grads?, |g| g.clone())
     }
@@ -350,8 +390,10 @@ impl<T: Element> Tape<T> {
         roots: Vec<(usize, Tensor<T>)>,
         mut trace: Option<&mut BackwardTrace<T>>,
         mut reached: Option<&mut Reached<'_, T>>,
+        frugal: Frugal<'_>,
     ) -> Result<Vec<Option<Tensor<T>>>> {
         let n = roots.iter().map(|r| r.0 + 1).max().unwrap_or(0);
+        let frees = !matches!(frugal, Frugal::KeepAll);
         let mut grads: Vec<Option<Tensor<T>>> = Vec::with_capacity(n);
         grads.resize_with(n, || None);
         let was = self.set_grad_enabled(false);
@@ -363,6 +405,11 @@ impl<T: Element> Tape<T> {
             // tape); only a recorded rule, which records ops, releases it.
             let mut nodes = self.nodes.borrow();
             for i in (0..n).rev() {
+                // Position `i + 1` is done: its rule has run and every
+                // consumer of its value and gradient sits above it.
+                if frees && i + 1 < n {
+                    nodes = self.let_go(i + 1, nodes, &mut grads, frugal);
+                }
                 // Inputs sit before their op on the tape, so every gradient
                 // this step sends lands in `before`.
                 let (before, rest) = grads.split_at_mut(i);
@@ -447,10 +494,60 @@ impl<T: Element> Tape<T> {
                     });
                 }
             }
+            if frees && n > 0 {
+                drop(self.let_go(0, nodes, &mut grads, frugal));
+            }
             Ok(())
         })();
         self.set_grad_enabled(was);
         result.map(|()| grads)
+    }
+
+    /// Frees what a frugal pass no longer needs once the sweep has gone past
+    /// position `pos`: its gradient unless `frugal` keeps it, and with
+    /// [`Frugal::ConsumeTape`] the node itself (its value and whatever its
+    /// op saved) with any helper nodes a recorded rule left above it.
+    /// Takes and gives back the pass's borrow of the nodes.
+    #[cold]
+    fn let_go<'a>(
+        &'a self,
+        pos: usize,
+        nodes: std::cell::Ref<'a, Vec<Node<T>>>,
+        grads: &mut [Option<Tensor<T>>],
+        frugal: Frugal<'_>,
+    ) -> std::cell::Ref<'a, Vec<Node<T>>> {
+        let keep = match frugal {
+            Frugal::KeepAll => true,
+            Frugal::KeepMarked(marked) => marked.get(pos).copied().unwrap_or(false),
+            Frugal::ConsumeTape => nodes[pos].op.is_none(),
+        };
+        if !keep {
+            grads[pos] = None;
+        }
+        if !matches!(frugal, Frugal::ConsumeTape) {
+            return nodes;
+        }
+        // A leaf's gradient may arrive as a strided view (a `Linear`
+        // weight's comes transposed) of a buffer nothing else uses. Made
+        // contiguous now, one at a time, the optimiser can read it in
+        // place instead of copying every parameter's at once.
+        if let Some(g) = grads[pos].as_mut().filter(|g| !g.is_contiguous()) {
+            *g = g.to_contiguous();
+        }
+        drop(nodes);
+        // One node at a time, each dropped outside the borrow: an op's
+        // destructor is user code.
+        loop {
+            let popped = {
+                let mut nodes = self.nodes.borrow_mut();
+                if nodes.len() <= pos {
+                    break;
+                }
+                nodes.pop()
+            };
+            drop(popped);
+        }
+        self.nodes.borrow()
     }
 
     /// The input gradients of node `i` given its output gradient `g`, as

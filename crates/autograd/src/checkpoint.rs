@@ -8,7 +8,8 @@
 //! backward pass runs it again:
 //! - for gradients that will not be differentiated again (`backward`,
 //!   `grad`), on a scratch tape, whose backward pass gives the inputs'
-//!   gradients; the recomputed values are freed when the rule returns;
+//!   gradients and frees each recomputed value and intermediate gradient
+//!   as soon as it has been used ([`Tape::backward_and_clear`]);
 //! - for `grad_graph` (second order), on the main tape itself, behind
 //!   identity nodes standing for the inputs, and differentiated there with
 //!   a backward pass that stops at those nodes, so the gradient is recorded
@@ -186,22 +187,33 @@ impl<T: Element> Op<T> for Checkpoint<T> {
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         Some((|| {
-            let scratch = Tape::<T>::new();
-            let vars: Vec<Var<'_, T>> = cx
-                .inputs
+            let mut scratch = Tape::<T>::new();
+            let (root, inputs) = {
+                let vars: Vec<Var<'_, T>> = cx
+                    .inputs
+                    .iter()
+                    .zip(cx.needs_grad)
+                    .map(|(x, &need)| {
+                        if need {
+                            scratch.leaf((*x).clone())
+                        } else {
+                            scratch.constant((*x).clone())
+                        }
+                    })
+                    .collect();
+                let y = self.run(&scratch, &vars)?;
+                (
+                    y.var_id(),
+                    vars.iter().map(|v| v.var_id()).collect::<Vec<_>>(),
+                )
+            };
+            // The scratch tape is freed as its pass goes: the recomputed
+            // segment never holds its values and all its gradients at once.
+            let grads = scratch.backward_and_clear_with_seed(root, cx.grad_output.clone())?;
+            Ok(inputs
                 .iter()
-                .zip(cx.needs_grad)
-                .map(|(x, &need)| {
-                    if need {
-                        scratch.leaf((*x).clone())
-                    } else {
-                        scratch.constant((*x).clone())
-                    }
-                })
-                .collect();
-            let y = self.run(&scratch, &vars)?;
-            let grads = scratch.backward_with_seed(y, cx.grad_output.clone())?;
-            Ok(vars.iter().map(|&v| grads.get(v).cloned()).collect())
+                .map(|v| grads.get_id(v.position()).cloned())
+                .collect())
         })())
     }
     fn tangent(&self, cx: &TangentCtx<'_, T>) -> Option<Result<Tensor<T>>> {

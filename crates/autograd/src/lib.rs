@@ -49,6 +49,7 @@
 
 mod arena;
 mod backward;
+mod backward_clear;
 mod checkpoint;
 pub mod draw;
 mod error;
@@ -76,4 +77,4 @@ pub use jacobian::{batch_jacobian, jacobian, jacobian_with, JacobianMode};
 pub use op::{BackwardCtx, InputGrads, Op, TangentCtx, TensorGrads, ValueCtx};
 pub use ops::attention::AttentionMask;
 pub use tape::{NodeInfo, NodeKind, Tape};
-pub use var::Var;
+pub use var::{Var, VarId};

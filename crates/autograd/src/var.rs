@@ -19,6 +19,21 @@ pub struct Var<'t, T: Element = f32> {
     id: usize,
 }
 
+/// A recorded value named without borrowing its tape (see
+/// [`Var::var_id`]): the tape's [`id`](Tape::id) and the tape position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VarId {
+    pub(crate) tape_id: u64,
+    pub(crate) id: usize,
+}
+
+impl VarId {
+    /// The tape position.
+    pub fn position(&self) -> usize {
+        self.id
+    }
+}
+
 impl<T: Element> std::fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Var(%{:04}, shape {:?})", self.id, self.shape())
@@ -33,6 +48,16 @@ impl<'t, T: Element> Var<'t, T> {
     /// The tape position.
     pub fn id(&self) -> usize {
         self.id
+    }
+
+    /// This value's name detached from the tape's borrow, for the calls
+    /// that take the tape mutably ([`Tape::backward_and_clear`]), where no
+    /// `Var` may be held.
+    pub fn var_id(&self) -> VarId {
+        VarId {
+            tape_id: self.tape.id(),
+            id: self.id,
+        }
     }
 
     /// The tape this value lives on.

@@ -645,14 +645,21 @@ impl Trainer {
                 }
                 opt.set_lr(self.schedule.lr(base_lr, step));
                 tape.clear();
+                let mut rec = recorder.as_deref_mut().filter(|r| r.wants(step + 1));
                 let (l, out, mut grads) = {
                     let out = model.forward(&tape, tape.constant(batch.x.clone()))?;
                     let l = self.objective.loss(out, &batch.y)?;
-                    let grads = model.grads(&tape.backward(l)?);
-                    (l.item()?.to_f64(), out.value(), grads)
+                    let (lv, outv) = (l.item()?.to_f64(), out.value());
+                    // The recorder reads the activations after the pass, so
+                    // on its steps the tape is kept; otherwise the pass frees
+                    // each activation and intermediate gradient once used.
+                    let grads = if rec.is_some() {
+                        tape.backward(l)?
+                    } else {
+                        tape.backward_and_clear(l.var_id())?
+                    };
+                    (lv, outv, model.grads(&grads))
                 };
-                // The recorder reads the activations before the tape is cleared.
-                let mut rec = recorder.as_deref_mut().filter(|r| r.wants(step + 1));
                 if let Some(r) = rec.as_deref_mut() {
                     r.observe_tape(&tape);
                 }
