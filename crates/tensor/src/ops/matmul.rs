@@ -2,7 +2,10 @@
 //! Strided operands (a transposed matrix, a slice) are read in place; the
 //! kernel gets row and column strides rather than a copy.
 
+use std::any::TypeId;
 use std::mem::MaybeUninit;
+
+use gemm_common::Parallelism;
 
 use smallvec::SmallVec;
 
@@ -100,7 +103,7 @@ pub(crate) fn gemm_into<T: Element>(
                 b_rs,
                 b_cs,
                 part,
-                gemm::Parallelism::None,
+                Parallelism::None,
             );
         });
         return;
@@ -109,9 +112,9 @@ pub(crate) fn gemm_into<T: Element>(
         // The product runs on rayon's workers: free the cores the tensor
         // kernels' spinning helpers hold.
         crate::team::yield_to_rayon();
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
+        Parallelism::Rayon(rayon::current_num_threads())
     } else {
-        gemm::Parallelism::None
+        Parallelism::None
     };
     gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, par);
 }
@@ -133,7 +136,7 @@ fn gemm_kernel<T: Element>(
     b_rs: usize,
     b_cs: usize,
     c: &mut [MaybeUninit<T>],
-    par: gemm::Parallelism,
+    par: Parallelism,
 ) {
     // Every element the kernel reads or writes must lie inside the slices:
     // this is the whole safety argument for the call below, so check it
@@ -150,13 +153,12 @@ fn gemm_kernel<T: Element>(
     // sets alpha to 0 and its microkernels take the store-only path
     // (`alpha_status == 0`), so the uninitialised `c` is only written.
     unsafe {
-        gemm::gemm(
+        raw_gemm(
             m,
             n,
             k,
             c.as_mut_ptr().cast::<T>(),
-            1,
-            n as isize,
+            n,
             false,
             a.as_ptr(),
             a_cs as isize,
@@ -166,9 +168,6 @@ fn gemm_kernel<T: Element>(
             b_rs as isize,
             T::ZERO,
             T::ONE,
-            false,
-            false,
-            false,
             par,
         )
     }
@@ -486,13 +485,12 @@ pub(crate) fn gemm_serial<T: Element>(
     // does not alias `a` or `b`. With `read_dst` the kernel computes
     // `c = 1·c + 1·a·b`; without it `c`'s old contents are ignored.
     unsafe {
-        gemm::gemm(
+        raw_gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            n,
             accumulate,
             a.as_ptr(),
             a_cs as isize,
@@ -502,10 +500,137 @@ pub(crate) fn gemm_serial<T: Element>(
             b_rs as isize,
             if accumulate { T::ONE } else { T::ZERO },
             T::ONE,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+            Parallelism::None,
         )
+    }
+}
+
+/// `dst = alpha·dst + beta·lhs·rhs` (`dst` read only when `read_dst`) with
+/// the `gemm-f32` / `gemm-f64` kernels, for a row-major `m×n` destination
+/// with row stride `dst_rs` and operands given by column then row stride,
+/// as `gemm::gemm` takes them.
+///
+/// This is the part of the `gemm` umbrella crate we used: its kernels want
+/// a column-major destination, so a row-major product is handed over
+/// transposed (`Cᵀ = Bᵀ·Aᵀ`: swap the operands, their strides and `m`/`n`).
+/// Depending on the real-number crates directly keeps the complex kernels
+/// out of the build. Our strides are never negative, so the umbrella's
+/// sign normalisation is not needed.
+///
+/// # Safety
+/// As for `gemm::gemm`: every `row·rs + col·cs` index the product forms is
+/// inside its live allocation, `dst` does not alias `lhs` or `rhs`, and when
+/// `read_dst` is false `dst` may be uninitialised (it is only written).
+#[allow(clippy::too_many_arguments)]
+unsafe fn raw_gemm<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_rs: usize,
+    read_dst: bool,
+    lhs: *const T,
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs: *const T,
+    rhs_cs: isize,
+    rhs_rs: isize,
+    alpha: T,
+    beta: T,
+    par: Parallelism,
+) {
+    // A one-column destination is already column-major (its column stride
+    // does not matter): no transpose, as in the umbrella crate.
+    let transpose = dst_rs > 1;
+    let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if transpose {
+        (
+            n,
+            m,
+            dst_rs as isize,
+            1,
+            rhs,
+            rhs_rs,
+            rhs_cs,
+            lhs,
+            lhs_rs,
+            lhs_cs,
+        )
+    } else {
+        (
+            m,
+            n,
+            1,
+            dst_rs as isize,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+        )
+    };
+    // `Element` is only implemented for f32 and f64, so one branch is taken
+    // and the casts below are identities.
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        let cast = |x: T| -> f32 {
+            // SAFETY: T is f32 (checked above).
+            unsafe { std::mem::transmute_copy(&x) }
+        };
+        // SAFETY: the caller's contract, with the layout swapped as the
+        // kernels expect; the pointers are the same memory viewed as f32.
+        unsafe {
+            gemm_f32::gemm::f32::get_gemm_fn()(
+                m,
+                n,
+                k,
+                dst.cast(),
+                dst_cs,
+                dst_rs,
+                read_dst,
+                lhs.cast(),
+                lhs_cs,
+                lhs_rs,
+                rhs.cast(),
+                rhs_cs,
+                rhs_rs,
+                cast(alpha),
+                cast(beta),
+                false,
+                false,
+                false,
+                par,
+            )
+        }
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        let cast = |x: T| -> f64 {
+            // SAFETY: T is f64 (checked above).
+            unsafe { std::mem::transmute_copy(&x) }
+        };
+        // SAFETY: as for f32.
+        unsafe {
+            gemm_f64::gemm::f64::get_gemm_fn()(
+                m,
+                n,
+                k,
+                dst.cast(),
+                dst_cs,
+                dst_rs,
+                read_dst,
+                lhs.cast(),
+                lhs_cs,
+                lhs_rs,
+                rhs.cast(),
+                rhs_cs,
+                rhs_rs,
+                cast(alpha),
+                cast(beta),
+                false,
+                false,
+                false,
+                par,
+            )
+        }
+    } else {
+        unreachable!("Element is implemented for f32 and f64 only")
     }
 }
