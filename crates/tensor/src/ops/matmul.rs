@@ -6,7 +6,6 @@ use std::any::TypeId;
 use std::mem::MaybeUninit;
 
 use gemm_common::Parallelism;
-
 use smallvec::SmallVec;
 
 use crate::buffer::{assume_init_mut, try_filled, try_vec, try_vec_of, AllocError};
@@ -75,20 +74,47 @@ pub(crate) fn gemm_into<T: Element>(
     if work < SMALL_GEMM {
         return gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
     }
-    let parallel = use_parallel(work / 64);
-    // The thread count is only looked up (which starts the team) for a
-    // product that will run in parallel.
-    let threads = if parallel && work <= MID_GEMM {
+    let threads = if use_parallel(work / 64) {
         crate::parallel::thread_count()
     } else {
-        0
+        1
     };
-    if threads > 0 && m >= 2 * threads {
-        // A mid-sized product (N = 128: about 30 µs) is over before rayon's
-        // sleeping workers are up, so its speed varied by 20% from run to
-        // run. Split its rows between the team's threads instead, each
-        // running the kernel alone (every piece packs all of `b`, which at
-        // this size is cheap).
+    if threads > 1 {
+        return gemm_split(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, threads);
+    }
+    gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
+}
+
+/// `c = a·b` (as [`gemm_into`]) cut into one product per thread, each run
+/// by the single-threaded kernel on the thread team (or rayon's pool from
+/// inside it) through [`for_each_chunk`].
+///
+/// Why not the kernel's own threading: it runs on rayon's pool, whose
+/// workers sleep in the kernel between products and spin (yielding) after
+/// them, while the team's helpers spin for the elementwise kernels between
+/// products; on 2 cores the two sets of threads took turns through the
+/// scheduler (sched_yield, futex wake-ups: ~15% of the MLP step). With
+/// the products on the team, one set of threads does everything.
+///
+/// The cut is along the output's rows (`m`) or columns (`n`), whichever
+/// makes each thread re-pack the smaller operand: every piece packs all of
+/// the operand it is not cut along (`b` for a row cut, `a` for a column cut).
+#[allow(clippy::too_many_arguments)]
+fn gemm_split<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [MaybeUninit<T>],
+    threads: usize,
+) {
+    if m >= n {
+        // Whole rows per piece: contiguous parts of `c`.
         let rows = m.div_ceil(threads);
         for_each_chunk(c, rows * n, |start, part| {
             let i0 = start / n;
@@ -103,25 +129,63 @@ pub(crate) fn gemm_into<T: Element>(
                 b_rs,
                 b_cs,
                 part,
-                Parallelism::None,
             );
         });
         return;
     }
-    let par = if parallel {
-        // The product runs on rayon's workers: free the cores the tensor
-        // kernels' spinning helpers hold.
-        crate::team::yield_to_rayon();
-        Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        Parallelism::None
-    };
-    gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, par);
+    // Column blocks, a multiple of 64 wide where possible (the kernel's
+    // register tile is 4 vectors of up to 16 lanes along `n`).
+    let cols = n.div_ceil(threads).next_multiple_of(64).min(n);
+    let pieces = n.div_ceil(cols);
+    let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
+    let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
+    assert!(a_extent < a.len() && b_extent < b.len() && c.len() == m * n);
+    let dst = SharedMut(c.as_mut_ptr().cast::<T>());
+    // One (zero-sized) slot per piece: `for_each_chunk` deals the pieces
+    // out to the threads.
+    let mut slots = vec![(); pieces];
+    for_each_chunk(&mut slots, 1, |p, _| {
+        let j0 = p * cols;
+        let width = cols.min(n - j0);
+        // SAFETY: the assert above bounds every index of `a` and of `b`'s
+        // columns `j0..j0 + width`; piece `p` writes only the columns
+        // `j0..j0 + width` of the row-major `m×n` `c` (all of them), so the
+        // pieces are disjoint, and `for_each_chunk` runs each piece once
+        // while `c` is borrowed mutably by this function.
+        unsafe {
+            raw_gemm(
+                m,
+                width,
+                k,
+                dst.get().add(j0),
+                n,
+                false,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr().add(j0 * b_cs),
+                b_cs as isize,
+                b_rs as isize,
+                T::ZERO,
+                T::ONE,
+            )
+        }
+    });
 }
 
-/// Products up to this many multiply-adds split their rows over the team
-/// (see [`gemm_into`]); larger ones use `gemm`'s own threading.
-const MID_GEMM: usize = 1 << 22;
+/// The output pointer the pieces of [`gemm_split`] write through.
+struct SharedMut<T>(*mut T);
+
+impl<T> SharedMut<T> {
+    /// A method, so closures capture the whole wrapper (and its `Sync`).
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: the pieces that share the pointer write disjoint elements (see
+// `gemm_split`), and `T: Element` is `Send`.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// The `gemm` crate's kernel on `c[m×n] = a[m×k]·b[k×n]`, `k ≥ 1`, `m, n ≥ 1`.
 #[allow(clippy::too_many_arguments)]
@@ -136,7 +200,6 @@ fn gemm_kernel<T: Element>(
     b_rs: usize,
     b_cs: usize,
     c: &mut [MaybeUninit<T>],
-    par: Parallelism,
 ) {
     // Every element the kernel reads or writes must lie inside the slices:
     // this is the whole safety argument for the call below, so check it
@@ -168,7 +231,6 @@ fn gemm_kernel<T: Element>(
             b_rs as isize,
             T::ZERO,
             T::ONE,
-            par,
         )
     }
 }
@@ -500,7 +562,6 @@ pub(crate) fn gemm_serial<T: Element>(
             b_rs as isize,
             if accumulate { T::ONE } else { T::ZERO },
             T::ONE,
-            Parallelism::None,
         )
     }
 }
@@ -537,7 +598,6 @@ unsafe fn raw_gemm<T: Element>(
     rhs_rs: isize,
     alpha: T,
     beta: T,
-    par: Parallelism,
 ) {
     // A one-column destination is already column-major (its column stride
     // does not matter): no transpose, as in the umbrella crate.
@@ -598,7 +658,7 @@ unsafe fn raw_gemm<T: Element>(
                 false,
                 false,
                 false,
-                par,
+                Parallelism::None,
             )
         }
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
@@ -627,7 +687,7 @@ unsafe fn raw_gemm<T: Element>(
                 false,
                 false,
                 false,
-                par,
+                Parallelism::None,
             )
         }
     } else {
