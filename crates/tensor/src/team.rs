@@ -43,6 +43,13 @@ use std::time::{Duration, Instant};
 /// enough that an idle program stops burning a core almost at once.
 const SPIN: Duration = Duration::from_micros(200);
 
+/// For how much of [`SPIN`] a helper spins without giving up its core; after
+/// that it yields at every turn. Covers the gap between two kernels of a
+/// training step on an idle machine; on a busy one (where a spinning helper
+/// took CPU time from the thread it was waiting for, doubling the MLP
+/// step's time) the rest of the wait costs others little.
+const HOT_SPIN: Duration = Duration::from_micros(20);
+
 /// How long the caller spins for joined helpers before it starts yielding
 /// its core to them (one may have been descheduled mid-chunk).
 const FINISH_SPIN: Duration = Duration::from_micros(50);
@@ -259,16 +266,25 @@ fn wait_for_job(team: &Team, seen: u64) -> u64 {
     let is_new = |w: u64| w & !(CLOSED | JOINED) != seen;
     let start = Instant::now();
     let mut spins = 0u32;
+    let mut hot = true;
     loop {
         let word = team.word.load(Ordering::Acquire);
         if is_new(word) {
             return word;
         }
-        spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+        if hot {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && start.elapsed() > HOT_SPIN {
+                hot = false;
+            }
+            std::hint::spin_loop();
+        } else if start.elapsed() > SPIN {
             break;
         } else {
-            std::hint::spin_loop();
+            // Still up for the next job, but a thread that is runnable on
+            // this core (on a busy machine: the caller itself, or another
+            // program) gets it first.
+            std::thread::yield_now();
         }
     }
     let mut guard = team.lock.lock().unwrap_or_else(|e| e.into_inner());
