@@ -19,13 +19,15 @@
 //! One job runs at a time. A caller that finds the team busy (another thread
 //! is using it, or the call is nested inside a job) gets `false` back and
 //! uses rayon instead, so the team never deadlocks and never queues threads
-//! behind each other. Spinning helpers would take cores from rayon's own
-//! workers, so work that goes to rayon (large matrix products) calls
-//! [`yield_to_rayon`] first: helpers then yield their core at every turn for up to
-//! [`YIELD_SPIN`] before parking, so the kernel after the product still
-//! finds them awake. Measured on the 784-512-512-10 MLP training step
-//! (2 threads, three alternating rounds): 3.23-4.11 ms with rayon alone,
-//! 3.13-4.22 ms with helpers that parked at once, 2.79-3.23 ms yielding.
+//! behind each other.
+//!
+//! Matrix products run on the team too (`ops::matmul` cuts each into one
+//! single-threaded GEMM per thread). They used to run on rayon's pool
+//! through the GEMM crate's own threading, with the team's helpers
+//! yielding their cores meanwhile; on 2 cores the two sets of threads then
+//! took turns through the scheduler (sched_yield and futex wake-ups were
+//! about 15% of the 784-512-512-10 MLP training step). Now one set of
+//! threads runs a whole training step.
 //!
 //! [`parallel::for_each_chunk`]: crate::parallel
 
@@ -41,9 +43,12 @@ use std::time::{Duration, Instant};
 /// enough that an idle program stops burning a core almost at once.
 const SPIN: Duration = Duration::from_micros(200);
 
-/// How long a helper stays up, yielding its core at every turn, while
-/// rayon's workers run a matrix product (see [`yield_to_rayon`]).
-const YIELD_SPIN: Duration = Duration::from_millis(2);
+/// For how much of [`SPIN`] a helper spins without giving up its core; after
+/// that it yields at every turn. Covers the gap between two kernels of a
+/// training step on an idle machine; on a busy one (where a spinning helper
+/// took CPU time from the thread it was waiting for, doubling the MLP
+/// step's time) the rest of the wait costs others little.
+const HOT_SPIN: Duration = Duration::from_micros(20);
 
 /// How long the caller spins for joined helpers before it starts yielding
 /// its core to them (one may have been descheduled mid-chunk).
@@ -81,8 +86,6 @@ struct Team {
     lock: Mutex<()>,
     wake: Condvar,
     sleepers: AtomicUsize,
-    /// Set by [`yield_to_rayon`]: spinning helpers yield instead of spinning.
-    yielding: AtomicBool,
 }
 
 // SAFETY: every field but `job` is a sync primitive. `job` is written only
@@ -118,7 +121,6 @@ fn team() -> &'static Team {
             lock: Mutex::new(()),
             wake: Condvar::new(),
             sleepers: AtomicUsize::new(0),
-            yielding: AtomicBool::new(false),
         }));
         for k in 1..=helpers {
             let spawned = std::thread::Builder::new()
@@ -173,7 +175,6 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) -> bool {
     // A panic left by an earlier job whose caller itself panicked first.
     team.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
     team.finished.store(0, Ordering::Relaxed);
-    team.yielding.store(false, Ordering::Relaxed);
     // A new job number, open, nobody joined. SeqCst pairs with a helper's
     // `sleepers` increment (see `wait_for_job`): either we see it and
     // notify, or the helper sees the new job and stays up.
@@ -212,15 +213,6 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) -> bool {
         resume_unwind(payload);
     }
     true
-}
-
-/// Makes spinning helpers yield their cores at every turn (and park after
-/// [`YIELD_SPIN`]), for work that goes to rayon's pool. The next job ends
-/// this.
-pub(crate) fn yield_to_rayon() {
-    if let Some(team) = TEAM.get() {
-        team.yielding.store(true, Ordering::Relaxed);
-    }
 }
 
 fn helper(team: &'static Team) {
@@ -269,28 +261,30 @@ fn join(team: &Team, mut word: u64) -> Option<usize> {
 }
 
 /// Spins until the job number in the team's word moves past `seen`, parking
-/// after [`SPIN`] or when asked to; returns the new word.
+/// after [`SPIN`]; returns the new word.
 fn wait_for_job(team: &Team, seen: u64) -> u64 {
     let is_new = |w: u64| w & !(CLOSED | JOINED) != seen;
     let start = Instant::now();
     let mut spins = 0u32;
+    let mut hot = true;
     loop {
         let word = team.word.load(Ordering::Acquire);
         if is_new(word) {
             return word;
         }
-        spins = spins.wrapping_add(1);
-        if team.yielding.load(Ordering::Relaxed) {
-            // Rayon's workers run a matrix product: give them the core at
-            // every turn, but stay up for the kernel that follows it.
-            if start.elapsed() > YIELD_SPIN {
-                break;
+        if hot {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && start.elapsed() > HOT_SPIN {
+                hot = false;
             }
-            std::thread::yield_now();
-        } else if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            std::hint::spin_loop();
+        } else if start.elapsed() > SPIN {
             break;
         } else {
-            std::hint::spin_loop();
+            // Still up for the next job, but a thread that is runnable on
+            // this core (on a busy machine: the caller itself, or another
+            // program) gets it first.
+            std::thread::yield_now();
         }
     }
     let mut guard = team.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -409,10 +403,9 @@ mod tests {
     #[test]
     fn parking_and_waking_keeps_jobs_running() {
         for round in 0..50 {
-            yield_to_rayon();
             if round % 10 == 0 {
-                // Long enough for helpers to stop yielding and park.
-                std::thread::sleep(YIELD_SPIN + Duration::from_millis(1));
+                // Long enough for helpers to stop spinning and park.
+                std::thread::sleep(SPIN + Duration::from_millis(1));
             }
             check_cover(4096, 64);
         }

@@ -5,11 +5,14 @@ use tapegrad_tensor::Tensor;
 
 fn naive(a: &Tensor<f64>, b: &Tensor<f64>) -> Vec<f64> {
     let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+    // Logical (row-major) copies: the reference does not share the
+    // kernels' strided reads.
+    let (av, bv) = (a.to_vec(), b.to_vec());
     let mut c = vec![0.0; m * n];
     for i in 0..m {
         for j in 0..n {
             for p in 0..k {
-                c[i * n + j] += a.get(&[i, p]).unwrap() * b.get(&[p, j]).unwrap();
+                c[i * n + j] += av[i * k + p] * bv[p * n + j];
             }
         }
     }
@@ -26,20 +29,26 @@ fn close(x: &[f64], y: &[f64]) {
     }
 }
 
+/// (m, k, n) of the products checked: small ones (simple kernel), then
+/// ones large enough to run on several threads.
+const PRODUCTS: &[(usize, usize, usize)] = &[
+    (3, 4, 5),
+    (70, 65, 90),
+    (128, 33, 7),
+    (1, 200, 300),
+    (150, 100, 150),
+    (151, 100, 149),
+    (200, 130, 200),
+    (97, 120, 333),
+    (40, 60, 1000),
+];
+
 #[test]
 fn large_and_small_products_match_naive_on_strided_inputs() {
-    // (150, 100, 150) and (151, 100, 149) split their rows between the
-    // kernel threads, each running the GEMM crate alone; (200, 130, 200)
-    // runs the GEMM crate on rayon's pool.
-    for &(m, k, n) in &[
-        (3, 4, 5),
-        (70, 65, 90),
-        (128, 33, 7),
-        (1, 200, 300),
-        (150, 100, 150),
-        (151, 100, 149),
-        (200, 130, 200),
-    ] {
+    // From (150, 100, 150) on, the product is cut between the threads,
+    // each running the GEMM crate alone: by rows when m ≥ n, else by
+    // column blocks (the last one narrower: 333 = 192 + 141).
+    for &(m, k, n) in PRODUCTS {
         let a = Tensor::<f64>::randn_seeded(&[m, k], 1);
         let b = Tensor::<f64>::randn_seeded(&[k, n], 2);
         close(&a.matmul(&b).unwrap().to_vec(), &naive(&a, &b));
@@ -52,6 +61,23 @@ fn large_and_small_products_match_naive_on_strided_inputs() {
         let sliced = wide.narrow(1, 2, k).unwrap();
         close(&sliced.matmul(&b).unwrap().to_vec(), &naive(&sliced, &b));
     }
+}
+
+#[test]
+fn products_cut_between_three_threads_match_naive() {
+    // On a 3-thread rayon pool the cut has three pieces (700 columns:
+    // 256 + 256 + 188; 500 rows: 167 + 167 + 166).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for &(m, k, n) in &[(64, 100, 700), (500, 40, 120)] {
+            let a = Tensor::<f64>::randn_seeded(&[m, k], 6);
+            let bt = Tensor::<f64>::randn_seeded(&[n, k], 7).t().unwrap();
+            close(&a.matmul(&bt).unwrap().to_vec(), &naive(&a, &bt));
+        }
+    });
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! Strided operands (a transposed matrix, a slice) are read in place; the
 //! kernel gets row and column strides rather than a copy.
 
+use std::any::TypeId;
 use std::mem::MaybeUninit;
 
+use gemm_common::Parallelism;
 use smallvec::SmallVec;
 
 use crate::buffer::{assume_init_mut, try_filled, try_vec, try_vec_of, AllocError};
@@ -72,20 +74,47 @@ pub(crate) fn gemm_into<T: Element>(
     if work < SMALL_GEMM {
         return gemm_generic(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
     }
-    let parallel = use_parallel(work / 64);
-    // The thread count is only looked up (which starts the team) for a
-    // product that will run in parallel.
-    let threads = if parallel && work <= MID_GEMM {
+    let threads = if use_parallel(work / 64) {
         crate::parallel::thread_count()
     } else {
-        0
+        1
     };
-    if threads > 0 && m >= 2 * threads {
-        // A mid-sized product (N = 128: about 30 µs) is over before rayon's
-        // sleeping workers are up, so its speed varied by 20% from run to
-        // run. Split its rows between the team's threads instead, each
-        // running the kernel alone (every piece packs all of `b`, which at
-        // this size is cheap).
+    if threads > 1 {
+        return gemm_split(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, threads);
+    }
+    gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
+}
+
+/// `c = a·b` (as [`gemm_into`]) cut into one product per thread, each run
+/// by the single-threaded kernel on the thread team (or rayon's pool from
+/// inside it) through [`for_each_chunk`].
+///
+/// Why not the kernel's own threading: it runs on rayon's pool, whose
+/// workers sleep in the kernel between products and spin (yielding) after
+/// them, while the team's helpers spin for the elementwise kernels between
+/// products; on 2 cores the two sets of threads took turns through the
+/// scheduler (sched_yield, futex wake-ups: ~15% of the MLP step). With
+/// the products on the team, one set of threads does everything.
+///
+/// The cut is along the output's rows (`m`) or columns (`n`), whichever
+/// makes each thread re-pack the smaller operand: every piece packs all of
+/// the operand it is not cut along (`b` for a row cut, `a` for a column cut).
+#[allow(clippy::too_many_arguments)]
+fn gemm_split<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [MaybeUninit<T>],
+    threads: usize,
+) {
+    if m >= n {
+        // Whole rows per piece: contiguous parts of `c`.
         let rows = m.div_ceil(threads);
         for_each_chunk(c, rows * n, |start, part| {
             let i0 = start / n;
@@ -100,25 +129,63 @@ pub(crate) fn gemm_into<T: Element>(
                 b_rs,
                 b_cs,
                 part,
-                gemm::Parallelism::None,
             );
         });
         return;
     }
-    let par = if parallel {
-        // The product runs on rayon's workers: free the cores the tensor
-        // kernels' spinning helpers hold.
-        crate::team::yield_to_rayon();
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, par);
+    // Column blocks, a multiple of 64 wide where possible (the kernel's
+    // register tile is 4 vectors of up to 16 lanes along `n`).
+    let cols = n.div_ceil(threads).next_multiple_of(64).min(n);
+    let pieces = n.div_ceil(cols);
+    let a_extent = (m - 1) * a_rs + (k - 1) * a_cs;
+    let b_extent = (k - 1) * b_rs + (n - 1) * b_cs;
+    assert!(a_extent < a.len() && b_extent < b.len() && c.len() == m * n);
+    let dst = SharedMut(c.as_mut_ptr().cast::<T>());
+    // One (zero-sized) slot per piece: `for_each_chunk` deals the pieces
+    // out to the threads.
+    let mut slots = vec![(); pieces];
+    for_each_chunk(&mut slots, 1, |p, _| {
+        let j0 = p * cols;
+        let width = cols.min(n - j0);
+        // SAFETY: the assert above bounds every index of `a` and of `b`'s
+        // columns `j0..j0 + width`; piece `p` writes only the columns
+        // `j0..j0 + width` of the row-major `m×n` `c` (all of them), so the
+        // pieces are disjoint, and `for_each_chunk` runs each piece once
+        // while `c` is borrowed mutably by this function.
+        unsafe {
+            raw_gemm(
+                m,
+                width,
+                k,
+                dst.get().add(j0),
+                n,
+                false,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr().add(j0 * b_cs),
+                b_cs as isize,
+                b_rs as isize,
+                T::ZERO,
+                T::ONE,
+            )
+        }
+    });
 }
 
-/// Products up to this many multiply-adds split their rows over the team
-/// (see [`gemm_into`]); larger ones use `gemm`'s own threading.
-const MID_GEMM: usize = 1 << 22;
+/// The output pointer the pieces of [`gemm_split`] write through.
+struct SharedMut<T>(*mut T);
+
+impl<T> SharedMut<T> {
+    /// A method, so closures capture the whole wrapper (and its `Sync`).
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: the pieces that share the pointer write disjoint elements (see
+// `gemm_split`), and `T: Element` is `Send`.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// The `gemm` crate's kernel on `c[m×n] = a[m×k]·b[k×n]`, `k ≥ 1`, `m, n ≥ 1`.
 #[allow(clippy::too_many_arguments)]
@@ -133,7 +200,6 @@ fn gemm_kernel<T: Element>(
     b_rs: usize,
     b_cs: usize,
     c: &mut [MaybeUninit<T>],
-    par: gemm::Parallelism,
 ) {
     // Every element the kernel reads or writes must lie inside the slices:
     // this is the whole safety argument for the call below, so check it
@@ -150,13 +216,12 @@ fn gemm_kernel<T: Element>(
     // sets alpha to 0 and its microkernels take the store-only path
     // (`alpha_status == 0`), so the uninitialised `c` is only written.
     unsafe {
-        gemm::gemm(
+        raw_gemm(
             m,
             n,
             k,
             c.as_mut_ptr().cast::<T>(),
-            1,
-            n as isize,
+            n,
             false,
             a.as_ptr(),
             a_cs as isize,
@@ -166,10 +231,6 @@ fn gemm_kernel<T: Element>(
             b_rs as isize,
             T::ZERO,
             T::ONE,
-            false,
-            false,
-            false,
-            par,
         )
     }
 }
@@ -486,13 +547,12 @@ pub(crate) fn gemm_serial<T: Element>(
     // does not alias `a` or `b`. With `read_dst` the kernel computes
     // `c = 1·c + 1·a·b`; without it `c`'s old contents are ignored.
     unsafe {
-        gemm::gemm(
+        raw_gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            n,
             accumulate,
             a.as_ptr(),
             a_cs as isize,
@@ -502,10 +562,135 @@ pub(crate) fn gemm_serial<T: Element>(
             b_rs as isize,
             if accumulate { T::ONE } else { T::ZERO },
             T::ONE,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         )
+    }
+}
+
+/// `dst = alpha·dst + beta·lhs·rhs` (`dst` read only when `read_dst`) with
+/// the `gemm-f32` / `gemm-f64` kernels, for a row-major `m×n` destination
+/// with row stride `dst_rs` and operands given by column then row stride,
+/// as `gemm::gemm` takes them.
+///
+/// This is the part of the `gemm` umbrella crate we used: its kernels want
+/// a column-major destination, so a row-major product is handed over
+/// transposed (`Cᵀ = Bᵀ·Aᵀ`: swap the operands, their strides and `m`/`n`).
+/// Depending on the real-number crates directly keeps the complex kernels
+/// out of the build. Our strides are never negative, so the umbrella's
+/// sign normalisation is not needed.
+///
+/// # Safety
+/// As for `gemm::gemm`: every `row·rs + col·cs` index the product forms is
+/// inside its live allocation, `dst` does not alias `lhs` or `rhs`, and when
+/// `read_dst` is false `dst` may be uninitialised (it is only written).
+#[allow(clippy::too_many_arguments)]
+unsafe fn raw_gemm<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_rs: usize,
+    read_dst: bool,
+    lhs: *const T,
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs: *const T,
+    rhs_cs: isize,
+    rhs_rs: isize,
+    alpha: T,
+    beta: T,
+) {
+    // A one-column destination is already column-major (its column stride
+    // does not matter): no transpose, as in the umbrella crate.
+    let transpose = dst_rs > 1;
+    let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if transpose {
+        (
+            n,
+            m,
+            dst_rs as isize,
+            1,
+            rhs,
+            rhs_rs,
+            rhs_cs,
+            lhs,
+            lhs_rs,
+            lhs_cs,
+        )
+    } else {
+        (
+            m,
+            n,
+            1,
+            dst_rs as isize,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+        )
+    };
+    // `Element` is only implemented for f32 and f64, so one branch is taken
+    // and the casts below are identities.
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        let cast = |x: T| -> f32 {
+            // SAFETY: T is f32 (checked above).
+            unsafe { std::mem::transmute_copy(&x) }
+        };
+        // SAFETY: the caller's contract, with the layout swapped as the
+        // kernels expect; the pointers are the same memory viewed as f32.
+        unsafe {
+            gemm_f32::gemm::f32::get_gemm_fn()(
+                m,
+                n,
+                k,
+                dst.cast(),
+                dst_cs,
+                dst_rs,
+                read_dst,
+                lhs.cast(),
+                lhs_cs,
+                lhs_rs,
+                rhs.cast(),
+                rhs_cs,
+                rhs_rs,
+                cast(alpha),
+                cast(beta),
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
+        }
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        let cast = |x: T| -> f64 {
+            // SAFETY: T is f64 (checked above).
+            unsafe { std::mem::transmute_copy(&x) }
+        };
+        // SAFETY: as for f32.
+        unsafe {
+            gemm_f64::gemm::f64::get_gemm_fn()(
+                m,
+                n,
+                k,
+                dst.cast(),
+                dst_cs,
+                dst_rs,
+                read_dst,
+                lhs.cast(),
+                lhs_cs,
+                lhs_rs,
+                rhs.cast(),
+                rhs_cs,
+                rhs_rs,
+                cast(alpha),
+                cast(beta),
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
+        }
+    } else {
+        unreachable!("Element is implemented for f32 and f64 only")
     }
 }
