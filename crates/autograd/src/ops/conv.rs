@@ -11,19 +11,21 @@
 //! | wgrad(x, g) | ∂B/∂w | convT(g, h) | conv2d(x, h) |
 //! | unfold(x) | im2col | fold(h) | |
 //! | fold(c) | col2im | unfold(h) | |
+//! | max_pool2d(x) | max per window, idx = argmax | scatter(h) | |
 //! | take_flat(x) | x[idx] | scatter(h) | |
 //! | scatter(g) | Σ g at idx | take_flat(h) | |
 //!
-//! Max pooling finds each window's maximum on the value and then records
-//! `take_flat` at those positions: the gradient goes to the maximum (the
-//! first one in scan order on ties, like PyTorch), and its second
-//! derivative is zero almost everywhere, as it should be. Average pooling
+//! Max pooling finds each window's maximum and its position in one pass
+//! and keeps the positions: the gradient goes to the maximum (the first
+//! one in scan order on ties, like PyTorch) through `scatter`, whose own
+//! derivative is `take_flat`, so the second derivative is zero almost
+//! everywhere, as it should be. Average pooling
 //! is a depthwise convolution with a constant kernel; global average
 //! pooling is a mean over the two spatial axes. Nothing is saved but the
 //! inputs themselves (the unfolded matrix lives only inside each kernel
 //! call) and, for max pooling, one index per output.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tapegrad_tensor::{avg_pool_as_conv, ConvParams, Element, Tensor};
 
@@ -284,6 +286,77 @@ impl<T: Element> Op<T> for Fold {
     }
 }
 
+/// 2-d max pooling. The forward pass finds each window's maximum and keeps
+/// its flat position (one index per output, the only thing saved); the
+/// gradient scatters `h` back to those positions ([`ScatterFlat`], whose
+/// own gradient is [`TakeFlat`], so higher orders stay on the tape).
+#[derive(Debug)]
+pub struct MaxPool2d {
+    /// The window's `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Rows and columns of −∞ on each side.
+    pub padding: [usize; 2],
+    /// Where each output's maximum is, set by the forward pass.
+    argmax: OnceLock<Arc<Vec<usize>>>,
+}
+impl MaxPool2d {
+    /// Max pooling with this window, stride and padding.
+    pub fn new(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Self {
+        MaxPool2d {
+            kernel,
+            stride,
+            padding,
+            argmax: OnceLock::new(),
+        }
+    }
+    fn argmax(&self) -> Result<&Arc<Vec<usize>>> {
+        self.argmax.get().ok_or_else(|| Error::InvalidArgument {
+            op: "max_pool2d".into(),
+            msg: "the gradient was asked for before the forward pass ran".into(),
+        })
+    }
+}
+impl<T: Element> Op<T> for MaxPool2d {
+    fn name(&self) -> &str {
+        "max_pool2d"
+    }
+    fn params(&self) -> String {
+        format!(
+            "kernel={:?} stride={:?} padding={:?}",
+            self.kernel, self.stride, self.padding
+        )
+    }
+    fn formula(&self) -> Option<String> {
+        Some("d maxpool(x)/dx = g added at each window's argmax".into())
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let (y, at) = x[0].max_pool2d_with_indices(self.kernel, self.stride, self.padding)?;
+        // The tape runs an op's forward pass once; a second run (same
+        // input, same positions) would find the cell full and keep it.
+        let _ = self.argmax.set(Arc::new(at));
+        Ok(y)
+    }
+    fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
+        let g = cx.grad_output;
+        let op = ScatterFlat {
+            indices: self.argmax()?.clone(),
+            input_shape: g.shape().to_vec(),
+            output_shape: cx.inputs[0].shape().to_vec(),
+        };
+        Ok(single(g.tape().apply(op, &[g])?))
+    }
+    fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
+        Some((|| {
+            let g = cx
+                .grad_output
+                .scatter_add_flat(self.argmax()?, cx.inputs[0].dims())?;
+            Ok(tsingle(g))
+        })())
+    }
+}
+
 /// The elements at fixed flat positions (max pooling's forward).
 #[derive(Debug, Clone)]
 pub struct TakeFlat {
@@ -486,19 +559,8 @@ impl<'t, T: Element> Var<'t, T> {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Result<Var<'t, T>> {
-        let x = self.value();
-        let (y, at) = x
-            .max_pool2d_with_indices(kernel, stride, padding)
-            .map_err(|e| Error::InvalidArgument {
-                op: "max_pool2d".into(),
-                msg: e.to_string(),
-            })?;
-        let op = TakeFlat {
-            indices: Arc::new(at),
-            input_shape: x.dims().to_vec(),
-            output_shape: y.dims().to_vec(),
-        };
-        self.tape().apply(op, &[self])
+        self.tape()
+            .apply(MaxPool2d::new(kernel, stride, padding), &[self])
     }
 
     /// 2-d average pooling (see [`Tensor::avg_pool2d`]): a depthwise

@@ -12,7 +12,7 @@
 //! | [`shape`] | reshape, permute, slice, concat |
 //! | [`index`] | index_select, gather_rows, where |
 //! | [`matmul`] | matmul |
-//! | [`conv`] | conv2d, conv_transpose2d, conv2d_weight_grad, unfold, fold, take_flat, scatter_add_flat (max pooling) |
+//! | [`conv`] | conv2d, conv_transpose2d, conv2d_weight_grad, unfold, fold, max_pool2d, take_flat, scatter_add_flat |
 //! | [`softmax`] | softmax, log_softmax, logsumexp |
 //! | [`recurrent`] | a whole RNN / LSTM / GRU sequence (fused backpropagation through time) |
 //! | [`gelu`] | gelu (exact, with `gelu_grad`), gelu_tanh |

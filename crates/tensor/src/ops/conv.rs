@@ -238,45 +238,73 @@ fn valid_range(
 /// `cols`: row `(c, i, j)` holds, for every output position, the input
 /// under kernel tap `(i, j)` of channel `c` (0 in the padding).
 ///
-/// Each output row splits into a zero prefix, a run read from one input
-/// line, and a zero suffix ([`valid_range`]), so the inner loop has no
-/// bounds tests; with stride 1 the run is one slice copy.
+/// Each channel is first copied into a zero-bordered plane of
+/// `(H + 2·ph) × (W + 2·pw)`, so every window reads inside it and each
+/// output row of a tap is one run with no zero prefix or suffix: with
+/// stride 1 a short copy ([`copy_short`]). Filling the padding per run
+/// instead cost a `memset` call for one or two elements, and the copy a
+/// `memmove` call, each as dear as the run itself.
 fn im2col<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, cols: &mut [T]) {
     let (ohw, p) = (g.ohw(), &g.p);
     let [sy, sx] = p.stride;
+    let [dy, dx] = p.dilation;
+    let (hp, wp) = (g.h + 2 * p.padding[0], g.w + 2 * p.padding[1]);
+    // The border stays zero: only the interior is rewritten per channel.
+    let mut padded = vec![T::ZERO; hp * wp];
     let mut rows = cols.chunks_exact_mut(ohw);
     for c in c0..c0 + cg {
         let plane = &x[c * g.hw()..(c + 1) * g.hw()];
+        let src: &[T] = if p.padding == [0, 0] {
+            plane
+        } else {
+            for (y, line) in plane.chunks_exact(g.w).enumerate() {
+                let at = (y + p.padding[0]) * wp + p.padding[1];
+                copy_short(&mut padded[at..at + g.w], line);
+            }
+            &padded
+        };
         for i in 0..g.kh {
-            let (ylo, yhi) = valid_range(i, sy, p.dilation[0], p.padding[0], g.h, g.oh);
             for j in 0..g.kw {
                 let row = rows.next().expect("cols has C·kh·kw rows");
-                let (xlo, xhi) = valid_range(j, sx, p.dilation[1], p.padding[1], g.w, g.ow);
-                row[..ylo * g.ow].fill(T::ZERO);
-                row[yhi * g.ow..].fill(T::ZERO);
-                for oy in ylo..yhi {
-                    let y = oy * sy + i * p.dilation[0] - p.padding[0];
-                    let line = &plane[y * g.w..(y + 1) * g.w];
-                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    out[..xlo].fill(T::ZERO);
-                    out[xhi..].fill(T::ZERO);
-                    if xlo == xhi {
-                        continue;
-                    }
-                    let first = xlo * sx + j * p.dilation[1] - p.padding[1];
+                for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
+                    let line = &src[(oy * sy + i * dy) * wp + j * dx..];
                     if sx == 1 {
-                        out[xlo..xhi].copy_from_slice(&line[first..first + (xhi - xlo)]);
+                        copy_short(out, &line[..g.ow]);
                     } else {
-                        for (o, &v) in out[xlo..xhi]
-                            .iter_mut()
-                            .zip(line[first..].iter().step_by(sx))
-                        {
+                        for (o, &v) in out.iter_mut().zip(line.iter().step_by(sx)) {
                             *o = v;
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of [`im2col`] (one output
+/// row: 14 elements in LeNet's second layer). `copy_from_slice` of a
+/// run-time length is a call into `memmove`, whose dispatch costs as much
+/// as the copy at this size; copies of a constant 8 elements compile to
+/// two vector moves, and the tail reuses the last 8 (overlapping writes of
+/// the same values).
+#[inline]
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    const B: usize = 8;
+    let n = dst.len();
+    let src = &src[..n];
+    if n < B {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s;
+        }
+        return;
+    }
+    let mut k = 0;
+    while k + B <= n {
+        dst[k..k + B].copy_from_slice(&src[k..k + B]);
+        k += B;
+    }
+    if k < n {
+        dst[n - B..].copy_from_slice(&src[n - B..]);
     }
 }
 

@@ -6,6 +6,7 @@ use crate::buffer::try_vec_of;
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::ops::conv::ConvParams;
+use crate::simd::{run_wide, Kernel};
 use crate::{Element, Tensor};
 
 /// Checks a pooling window against a `[N, C, H, W]` input and returns the
@@ -89,56 +90,38 @@ impl<T: Element> Tensor<T> {
         let numel = checked_numel::<T>(OP, &shape)?;
         let x = self.try_to_contiguous(OP)?;
         let xs = x.as_slice().expect("contiguous");
-        let (h, w) = (d[2], d[3]);
+        let mut out = try_vec_of(numel, T::ZERO).map_err(|e| e.at(OP, &shape))?;
         let mut at = try_vec_of(numel, 0usize).map_err(|e| e.at(OP, &shape))?;
-        // The window's rows and columns clipped to the input, per output
-        // row and column, computed once.
-        let clip = |o: usize, a: usize, len: usize| -> (usize, usize) {
-            let start = o * stride[a];
-            let lo = start.max(padding[a]) - padding[a];
-            let hi = (start + kernel[a]).saturating_sub(padding[a]).min(len);
-            (lo, hi.max(lo + 1).min(len.max(lo + 1)))
-        };
-        let rows: Vec<(usize, usize)> = (0..oh).map(|o| clip(o, 0, h)).collect();
-        let cols: Vec<(usize, usize)> = (0..ow).map(|o| clip(o, 1, w)).collect();
-        let plane_out = (oh * ow).max(1);
-        let planes_per_chunk = (crate::parallel::CHUNK / plane_out).max(1);
-        let parallel = crate::parallel::use_parallel(numel * kernel[0] * kernel[1]);
-        let work = |start: usize, part: &mut [usize]| {
-            for (k, out_plane) in part.chunks_mut(plane_out).enumerate() {
-                let plane = start / plane_out + k;
-                let base = plane * h * w;
-                for (oy, out_row) in out_plane.chunks_mut(ow.max(1)).enumerate() {
-                    let (y0, y1) = rows[oy];
-                    for (ox, slot) in out_row.iter_mut().enumerate() {
-                        let (x0, x1) = cols[ox];
-                        let mut best_at = base + y0 * w + x0;
-                        let mut best = xs[best_at];
-                        for y in y0..y1 {
-                            let line = base + y * w;
-                            for (xi, &v) in xs[line + x0..line + x1].iter().enumerate() {
-                                // Strictly greater: ties keep the first
-                                // maximum; a NaN wins over numbers. Written
-                                // as selects, not a branch: on random data
-                                // the comparison is a coin toss.
-                                let better = (v > best) | (v.is_nan() & !best.is_nan());
-                                best = if better { v } else { best };
-                                best_at = if better { line + x0 + xi } else { best_at };
-                            }
-                        }
-                        *slot = best_at;
-                    }
-                }
+        let windows = Windows::new([d[2], d[3]], [oh, ow], kernel, stride, padding);
+        let plane_out = oh * ow;
+        if plane_out == 0 {
+            return Ok((Tensor::from_parts(out, &shape), at));
+        }
+        // Whole planes per job: each writes its own runs of both outputs.
+        let planes_per_job = (crate::parallel::CHUNK / plane_out).max(1);
+        let run = |first_plane: usize, vals: &mut [T], idx: &mut [usize]| {
+            for (k, (v, i)) in vals
+                .chunks_exact_mut(plane_out)
+                .zip(idx.chunks_exact_mut(plane_out))
+                .enumerate()
+            {
+                windows.pool_plane(xs, first_plane + k, v, i);
             }
         };
-        if parallel {
-            crate::parallel::for_each_chunk(&mut at, planes_per_chunk * plane_out, work);
+        if crate::parallel::use_parallel(numel * kernel[0] * kernel[1]) {
+            let mut jobs: Vec<(usize, &mut [T], &mut [usize])> = out
+                .chunks_mut(planes_per_job * plane_out)
+                .zip(at.chunks_mut(planes_per_job * plane_out))
+                .enumerate()
+                .map(|(j, (v, i))| (j * planes_per_job, v, i))
+                .collect();
+            crate::parallel::for_each_chunk(&mut jobs, 1, |_, js| {
+                for (first, v, i) in js {
+                    run(*first, v, i);
+                }
+            });
         } else {
-            work(0, &mut at);
-        }
-        let mut out = try_vec_of(numel, T::ZERO).map_err(|e| e.at(OP, &shape))?;
-        for (o, &j) in out.iter_mut().zip(&at) {
-            *o = xs[j];
+            run(0, &mut out, &mut at);
         }
         Ok((Tensor::from_parts(out, &shape), at))
     }
@@ -240,6 +223,197 @@ impl<T: Element> Tensor<T> {
     }
 }
 
+/// Whether `v` replaces `best` as a window's maximum in scan order:
+/// strictly greater (ties keep the first maximum), and a NaN beats any
+/// number (the first NaN stays). Written as one boolean expression so the
+/// callers can turn it into selects: on random data it is a coin toss, and
+/// a branch would mispredict half the time.
+#[inline(always)]
+fn wins<T: Element>(v: T, best: T) -> bool {
+    (v > best) | (v.is_nan() & !best.is_nan())
+}
+
+/// The max-pooling windows of one `[H, W]` plane: each output row's input
+/// rows and each output column's input columns, clipped to the input (the
+/// padding is never read: it counts as −∞).
+struct Windows {
+    h: usize,
+    w: usize,
+    /// `rows[oy] = (y0, y1)`: input rows `y0..y1` of output row `oy`.
+    rows: Vec<(usize, usize)>,
+    /// `cols[ox] = (x0, x1)`, the same for columns.
+    cols: Vec<(usize, usize)>,
+    /// A 2×2 window with stride 2 and no padding: every window is whole and
+    /// windows do not overlap, which [`MaxPool2x2`] exploits.
+    two_by_two: bool,
+}
+
+impl Windows {
+    fn new(
+        input: [usize; 2],
+        output: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Self {
+        // `pool_output_size` has checked that every window holds at least
+        // one input element (padding at most half the kernel).
+        let clip = |o: usize, a: usize| -> (usize, usize) {
+            let start = o * stride[a];
+            let lo = start.saturating_sub(padding[a]).min(input[a] - 1);
+            let hi = (start + kernel[a]).saturating_sub(padding[a]).min(input[a]);
+            (lo, hi.max(lo + 1))
+        };
+        Windows {
+            h: input[0],
+            w: input[1],
+            rows: (0..output[0]).map(|o| clip(o, 0)).collect(),
+            cols: (0..output[1]).map(|o| clip(o, 1)).collect(),
+            two_by_two: kernel == [2, 2] && stride == [2, 2] && padding == [0, 0],
+        }
+    }
+
+    /// Pools plane `plane` of `xs` (`[.., H, W]` contiguous) into `vals`
+    /// and `at` (one plane of the output each); `at` holds flat indices
+    /// into `xs`.
+    fn pool_plane<T: Element>(&self, xs: &[T], plane: usize, vals: &mut [T], at: &mut [usize]) {
+        let base = plane * self.h * self.w;
+        let src = &xs[base..base + self.h * self.w];
+        if self.two_by_two {
+            return run_wide(MaxPool2x2 {
+                src,
+                base,
+                w: self.w,
+                vals,
+                at,
+            });
+        }
+        let ow = self.cols.len();
+        for (oy, &(y0, y1)) in self.rows.iter().enumerate() {
+            let (vals, at) = (&mut vals[oy * ow..][..ow], &mut at[oy * ow..][..ow]);
+            for (ox, &(x0, x1)) in self.cols.iter().enumerate() {
+                let mut best_at = y0 * self.w + x0;
+                let mut best = src[best_at];
+                for y in y0..y1 {
+                    let line = y * self.w;
+                    for (xi, &v) in src[line + x0..line + x1].iter().enumerate() {
+                        let better = wins(v, best);
+                        best = if better { v } else { best };
+                        best_at = if better { line + x0 + xi } else { best_at };
+                    }
+                }
+                vals[ox] = best;
+                at[ox] = base + best_at;
+            }
+        }
+    }
+}
+
+/// 2×2 max pooling with stride 2 and no padding of one `[H, W]` plane
+/// `src` whose first element has flat index `base`: output row `oy` reads
+/// input rows `2·oy` and `2·oy + 1` (an odd last row or column is never
+/// read). No window is clipped, so the loop has no bounds logic and
+/// vectorises: run through [`run_wide`] it handles 16 `f32` windows per
+/// AVX-512 step (the odd/even deinterleave is a shuffle).
+struct MaxPool2x2<'a, T> {
+    src: &'a [T],
+    base: usize,
+    w: usize,
+    vals: &'a mut [T],
+    at: &'a mut [usize],
+}
+
+impl<T: Element> Kernel for MaxPool2x2<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let (w, ow) = (self.w, self.w / 2);
+        let rows = self
+            .vals
+            .chunks_exact_mut(ow)
+            .zip(self.at.chunks_exact_mut(ow));
+        for (oy, (vals, at)) in rows.enumerate() {
+            let top = &self.src[2 * oy * w..][..2 * ow];
+            let bottom = &self.src[(2 * oy + 1) * w..][..2 * ow];
+            let first = self.base + 2 * oy * w;
+            // Fixed-width blocks vectorise with no remainder loop (rows
+            // are short: 14 outputs in LeNet's first pool). The last block
+            // is aligned to the row's end and may overlap the one before:
+            // recomputing a window gives the same result.
+            match ow {
+                16.. => pool_row_blocks::<T, 16>(top, bottom, w, first, vals, at),
+                8.. => pool_row_blocks::<T, 8>(top, bottom, w, first, vals, at),
+                4.. => pool_row_blocks::<T, 4>(top, bottom, w, first, vals, at),
+                _ => pool_row_blocks::<T, 1>(top, bottom, w, first, vals, at),
+            }
+        }
+    }
+}
+
+/// One output row of 2×2 pooling in blocks of `L` windows (`L` at most
+/// the row's length); see [`MaxPool2x2`].
+#[inline(always)]
+fn pool_row_blocks<T: Element, const L: usize>(
+    top: &[T],
+    bottom: &[T],
+    w: usize,
+    first: usize,
+    vals: &mut [T],
+    at: &mut [usize],
+) {
+    let ow = vals.len();
+    let mut start = 0;
+    loop {
+        let x = start.min(ow - L);
+        pool_block::<T, L>(
+            &top[2 * x..][..2 * L],
+            &bottom[2 * x..][..2 * L],
+            w,
+            first + 2 * x,
+            &mut vals[x..][..L],
+            &mut at[x..][..L],
+        );
+        start += L;
+        if start >= ow {
+            break;
+        }
+    }
+}
+
+/// `L` adjacent 2×2 windows: `top` and `bottom` are their `2·L` input
+/// elements of the upper and lower row, `first` the flat index of the
+/// first window's top-left element.
+#[inline(always)]
+fn pool_block<T: Element, const L: usize>(
+    top: &[T],
+    bottom: &[T],
+    w: usize,
+    first: usize,
+    vals: &mut [T],
+    at: &mut [usize],
+) {
+    let (top, bottom) = (&top[..2 * L], &bottom[..2 * L]);
+    let mut best = [T::ZERO; L];
+    // The winner's place in its window relative to the top-left element.
+    let mut offset = [0usize; L];
+    for l in 0..L {
+        best[l] = top[2 * l];
+    }
+    // Scan order: top-left, top-right, bottom-left, bottom-right.
+    for (row, dx, off) in [(top, 1, 1), (bottom, 0, w), (bottom, 1, w + 1)] {
+        for l in 0..L {
+            let cand = row[2 * l + dx];
+            let better = wins(cand, best[l]);
+            best[l] = if better { cand } else { best[l] };
+            offset[l] = if better { off } else { offset[l] };
+        }
+    }
+    for l in 0..L {
+        vals[l] = best[l];
+        at[l] = first + 2 * l + offset[l];
+    }
+}
+
 /// Every index below the element count of `shape`.
 fn check_indices(op: &'static str, indices: &[usize], shape: &[usize]) -> Result<()> {
     let n: usize = shape.iter().product();
@@ -314,48 +488,135 @@ mod tests {
         assert!(e.to_string().contains("at least 1"), "{e}");
     }
 
+    /// Max pooling by its definition: every window scanned row by row,
+    /// the first maximum kept, a NaN beating any number.
+    fn naive_max_pool(
+        xs: &[f64],
+        dims: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+    ) -> (Vec<f64>, Vec<usize>) {
+        let [oh, ow] = pool_output_size("test", &dims, kernel, stride, pad).unwrap();
+        let (mut vals, mut at) = (Vec::new(), Vec::new());
+        for plane in 0..dims[0] * dims[1] {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best: Option<(f64, usize)> = None;
+                    for ky in 0..kernel[0] {
+                        for kx in 0..kernel[1] {
+                            let yy = (oy * stride[0] + ky) as isize - pad[0] as isize;
+                            let xx = (ox * stride[1] + kx) as isize - pad[1] as isize;
+                            if yy < 0 || xx < 0 || yy >= dims[2] as isize || xx >= dims[3] as isize
+                            {
+                                continue;
+                            }
+                            let j = plane * dims[2] * dims[3] + yy as usize * dims[3] + xx as usize;
+                            let v = xs[j];
+                            let take = match best {
+                                None => true,
+                                Some((b, _)) => v > b || (v.is_nan() && !b.is_nan()),
+                            };
+                            if take {
+                                best = Some((v, j));
+                            }
+                        }
+                    }
+                    let (v, j) = best.expect("every window holds an input element");
+                    vals.push(v);
+                    at.push(j);
+                }
+            }
+        }
+        (vals, at)
+    }
+
+    /// Pools `xs` both ways and compares values (NaN equal to NaN) and
+    /// indices.
+    fn check_against_definition(
+        xs: Vec<f64>,
+        dims: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+    ) {
+        let x = Tensor::from_vec(xs.clone(), &dims).unwrap();
+        let (y, at) = x.max_pool2d_with_indices(kernel, stride, pad).unwrap();
+        let (want, want_at) = naive_max_pool(&xs, dims, kernel, stride, pad);
+        assert_eq!(at, want_at, "{dims:?} k{kernel:?} s{stride:?} p{pad:?}");
+        for (a, b) in y.to_vec().iter().zip(&want) {
+            assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+        }
+    }
+
     #[test]
     fn max_pool_matches_definition() {
         for (k, (dims, kernel, stride, pad)) in [
             ([2, 3, 7, 6], [3, 2], [2, 1], [1, 1]),
             ([1, 2, 5, 5], [2, 2], [2, 2], [0, 0]),
             ([1, 1, 9, 4], [3, 3], [3, 2], [1, 0]),
+            // The 2×2 path's block widths 1, 4, 8 and 16, with the last
+            // block overlapping the one before (5, 9 and 20 windows).
+            ([2, 3, 8, 6], [2, 2], [2, 2], [0, 0]),
+            ([1, 2, 4, 10], [2, 2], [2, 2], [0, 0]),
+            ([1, 2, 5, 19], [2, 2], [2, 2], [0, 0]),
+            ([1, 2, 6, 40], [2, 2], [2, 2], [0, 0]),
+            // Large enough to run in parallel, on both paths.
+            ([4, 16, 28, 28], [2, 2], [2, 2], [0, 0]),
+            ([4, 16, 27, 29], [3, 3], [2, 2], [1, 1]),
         ]
         .into_iter()
         .enumerate()
         {
             let x = Tensor::<f64>::uniform_seeded(&dims, -1.0, 1.0, k as u64);
-            let (y, at) = x.max_pool2d_with_indices(kernel, stride, pad).unwrap();
-            let (oh, ow) = (y.dims()[2], y.dims()[3]);
-            let xs = x.to_vec();
-            let mut i = 0;
-            for plane in 0..dims[0] * dims[1] {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut best = (f64::NEG_INFINITY, 0);
-                        for ky in 0..kernel[0] {
-                            for kx in 0..kernel[1] {
-                                let yy = (oy * stride[0] + ky) as isize - pad[0] as isize;
-                                let xx = (ox * stride[1] + kx) as isize - pad[1] as isize;
-                                if yy < 0
-                                    || xx < 0
-                                    || yy >= dims[2] as isize
-                                    || xx >= dims[3] as isize
-                                {
-                                    continue;
-                                }
-                                let j =
-                                    plane * dims[2] * dims[3] + yy as usize * dims[3] + xx as usize;
-                                if xs[j] > best.0 {
-                                    best = (xs[j], j);
-                                }
-                            }
-                        }
-                        assert_eq!((y.to_vec()[i], at[i]), best);
-                        i += 1;
+            check_against_definition(x.to_vec(), dims, kernel, stride, pad);
+        }
+    }
+
+    #[test]
+    fn max_pool_ties_and_nans_follow_scan_order() {
+        // 2×2 fast path and the general path: values from {−1, 0, 1} tie
+        // often; every seventh is a NaN.
+        for (dims, kernel, stride, pad) in [
+            ([2, 2, 6, 8], [2, 2], [2, 2], [0, 0]),
+            ([1, 2, 4, 18], [2, 2], [2, 2], [0, 0]),
+            ([1, 1, 4, 34], [2, 2], [2, 2], [0, 0]),
+            ([2, 2, 6, 8], [2, 3], [1, 2], [1, 1]),
+        ] {
+            let n: usize = dims.iter().product();
+            let xs: Vec<f64> = (0..n)
+                .map(|i| {
+                    if i % 7 == 3 {
+                        f64::NAN
+                    } else {
+                        ((i * 37 % 11) % 3) as f64 - 1.0
                     }
-                }
-            }
+                })
+                .collect();
+            check_against_definition(xs, dims, kernel, stride, pad);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random shapes, windows, strides and padding (valid ones), with
+        /// coarse values so ties are common.
+        #[test]
+        fn max_pool_property(
+            n in 1usize..3, c in 1usize..4, h in 1usize..9, w in 1usize..9,
+            kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+            ph in 0usize..2, pw in 0usize..2, seed in 0u64..1000,
+        ) {
+            let (kernel, stride) = ([kh.min(h + 2 * ph), kw.min(w + 2 * pw)], [sh, sw]);
+            let pad = [ph.min(kernel[0] / 2), pw.min(kernel[1] / 2)];
+            let dims = [n, c, h, w];
+            proptest::prop_assume!(kernel[0] <= h + 2 * pad[0] && kernel[1] <= w + 2 * pad[1]);
+            let xs: Vec<f64> = Tensor::<f64>::uniform_seeded(&dims, -2.0, 2.0, seed)
+                .to_vec()
+                .into_iter()
+                .map(f64::round)
+                .collect();
+            check_against_definition(xs, dims, kernel, stride, pad);
         }
     }
 
