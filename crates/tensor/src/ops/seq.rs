@@ -8,8 +8,11 @@
 //! digits to the running sum.
 
 use crate::error::{Error, Result};
-use crate::parallel::{for_each_chunk, use_parallel};
 use crate::{Element, Tensor};
+
+mod rows;
+use crate::simd::run_wide;
+use rows::{for_row_blocks, for_row_blocks_with};
 
 /// `erf x` in the element's own precision: for `f32` the vectorisable
 /// [`erf_f32`](crate::fastmath::erf_f32) (relative error below `1.2e-7`;
@@ -41,23 +44,6 @@ const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The tanh form's cubic coefficient.
 const GELU_CUBIC: f64 = 0.044_715;
-
-/// `f(row_index, row_out)` over the rows (last axis of length `d`) of an
-/// output of `out.len()` elements, parallel over row blocks when large.
-fn map_rows<T: Element>(d: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    let work = |start: usize, part: &mut [T]| {
-        for (r, o) in part.chunks_mut(d).enumerate() {
-            f(start / d + r, o);
-        }
-    };
-    if d > 0 && use_parallel(out.len()) {
-        // Blocks of whole rows, about 16K elements each.
-        let rows_per_block = (16_384 / d).max(1);
-        for_each_chunk(out, rows_per_block * d, work);
-    } else {
-        work(0, out);
-    }
-}
 
 impl<T: Element> Tensor<T> {
     /// GELU, exact form: `x·Φ(x) = ½x(1 + erf(x/√2))` (PyTorch's
@@ -106,14 +92,7 @@ impl<T: Element> Tensor<T> {
     /// [`Error::ShapeMismatch`] if `g`'s shape differs from `self`'s;
     /// [`Error::TooLarge`] if the result cannot be allocated.
     pub fn gelu_backward(&self, g: &Self) -> Result<Self> {
-        if g.dims() != self.dims() {
-            return Err(Error::ShapeMismatch {
-                op: "gelu_backward",
-                lhs: self.dims().to_vec(),
-                rhs: g.dims().to_vec(),
-                reason: "the gradient must have the input's shape".into(),
-            });
-        }
+        check_grad_shape("gelu_backward", self, g)?;
         self.zip_with(g, "gelu_backward", |x, g| g * gelu_derivative(x))
     }
 
@@ -164,22 +143,19 @@ impl<T: Element> Tensor<T> {
         let d = check_layer_norm("layer_norm", self, weight, bias, eps)?;
         let x = self.to_contiguous();
         let xs = x.as_slice().expect("contiguous");
-        let w = weight.map(Tensor::to_vec);
-        let b = bias.map(Tensor::to_vec);
+        // No weight is 1 and no bias is -0: `v·1 + (-0) = v` exactly.
+        let w = weight.map_or_else(|| vec![T::ONE; d], Tensor::to_vec);
+        let b = bias.map_or_else(|| vec![T::from_f64(-0.0); d], Tensor::to_vec);
         let mut out = vec![T::ZERO; xs.len()];
-        map_rows(d, &mut out, |r, o| {
-            let row = &xs[r * d..][..d];
-            let (mean, rstd) = row_stats(row, eps);
-            for j in 0..d {
-                let mut v = T::from_f64((row[j].to_f64() - mean) * rstd);
-                if let Some(w) = &w {
-                    v *= w[j];
-                }
-                if let Some(b) = &b {
-                    v += b[j];
-                }
-                o[j] = v;
-            }
+        for_row_blocks(d, &mut out, |first, out| {
+            run_wide(rows::LayerNorm {
+                xs,
+                w: &w,
+                b: &b,
+                eps,
+                first,
+                out,
+            })
         });
         Tensor::from_vec(out, self.dims())
     }
@@ -201,14 +177,7 @@ impl<T: Element> Tensor<T> {
         eps: f64,
     ) -> Result<(Self, Self, Self)> {
         let d = check_layer_norm("layer_norm_backward", self, weight, None, eps)?;
-        if g.dims() != self.dims() {
-            return Err(Error::ShapeMismatch {
-                op: "layer_norm_backward",
-                lhs: self.dims().to_vec(),
-                rhs: g.dims().to_vec(),
-                reason: "the gradient must have the input's shape".into(),
-            });
-        }
+        check_grad_shape("layer_norm_backward", self, g)?;
         let x = self.to_contiguous();
         let gc = g.to_contiguous();
         let (xs, gs) = (
@@ -219,37 +188,29 @@ impl<T: Element> Tensor<T> {
             Some(w) => w.to_vec().iter().map(|v| v.to_f64()).collect(),
             None => vec![1.0; d],
         };
+        let rows = xs.len().checked_div(d).unwrap_or(0);
         let mut dx = vec![T::ZERO; xs.len()];
-        map_rows(d, &mut dx, |r, o| {
-            let (row, grow) = (&xs[r * d..][..d], &gs[r * d..][..d]);
-            let (mean, rstd) = row_stats(row, eps);
-            let (mut s_g, mut s_gx) = (0.0, 0.0);
-            for j in 0..d {
-                let xhat = (row[j].to_f64() - mean) * rstd;
-                let gh = grow[j].to_f64() * w[j];
-                s_g += gh;
-                s_gx += gh * xhat;
-            }
-            let (m_g, m_gx) = (s_g / d as f64, s_gx / d as f64);
-            for j in 0..d {
-                let xhat = (row[j].to_f64() - mean) * rstd;
-                let gh = grow[j].to_f64() * w[j];
-                o[j] = T::from_f64((gh - m_g - xhat * m_gx) * rstd);
-            }
+        let mut stats = vec![(0.0, 0.0); rows];
+        for_row_blocks_with(d, &mut dx, &mut stats, |first, dx, stats| {
+            run_wide(rows::LayerNormBackward {
+                xs,
+                gs,
+                w: &w,
+                eps,
+                first,
+                dx,
+                stats,
+            })
         });
         // Parameter gradients: column sums over rows, accumulated in f64.
-        let rows = xs.len().checked_div(d).unwrap_or(0);
         let (mut dw, mut db) = (vec![0.0f64; d], vec![0.0f64; d]);
-        for r in 0..rows {
-            let row = &xs[r * d..][..d];
-            let grow = &gs[r * d..][..d];
-            let (mean, rstd) = row_stats(row, eps);
-            for j in 0..d {
-                let gv = grow[j].to_f64();
-                dw[j] += gv * (row[j].to_f64() - mean) * rstd;
-                db[j] += gv;
-            }
-        }
+        run_wide(rows::LayerNormParamGrads {
+            xs,
+            gs,
+            stats: &stats,
+            dw: &mut dw,
+            db: &mut db,
+        });
         let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
         Ok((
             Tensor::from_vec(dx, self.dims())?,
@@ -433,50 +394,75 @@ impl<T: Element> Tensor<T> {
         let x = self.to_contiguous();
         let xs = x.as_slice().expect("contiguous");
         let mut out = vec![T::ZERO; xs.len()];
-        map_rows(d, &mut out, |r, o| {
-            let row = &xs[r * d..][..d];
-            let k = &ks[(r % mask_rows) * d..][..d];
-            let mut m = T::NEG_INFINITY;
-            for j in 0..d {
-                if k[j] != T::ZERO {
-                    m = m.max_val(row[j]);
-                }
-            }
-            if m == T::NEG_INFINITY {
-                return; // nothing kept (or every kept score is -inf): zeros
-            }
-            let mut s = T::ZERO;
-            for j in 0..d {
-                if k[j] != T::ZERO {
-                    let e = (row[j] - m).exp();
-                    o[j] = e;
-                    s += e;
-                }
-            }
-            let inv = T::ONE / s;
-            for v in o.iter_mut() {
-                *v *= inv;
-            }
+        for_row_blocks(d, &mut out, |first, out| {
+            run_wide(rows::SoftmaxMasked {
+                xs,
+                keep: ks,
+                mask_rows,
+                d,
+                first,
+                out,
+            })
+        });
+        Tensor::from_vec(out, dims)
+    }
+
+    /// The backward pass of a softmax over the last axis, `self` being its
+    /// output `y` and `g` the gradient of `y`: `y·(g − Σ g·y)` per row, in
+    /// one pass per row (the composition takes four passes and three
+    /// temporaries). Positions where `y = 0` (masked out by
+    /// [`softmax_masked`](Self::softmax_masked)) get 0.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let y = Tensor::from_vec(vec![0.25f64, 0.75], &[1, 2])?;
+    /// let g = Tensor::from_vec(vec![1.0, 0.0], &[1, 2])?;
+    /// // Σ g·y = 0.25: dx = (0.25·0.75, 0.75·(−0.25)).
+    /// assert_eq!(y.softmax_backward(&g)?.to_vec(), vec![0.1875, -0.1875]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `self` is 0-d;
+    /// [`Error::ShapeMismatch`] if `g`'s shape differs from `self`'s.
+    pub fn softmax_backward(&self, g: &Self) -> Result<Self> {
+        let dims = self.dims();
+        let d = *dims.last().ok_or_else(|| Error::InvalidArgument {
+            op: "softmax_backward",
+            msg: "needs at least one axis, got a 0-d value".into(),
+        })?;
+        check_grad_shape("softmax_backward", self, g)?;
+        let (y, g) = (self.to_contiguous(), g.to_contiguous());
+        let (ys, gs) = (
+            y.as_slice().expect("contiguous"),
+            g.as_slice().expect("contiguous"),
+        );
+        let mut out = vec![T::ZERO; ys.len()];
+        for_row_blocks(d, &mut out, |first, out| {
+            run_wide(rows::SoftmaxBackward {
+                ys,
+                gs,
+                d,
+                first,
+                out,
+            })
         });
         Tensor::from_vec(out, dims)
     }
 }
 
-/// Mean and `1/√(var + eps)` of one row, in `f64` (two passes: the
-/// variance of `x − mean`, which does not cancel for rows far from 0).
-#[inline]
-fn row_stats<T: Element>(row: &[T], eps: f64) -> (f64, f64) {
-    let d = row.len() as f64;
-    let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / d;
-    let var = row
-        .iter()
-        .map(|v| {
-            let c = v.to_f64() - mean;
-            c * c
-        })
-        .sum::<f64>()
-        / d;
-    (mean, 1.0 / (var + eps).sqrt())
+/// An error unless the gradient `g` has the shape of `x` (the backward
+/// kernels do not broadcast it).
+fn check_grad_shape<T: Element>(op: &'static str, x: &Tensor<T>, g: &Tensor<T>) -> Result<()> {
+    if g.dims() == x.dims() {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        op,
+        lhs: x.dims().to_vec(),
+        rhs: g.dims().to_vec(),
+        reason: "the gradient must have the input's shape".into(),
+    })
 }
 
 /// The width `d` of a layer norm over `x`'s last axis, after checking the
@@ -626,6 +612,129 @@ mod tests {
             err.to_string(),
             "layer_norm: weight of shape [2] for input [2, 3]: expected [3]"
         );
+    }
+
+    /// Naive per-row references in f64 for the row kernels, over widths
+    /// that are and are not multiples of the accumulator count, and sizes
+    /// below and above the parallel threshold.
+    #[test]
+    fn row_kernels_match_naive_references() {
+        for &(rows, d) in &[
+            (3usize, 1usize),
+            (5, 7),
+            (4, 8),
+            (9, 13),
+            (700, 65),
+            (600, 128),
+        ] {
+            let x = Tensor::<f32>::randn_seeded(&[rows, d], 1)
+                .mul_scalar(3.0)
+                .unwrap();
+            let g = Tensor::<f32>::randn_seeded(&[rows, d], 2);
+            let w = Tensor::<f32>::randn_seeded(&[d], 3);
+            let b = Tensor::<f32>::randn_seeded(&[d], 4);
+            let keep = Tensor::<f32>::uniform_seeded(&[rows, d], 0.0, 1.0, 5)
+                .gt_scalar(0.3)
+                .unwrap();
+            let (xv, gv, wv, bv, kv) = (
+                x.to_vec(),
+                g.to_vec(),
+                w.to_vec(),
+                b.to_vec(),
+                keep.to_vec(),
+            );
+            let f = |v: f32| f64::from(v);
+            let close = |got: &[f32], want: &[f64], tol: f64, what: &str| {
+                for (i, (&a, &e)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (f(a) - e).abs() <= tol * (1.0 + e.abs()),
+                        "{what} [{rows}, {d}] at {i}: {a} vs {e}"
+                    );
+                }
+            };
+            let (mut sm, mut smb, mut ln, mut dx) = (vec![], vec![], vec![], vec![]);
+            let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
+            for r in 0..rows {
+                let xr = &xv[r * d..][..d];
+                let (gr, kr) = (&gv[r * d..][..d], &kv[r * d..][..d]);
+                // Masked softmax.
+                let m = (0..d)
+                    .filter(|&j| kr[j] != 0.0)
+                    .map(|j| f(xr[j]))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = (0..d)
+                    .map(|j| {
+                        if kr[j] != 0.0 {
+                            (f(xr[j]) - m).exp()
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let z: f64 = e.iter().sum();
+                let y: Vec<f64> = e
+                    .iter()
+                    .map(|v| if z > 0.0 { v / z } else { 0.0 })
+                    .collect();
+                let dot: f64 = (0..d).map(|j| f(gr[j]) * y[j]).sum();
+                smb.extend((0..d).map(|j| y[j] * (f(gr[j]) - dot)));
+                sm.extend(y);
+                // Layer norm.
+                let mean = xr.iter().map(|&v| f(v)).sum::<f64>() / d as f64;
+                let var = xr.iter().map(|&v| (f(v) - mean).powi(2)).sum::<f64>() / d as f64;
+                let rstd = 1.0 / (var + 1e-5).sqrt();
+                let xh: Vec<f64> = xr.iter().map(|&v| (f(v) - mean) * rstd).collect();
+                ln.extend((0..d).map(|j| xh[j] * f(wv[j]) + f(bv[j])));
+                let gh: Vec<f64> = (0..d).map(|j| f(gr[j]) * f(wv[j])).collect();
+                let m1 = gh.iter().sum::<f64>() / d as f64;
+                let m2 = (0..d).map(|j| gh[j] * xh[j]).sum::<f64>() / d as f64;
+                dx.extend((0..d).map(|j| (gh[j] - m1 - xh[j] * m2) * rstd));
+                for j in 0..d {
+                    dw[j] += f(gr[j]) * xh[j];
+                    db[j] += f(gr[j]);
+                }
+            }
+            let y = x.softmax_masked(&keep).unwrap();
+            close(&y.to_vec(), &sm, 1e-6, "softmax_masked");
+            // The backward kernel from the f32 softmax output.
+            let yd: Vec<f64> = y.to_vec().iter().map(|&v| f(v)).collect();
+            let want: Vec<f64> = (0..rows)
+                .flat_map(|r| {
+                    let (yr, gr) = (&yd[r * d..][..d], &gv[r * d..][..d]);
+                    let dot: f64 = (0..d).map(|j| f(gr[j]) * yr[j]).sum();
+                    (0..d)
+                        .map(move |j| yr[j] * (f(gr[j]) - dot))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            close(
+                &y.softmax_backward(&g).unwrap().to_vec(),
+                &want,
+                2e-6,
+                "softmax_backward",
+            );
+            close(
+                &y.softmax_backward(&g).unwrap().to_vec(),
+                &smb,
+                1e-5,
+                "softmax_backward",
+            );
+            close(
+                &x.layer_norm(Some(&w), Some(&b), 1e-5).unwrap().to_vec(),
+                &ln,
+                1e-6,
+                "layer_norm",
+            );
+            let (gx, gw, gb) = x.layer_norm_backward(Some(&w), &g, 1e-5).unwrap();
+            close(&gx.to_vec(), &dx, 1e-5, "layer_norm_backward dx");
+            close(&gw.to_vec(), &dw, 1e-5, "layer_norm_backward dw");
+            close(&gb.to_vec(), &db, 1e-5, "layer_norm_backward db");
+        }
+        let y = Tensor::<f64>::zeros(&[2, 3]);
+        assert!(y.softmax_backward(&Tensor::zeros(&[3, 2])).is_err());
+        assert!(Tensor::<f64>::scalar(1.0)
+            .softmax_backward(&Tensor::scalar(1.0))
+            .is_err());
     }
 
     #[test]
