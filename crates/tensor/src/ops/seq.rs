@@ -45,6 +45,29 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The tanh form's cubic coefficient.
 const GELU_CUBIC: f64 = 0.044_715;
 
+/// `out = g·gelu'(x)` elementwise. A [`Kernel`](crate::simd::Kernel)
+/// rather than a closure handed to `zip_with`: the closure, with the erf
+/// and exp inlined into it, was too big for LLVM to inline into the wide
+/// copies, and ran as baseline code calling the library `fmaf` (half of a
+/// transformer step).
+struct GeluBackward<'a, T> {
+    xs: &'a [T],
+    gs: &'a [T],
+    out: &'a mut [T],
+}
+
+impl<T: Element> crate::simd::Kernel for GeluBackward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let n = self.out.len();
+        let (xs, gs) = (&self.xs[..n], &self.gs[..n]);
+        for ((o, &x), &g) in self.out.iter_mut().zip(xs).zip(gs) {
+            *o = g * gelu_derivative(x);
+        }
+    }
+}
+
 impl<T: Element> Tensor<T> {
     /// GELU, exact form: `x·Φ(x) = ½x(1 + erf(x/√2))` (PyTorch's
     /// `gelu(approximate='none')`).
@@ -93,7 +116,22 @@ impl<T: Element> Tensor<T> {
     /// [`Error::TooLarge`] if the result cannot be allocated.
     pub fn gelu_backward(&self, g: &Self) -> Result<Self> {
         check_grad_shape("gelu_backward", self, g)?;
-        self.zip_with(g, "gelu_backward", |x, g| g * gelu_derivative(x))
+        let n = crate::layout::checked_numel::<T>("gelu_backward", self.dims())?;
+        let (x, g) = (self.to_contiguous(), g.to_contiguous());
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            g.as_slice().expect("contiguous"),
+        );
+        let mut out = vec![T::ZERO; n];
+        // Blocks of "rows" of one element: plain elementwise chunks.
+        for_row_blocks(1, &mut out, |first, out| {
+            run_wide(GeluBackward {
+                xs: &xs[first..],
+                gs: &gs[first..],
+                out,
+            })
+        });
+        Tensor::from_vec(out, self.dims())
     }
 
     /// GELU, tanh form: `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (PyTorch's
