@@ -17,9 +17,10 @@ use crate::param::Param;
 /// order), `in_proj_bias: [3·d]`, `out_proj.weight: [d, d]`,
 /// `out_proj.bias: [d]`.
 ///
-/// The head split and the attention products run on views of the fused
-/// projection (`chunk`, `reshape`, `transpose`: no copies); only the merge
-/// of the heads back to `[batch, positions, d]` copies, as it must.
+/// The query, key and value projections use the row blocks of
+/// `in_proj_weight` (views); the head split and the attention products run
+/// on views of them (`reshape`, `transpose`: no copies); only the merge of
+/// the heads back to `[batch, positions, d]` copies, as it must.
 /// Fully masked queries give 0 (see
 /// [`Var::scaled_dot_product_attention`]).
 ///
@@ -167,13 +168,19 @@ impl<T: Element> MultiheadAttention<T> {
                 )));
             }
         }
-        let qkv = x
-            .matmul(self.in_proj_weight.var(tape)?.t()?)?
-            .add(self.in_proj_bias.var(tape)?)?;
+        // Three projections with the row blocks of the fused weight, not one
+        // `[.., 3d]` projection cut into three: the cut's backward pads each
+        // piece's gradient to the full `[batch, positions, 3d]` and adds the
+        // three (4% of a transformer step); cutting the weight instead pads
+        // only `[d, d]` blocks. The products and their sums are the same.
+        let (w, bias) = (self.in_proj_weight.var(tape)?, self.in_proj_bias.var(tape)?);
+        let (ws, bs) = (w.chunk(3, 0)?, bias.chunk(3, 0)?);
         let hd = d / h;
-        let heads = |z: Var<'t, T>| z.reshape(&[b, t, h, hd])?.transpose(1, 2);
-        let parts = qkv.chunk(3, 2)?;
-        let (q, k, v) = (heads(parts[0])?, heads(parts[1])?, heads(parts[2])?);
+        let heads = |i: usize| -> TapeResult<Var<'t, T>> {
+            let z = x.matmul(ws[i].t()?)?.add(bs[i])?;
+            z.reshape(&[b, t, h, hd])?.transpose(1, 2)
+        };
+        let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
         let a = q.scaled_dot_product_attention(k, v, mask, self.causal)?;
         let merged = a.transpose(1, 2)?.reshape(&[b, t, d])?;
         self.out_proj.forward(tape, merged)

@@ -1,6 +1,7 @@
-//! Branch-free `f32` versions of `exp`, `tanh`, `sigmoid`, `softplus`, `sin`
-//! and `cos` that the compiler can vectorise ([`softplus_f32`],
-//! [`sin_f32`] and [`cos_f32`] document their accuracy in their own files).
+//! Branch-free `f32` versions of `exp`, `tanh`, `sigmoid`, `softplus`, `erf`,
+//! `sin` and `cos` that the compiler can vectorise ([`softplus_f32`],
+//! [`erf_f32`], [`sin_f32`] and [`cos_f32`] document their accuracy in their
+//! own files).
 //!
 //! `f32::exp` and `f32::tanh` from `std` call the platform's libm one element
 //! at a time, so a map over a million elements cannot use SIMD lanes. The
@@ -42,9 +43,11 @@
 //! squares, iterated towards minimax) to relative error `2e-8`; above, `1 -
 //! 2/(e^{2|x|} + 1)`, where cancellation is mild because `tanh ≥ 0.55`.
 
+mod erf;
 mod softplus;
 mod trig;
 
+pub use erf::erf_f32;
 pub use softplus::softplus_f32;
 
 pub use trig::{cos_f32, sin_f32, TRIG_FAST_MAX};

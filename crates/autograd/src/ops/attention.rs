@@ -78,11 +78,9 @@ impl<T: Element> Op<T> for SoftmaxMasked<T> {
         Ok(single(y.mul(g.sub(s)?)?))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let (g, y) = (cx.grad_output, cx.output);
-        Some((|| {
-            let s = g.mul(y)?.sum(&[y.ndim() - 1], true)?;
-            Ok(tsingle(y.mul(&g.sub(&s)?)?))
-        })())
+        // The fused row kernel computes the same y·(g − Σ g·y).
+        let dx = cx.output.softmax_backward(cx.grad_output);
+        Some(dx.map(tsingle).map_err(Into::into))
     }
 }
 

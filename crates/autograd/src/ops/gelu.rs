@@ -40,12 +40,9 @@ impl<T: Element> Op<T> for Gelu {
         Ok(single(cx.grad_output.mul(d)?))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let d = cx.inputs[0].gelu_grad();
-        Some(
-            d.and_then(|d| cx.grad_output.mul(&d))
-                .map(tsingle)
-                .map_err(Into::into),
-        )
+        // One fused pass: g·gelu'(x) without the derivative as a tensor.
+        let dx = cx.inputs[0].gelu_backward(cx.grad_output);
+        Some(dx.map(tsingle).map_err(Into::into))
     }
 }
 

@@ -42,6 +42,10 @@ impl<T: Element> Op<T> for Softmax {
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         let (g, y) = (cx.grad_output, cx.output);
+        if self.axis + 1 == y.ndim() && g.dims() == y.dims() {
+            // Over the last axis: the fused row kernel (one pass per row).
+            return Some(y.softmax_backward(g).map(tsingle).map_err(Into::into));
+        }
         Some((|| {
             let s = g.mul(y)?.sum(&[self.axis], true)?;
             Ok(tsingle(y.mul(&g.sub(&s)?)?))

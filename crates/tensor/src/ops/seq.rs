@@ -8,18 +8,33 @@
 //! digits to the running sum.
 
 use crate::error::{Error, Result};
-use crate::parallel::{for_each_chunk, use_parallel};
 use crate::{Element, Tensor};
 
-/// `erf x` in the element's own precision: `erff` for `f32` (fast), `erf`
-/// for `f64` (accurate to the last bits, as gradchecks need).
-#[inline]
+mod rows;
+use crate::simd::run_wide;
+use rows::{for_row_blocks, for_row_blocks_with};
+
+/// `erf x` in the element's own precision: for `f32` the vectorisable
+/// [`erf_f32`](crate::fastmath::erf_f32) (relative error below `1.2e-7`;
+/// `libm::erff`, one call per element, was 10% of a transformer step), for
+/// `f64` `libm::erf` (accurate to the last bits, as gradchecks need).
+#[inline(always)]
 fn erf<T: Element>(x: T) -> T {
     if std::mem::size_of::<T>() == 4 {
-        T::from_f64(f64::from(libm::erff(x.to_f64() as f32)))
+        // `f32 → f64 → f32` round trips are exact and compile away.
+        T::from_f64(f64::from(crate::fastmath::erf_f32(x.to_f64() as f32)))
     } else {
         T::from_f64(libm::erf(x.to_f64()))
     }
+}
+
+/// The exact GELU's derivative `Φ(x) + x·φ(x)` at one element.
+#[inline(always)]
+fn gelu_derivative<T: Element>(x: T) -> T {
+    let h = T::from_f64(0.5);
+    let cdf = h * (T::ONE + erf(x * T::from_f64(FRAC_1_SQRT_2)));
+    let pdf = T::from_f64(INV_SQRT_2PI) * (-h * x * x).exp_fast();
+    cdf + x * pdf
 }
 
 const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -30,20 +45,26 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The tanh form's cubic coefficient.
 const GELU_CUBIC: f64 = 0.044_715;
 
-/// `f(row_index, row_out)` over the rows (last axis of length `d`) of an
-/// output of `out.len()` elements, parallel over row blocks when large.
-fn map_rows<T: Element>(d: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    let work = |start: usize, part: &mut [T]| {
-        for (r, o) in part.chunks_mut(d).enumerate() {
-            f(start / d + r, o);
+/// `out = g·gelu'(x)` elementwise. A [`Kernel`](crate::simd::Kernel)
+/// rather than a closure handed to `zip_with`: the closure, with the erf
+/// and exp inlined into it, was too big for LLVM to inline into the wide
+/// copies, and ran as baseline code calling the library `fmaf` (half of a
+/// transformer step).
+struct GeluBackward<'a, T> {
+    xs: &'a [T],
+    gs: &'a [T],
+    out: &'a mut [T],
+}
+
+impl<T: Element> crate::simd::Kernel for GeluBackward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let n = self.out.len();
+        let (xs, gs) = (&self.xs[..n], &self.gs[..n]);
+        for ((o, &x), &g) in self.out.iter_mut().zip(xs).zip(gs) {
+            *o = g * gelu_derivative(x);
         }
-    };
-    if d > 0 && use_parallel(out.len()) {
-        // Blocks of whole rows, about 16K elements each.
-        let rows_per_block = (16_384 / d).max(1);
-        for_each_chunk(out, rows_per_block * d, work);
-    } else {
-        work(0, out);
     }
 }
 
@@ -74,12 +95,43 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::TooLarge`] if the result cannot be allocated.
     pub fn gelu_grad(&self) -> Result<Self> {
-        self.map_named("gelu_grad", |x| {
-            let h = T::from_f64(0.5);
-            let cdf = h * (T::ONE + erf(x * T::from_f64(FRAC_1_SQRT_2)));
-            let pdf = T::from_f64(INV_SQRT_2PI) * (-h * x * x).exp();
-            cdf + x * pdf
-        })
+        self.map_named("gelu_grad", gelu_derivative)
+    }
+
+    /// The exact GELU's backward pass for gradient `g`: `g·(Φ(x) + x·φ(x))`
+    /// in one pass, without the derivative as a tensor of its own (what
+    /// `gelu_grad` followed by `mul` would allocate and read back).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![0.0f64, 1.0], &[2])?;
+    /// let g = Tensor::from_vec(vec![2.0, 3.0], &[2])?;
+    /// let want = x.gelu_grad()?.mul(&g)?;
+    /// assert_eq!(x.gelu_backward(&g)?.to_vec(), want.to_vec());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `g`'s shape differs from `self`'s;
+    /// [`Error::TooLarge`] if the result cannot be allocated.
+    pub fn gelu_backward(&self, g: &Self) -> Result<Self> {
+        check_grad_shape("gelu_backward", self, g)?;
+        let n = crate::layout::checked_numel::<T>("gelu_backward", self.dims())?;
+        let (x, g) = (self.to_contiguous(), g.to_contiguous());
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            g.as_slice().expect("contiguous"),
+        );
+        let mut out = vec![T::ZERO; n];
+        // Blocks of "rows" of one element: plain elementwise chunks.
+        for_row_blocks(1, &mut out, |first, out| {
+            run_wide(GeluBackward {
+                xs: &xs[first..],
+                gs: &gs[first..],
+                out,
+            })
+        });
+        Tensor::from_vec(out, self.dims())
     }
 
     /// GELU, tanh form: `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (PyTorch's
@@ -129,22 +181,19 @@ impl<T: Element> Tensor<T> {
         let d = check_layer_norm("layer_norm", self, weight, bias, eps)?;
         let x = self.to_contiguous();
         let xs = x.as_slice().expect("contiguous");
-        let w = weight.map(Tensor::to_vec);
-        let b = bias.map(Tensor::to_vec);
+        // No weight is 1 and no bias is -0: `v·1 + (-0) = v` exactly.
+        let w = weight.map_or_else(|| vec![T::ONE; d], Tensor::to_vec);
+        let b = bias.map_or_else(|| vec![T::from_f64(-0.0); d], Tensor::to_vec);
         let mut out = vec![T::ZERO; xs.len()];
-        map_rows(d, &mut out, |r, o| {
-            let row = &xs[r * d..][..d];
-            let (mean, rstd) = row_stats(row, eps);
-            for j in 0..d {
-                let mut v = T::from_f64((row[j].to_f64() - mean) * rstd);
-                if let Some(w) = &w {
-                    v *= w[j];
-                }
-                if let Some(b) = &b {
-                    v += b[j];
-                }
-                o[j] = v;
-            }
+        for_row_blocks(d, &mut out, |first, out| {
+            run_wide(rows::LayerNorm {
+                xs,
+                w: &w,
+                b: &b,
+                eps,
+                first,
+                out,
+            })
         });
         Tensor::from_vec(out, self.dims())
     }
@@ -166,14 +215,7 @@ impl<T: Element> Tensor<T> {
         eps: f64,
     ) -> Result<(Self, Self, Self)> {
         let d = check_layer_norm("layer_norm_backward", self, weight, None, eps)?;
-        if g.dims() != self.dims() {
-            return Err(Error::ShapeMismatch {
-                op: "layer_norm_backward",
-                lhs: self.dims().to_vec(),
-                rhs: g.dims().to_vec(),
-                reason: "the gradient must have the input's shape".into(),
-            });
-        }
+        check_grad_shape("layer_norm_backward", self, g)?;
         let x = self.to_contiguous();
         let gc = g.to_contiguous();
         let (xs, gs) = (
@@ -184,37 +226,29 @@ impl<T: Element> Tensor<T> {
             Some(w) => w.to_vec().iter().map(|v| v.to_f64()).collect(),
             None => vec![1.0; d],
         };
+        let rows = xs.len().checked_div(d).unwrap_or(0);
         let mut dx = vec![T::ZERO; xs.len()];
-        map_rows(d, &mut dx, |r, o| {
-            let (row, grow) = (&xs[r * d..][..d], &gs[r * d..][..d]);
-            let (mean, rstd) = row_stats(row, eps);
-            let (mut s_g, mut s_gx) = (0.0, 0.0);
-            for j in 0..d {
-                let xhat = (row[j].to_f64() - mean) * rstd;
-                let gh = grow[j].to_f64() * w[j];
-                s_g += gh;
-                s_gx += gh * xhat;
-            }
-            let (m_g, m_gx) = (s_g / d as f64, s_gx / d as f64);
-            for j in 0..d {
-                let xhat = (row[j].to_f64() - mean) * rstd;
-                let gh = grow[j].to_f64() * w[j];
-                o[j] = T::from_f64((gh - m_g - xhat * m_gx) * rstd);
-            }
+        let mut stats = vec![(0.0, 0.0); rows];
+        for_row_blocks_with(d, &mut dx, &mut stats, |first, dx, stats| {
+            run_wide(rows::LayerNormBackward {
+                xs,
+                gs,
+                w: &w,
+                eps,
+                first,
+                dx,
+                stats,
+            })
         });
         // Parameter gradients: column sums over rows, accumulated in f64.
-        let rows = xs.len().checked_div(d).unwrap_or(0);
         let (mut dw, mut db) = (vec![0.0f64; d], vec![0.0f64; d]);
-        for r in 0..rows {
-            let row = &xs[r * d..][..d];
-            let grow = &gs[r * d..][..d];
-            let (mean, rstd) = row_stats(row, eps);
-            for j in 0..d {
-                let gv = grow[j].to_f64();
-                dw[j] += gv * (row[j].to_f64() - mean) * rstd;
-                db[j] += gv;
-            }
-        }
+        run_wide(rows::LayerNormParamGrads {
+            xs,
+            gs,
+            stats: &stats,
+            dw: &mut dw,
+            db: &mut db,
+        });
         let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
         Ok((
             Tensor::from_vec(dx, self.dims())?,
@@ -398,50 +432,75 @@ impl<T: Element> Tensor<T> {
         let x = self.to_contiguous();
         let xs = x.as_slice().expect("contiguous");
         let mut out = vec![T::ZERO; xs.len()];
-        map_rows(d, &mut out, |r, o| {
-            let row = &xs[r * d..][..d];
-            let k = &ks[(r % mask_rows) * d..][..d];
-            let mut m = T::NEG_INFINITY;
-            for j in 0..d {
-                if k[j] != T::ZERO {
-                    m = m.max_val(row[j]);
-                }
-            }
-            if m == T::NEG_INFINITY {
-                return; // nothing kept (or every kept score is -inf): zeros
-            }
-            let mut s = T::ZERO;
-            for j in 0..d {
-                if k[j] != T::ZERO {
-                    let e = (row[j] - m).exp();
-                    o[j] = e;
-                    s += e;
-                }
-            }
-            let inv = T::ONE / s;
-            for v in o.iter_mut() {
-                *v *= inv;
-            }
+        for_row_blocks(d, &mut out, |first, out| {
+            run_wide(rows::SoftmaxMasked {
+                xs,
+                keep: ks,
+                mask_rows,
+                d,
+                first,
+                out,
+            })
+        });
+        Tensor::from_vec(out, dims)
+    }
+
+    /// The backward pass of a softmax over the last axis, `self` being its
+    /// output `y` and `g` the gradient of `y`: `y·(g − Σ g·y)` per row, in
+    /// one pass per row (the composition takes four passes and three
+    /// temporaries). Positions where `y = 0` (masked out by
+    /// [`softmax_masked`](Self::softmax_masked)) get 0.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let y = Tensor::from_vec(vec![0.25f64, 0.75], &[1, 2])?;
+    /// let g = Tensor::from_vec(vec![1.0, 0.0], &[1, 2])?;
+    /// // Σ g·y = 0.25: dx = (0.25·0.75, 0.75·(−0.25)).
+    /// assert_eq!(y.softmax_backward(&g)?.to_vec(), vec![0.1875, -0.1875]);
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `self` is 0-d;
+    /// [`Error::ShapeMismatch`] if `g`'s shape differs from `self`'s.
+    pub fn softmax_backward(&self, g: &Self) -> Result<Self> {
+        let dims = self.dims();
+        let d = *dims.last().ok_or_else(|| Error::InvalidArgument {
+            op: "softmax_backward",
+            msg: "needs at least one axis, got a 0-d value".into(),
+        })?;
+        check_grad_shape("softmax_backward", self, g)?;
+        let (y, g) = (self.to_contiguous(), g.to_contiguous());
+        let (ys, gs) = (
+            y.as_slice().expect("contiguous"),
+            g.as_slice().expect("contiguous"),
+        );
+        let mut out = vec![T::ZERO; ys.len()];
+        for_row_blocks(d, &mut out, |first, out| {
+            run_wide(rows::SoftmaxBackward {
+                ys,
+                gs,
+                d,
+                first,
+                out,
+            })
         });
         Tensor::from_vec(out, dims)
     }
 }
 
-/// Mean and `1/√(var + eps)` of one row, in `f64` (two passes: the
-/// variance of `x − mean`, which does not cancel for rows far from 0).
-#[inline]
-fn row_stats<T: Element>(row: &[T], eps: f64) -> (f64, f64) {
-    let d = row.len() as f64;
-    let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / d;
-    let var = row
-        .iter()
-        .map(|v| {
-            let c = v.to_f64() - mean;
-            c * c
-        })
-        .sum::<f64>()
-        / d;
-    (mean, 1.0 / (var + eps).sqrt())
+/// An error unless the gradient `g` has the shape of `x` (the backward
+/// kernels do not broadcast it).
+fn check_grad_shape<T: Element>(op: &'static str, x: &Tensor<T>, g: &Tensor<T>) -> Result<()> {
+    if g.dims() == x.dims() {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        op,
+        lhs: x.dims().to_vec(),
+        rhs: g.dims().to_vec(),
+        reason: "the gradient must have the input's shape".into(),
+    })
 }
 
 /// The width `d` of a layer norm over `x`'s last axis, after checking the
@@ -533,6 +592,44 @@ mod tests {
     }
 
     #[test]
+    fn gelu_f32_matches_f64() {
+        // The f32 kernels (vectorised erf and exp) against the f64 ones
+        // (libm), over the range where GELU is neither 0 nor x; absolute
+        // error scaled by max(1, |x|), as GELU grows like x.
+        let xs: Vec<f32> = (0..=40_000).map(|i| -12.0 + i as f32 * 6e-4).collect();
+        let x32 = Tensor::from_vec(xs.clone(), &[xs.len()]).unwrap();
+        let x64 =
+            Tensor::from_vec(xs.iter().map(|&v| f64::from(v)).collect(), &[xs.len()]).unwrap();
+        let g64 = x64.map(|v| 1.0 + v.sin()).unwrap();
+        let g32 = Tensor::from_vec(
+            g64.to_vec().iter().map(|&v| v as f32).collect(),
+            &[xs.len()],
+        )
+        .unwrap();
+        let pairs = [
+            (x32.gelu().unwrap(), x64.gelu().unwrap()),
+            (x32.gelu_grad().unwrap(), x64.gelu_grad().unwrap()),
+            (
+                x32.gelu_backward(&g32).unwrap(),
+                x64.gelu_backward(&g64).unwrap(),
+            ),
+        ];
+        for (k, (got, want)) in pairs.iter().enumerate() {
+            for ((&a, &b), &x) in got.to_vec().iter().zip(&want.to_vec()).zip(&xs) {
+                let err = (f64::from(a) - b).abs() / f64::from(x.abs()).max(1.0);
+                assert!(err < 4e-7, "kernel {k} at {x}: {a} vs {b}");
+            }
+        }
+        // The fused backward is exactly the derivative times g.
+        let two = x32.gelu_grad().unwrap().mul(&g32).unwrap();
+        assert_eq!(x32.gelu_backward(&g32).unwrap().to_vec(), two.to_vec());
+        let err = x32
+            .gelu_backward(&x32.narrow(0, 0, 3).unwrap())
+            .unwrap_err();
+        assert!(err.to_string().contains("gelu_backward"), "{err}");
+    }
+
+    #[test]
     fn layer_norm_rows_and_errors() {
         let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 4.0, 4.0], &[2, 3]).unwrap();
         let w = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap();
@@ -553,6 +650,129 @@ mod tests {
             err.to_string(),
             "layer_norm: weight of shape [2] for input [2, 3]: expected [3]"
         );
+    }
+
+    /// Naive per-row references in f64 for the row kernels, over widths
+    /// that are and are not multiples of the accumulator count, and sizes
+    /// below and above the parallel threshold.
+    #[test]
+    fn row_kernels_match_naive_references() {
+        for &(rows, d) in &[
+            (3usize, 1usize),
+            (5, 7),
+            (4, 8),
+            (9, 13),
+            (700, 65),
+            (600, 128),
+        ] {
+            let x = Tensor::<f32>::randn_seeded(&[rows, d], 1)
+                .mul_scalar(3.0)
+                .unwrap();
+            let g = Tensor::<f32>::randn_seeded(&[rows, d], 2);
+            let w = Tensor::<f32>::randn_seeded(&[d], 3);
+            let b = Tensor::<f32>::randn_seeded(&[d], 4);
+            let keep = Tensor::<f32>::uniform_seeded(&[rows, d], 0.0, 1.0, 5)
+                .gt_scalar(0.3)
+                .unwrap();
+            let (xv, gv, wv, bv, kv) = (
+                x.to_vec(),
+                g.to_vec(),
+                w.to_vec(),
+                b.to_vec(),
+                keep.to_vec(),
+            );
+            let f = |v: f32| f64::from(v);
+            let close = |got: &[f32], want: &[f64], tol: f64, what: &str| {
+                for (i, (&a, &e)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (f(a) - e).abs() <= tol * (1.0 + e.abs()),
+                        "{what} [{rows}, {d}] at {i}: {a} vs {e}"
+                    );
+                }
+            };
+            let (mut sm, mut smb, mut ln, mut dx) = (vec![], vec![], vec![], vec![]);
+            let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
+            for r in 0..rows {
+                let xr = &xv[r * d..][..d];
+                let (gr, kr) = (&gv[r * d..][..d], &kv[r * d..][..d]);
+                // Masked softmax.
+                let m = (0..d)
+                    .filter(|&j| kr[j] != 0.0)
+                    .map(|j| f(xr[j]))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = (0..d)
+                    .map(|j| {
+                        if kr[j] != 0.0 {
+                            (f(xr[j]) - m).exp()
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let z: f64 = e.iter().sum();
+                let y: Vec<f64> = e
+                    .iter()
+                    .map(|v| if z > 0.0 { v / z } else { 0.0 })
+                    .collect();
+                let dot: f64 = (0..d).map(|j| f(gr[j]) * y[j]).sum();
+                smb.extend((0..d).map(|j| y[j] * (f(gr[j]) - dot)));
+                sm.extend(y);
+                // Layer norm.
+                let mean = xr.iter().map(|&v| f(v)).sum::<f64>() / d as f64;
+                let var = xr.iter().map(|&v| (f(v) - mean).powi(2)).sum::<f64>() / d as f64;
+                let rstd = 1.0 / (var + 1e-5).sqrt();
+                let xh: Vec<f64> = xr.iter().map(|&v| (f(v) - mean) * rstd).collect();
+                ln.extend((0..d).map(|j| xh[j] * f(wv[j]) + f(bv[j])));
+                let gh: Vec<f64> = (0..d).map(|j| f(gr[j]) * f(wv[j])).collect();
+                let m1 = gh.iter().sum::<f64>() / d as f64;
+                let m2 = (0..d).map(|j| gh[j] * xh[j]).sum::<f64>() / d as f64;
+                dx.extend((0..d).map(|j| (gh[j] - m1 - xh[j] * m2) * rstd));
+                for j in 0..d {
+                    dw[j] += f(gr[j]) * xh[j];
+                    db[j] += f(gr[j]);
+                }
+            }
+            let y = x.softmax_masked(&keep).unwrap();
+            close(&y.to_vec(), &sm, 1e-6, "softmax_masked");
+            // The backward kernel from the f32 softmax output.
+            let yd: Vec<f64> = y.to_vec().iter().map(|&v| f(v)).collect();
+            let want: Vec<f64> = (0..rows)
+                .flat_map(|r| {
+                    let (yr, gr) = (&yd[r * d..][..d], &gv[r * d..][..d]);
+                    let dot: f64 = (0..d).map(|j| f(gr[j]) * yr[j]).sum();
+                    (0..d)
+                        .map(move |j| yr[j] * (f(gr[j]) - dot))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            close(
+                &y.softmax_backward(&g).unwrap().to_vec(),
+                &want,
+                2e-6,
+                "softmax_backward",
+            );
+            close(
+                &y.softmax_backward(&g).unwrap().to_vec(),
+                &smb,
+                1e-5,
+                "softmax_backward",
+            );
+            close(
+                &x.layer_norm(Some(&w), Some(&b), 1e-5).unwrap().to_vec(),
+                &ln,
+                1e-6,
+                "layer_norm",
+            );
+            let (gx, gw, gb) = x.layer_norm_backward(Some(&w), &g, 1e-5).unwrap();
+            close(&gx.to_vec(), &dx, 1e-5, "layer_norm_backward dx");
+            close(&gw.to_vec(), &dw, 1e-5, "layer_norm_backward dw");
+            close(&gb.to_vec(), &db, 1e-5, "layer_norm_backward db");
+        }
+        let y = Tensor::<f64>::zeros(&[2, 3]);
+        assert!(y.softmax_backward(&Tensor::zeros(&[3, 2])).is_err());
+        assert!(Tensor::<f64>::scalar(1.0)
+            .softmax_backward(&Tensor::scalar(1.0))
+            .is_err());
     }
 
     #[test]
