@@ -4,7 +4,8 @@
 //! The input-to-hidden product `xg = x·W_ihᵀ + b_ih` does not depend on
 //! the state, so callers compute it for every step at once (one large GEMM)
 //! and pass it in; these kernels run the part that must go step by step:
-//! `hg = h·W_hhᵀ` (one GEMM per step) and the gate arithmetic with `b_hh`,
+//! `hg = h·W_hhᵀ` (one product per step, with `W_hh` packed once for all
+//! steps: see `packed`) and the gate arithmetic with `b_hh`,
 //! fused into one pass over each step's rows. The backward pass runs the
 //! steps in reverse, keeps the pre-activation gradients of every step, and
 //! forms `∂L/∂W_hh` with one GEMM over all steps at the end.
@@ -30,8 +31,12 @@
 //! | LSTM | 4: i, f, g, o | `i, f, o = σ(x* + h*)`, `g = tanh(xg + hg)`, `c = f⊙c₋ + i⊙g`, `h = o⊙tanh c` |
 //! | GRU | 3: r, z, n | `r, z = σ(x* + h*)`, `n = tanh(xn + r⊙hn)`, `h = (1 − z)⊙n + z⊙h₋` |
 
+mod packed;
+
 use crate::error::{Error, Result};
 use crate::simd::Kernel;
+
+use self::packed::PackedB;
 use crate::{Element, Tensor};
 
 /// Which recurrent cell a sequence kernel runs.
@@ -304,7 +309,9 @@ struct Operands<'a, T: Element> {
     d: SeqDims,
     /// `xg` in its own layout (row `d.row(t, b)`).
     xg: &'a [T],
-    w: &'a [T],
+    /// The per-step product's right side, packed once: `W_hhᵀ` forward,
+    /// `W_hh` backward.
+    w: PackedB<T>,
     bias: &'a [T],
     h0: &'a [T],
     /// Empty unless the cell is an LSTM.
@@ -358,11 +365,13 @@ fn forward_in_parts<T: Element>(
 ) -> Result<SeqForward<T>> {
     let (xg, w, bias, h0v) = (dense(xg), dense(w_hh), dense(b_hh), dense(h0));
     let c0v = c0.map(dense).unwrap_or_default();
+    let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
     let ops = Operands {
         kind,
         d,
         xg: &xg,
-        w: &w,
+        // W_hh is [gh, hidden] row-major: W_hhᵀ[p][j] = w[j·hidden + p].
+        w: PackedB::new(hid, gh, &w, 1, hid),
         bias: &bias,
         h0: &h0v,
         c0: &c0v,
@@ -420,9 +429,8 @@ fn forward_part<T: Element>(
     };
     let mut hg = vec![T::ZERO; n * gh];
     for t in 0..ops.d.seq {
-        // hg = h·W_hhᵀ + b_hh; W_hh is [gh, hidden] row-major, so W_hhᵀ
-        // has row stride 1 and column stride `hidden`.
-        T::gemm(n, hid, gh, &h, hid, 1, ops.w, 1, hid, &mut hg);
+        // hg = h·W_hhᵀ (the cells add b_hh).
+        ops.w.mul_into(n, &h, hid, &mut hg);
         crate::simd::run_wide(ForwardCells {
             ops,
             first: seqs.start,
@@ -495,16 +503,16 @@ fn backward_in_parts<T: Element>(
 ) -> Result<SeqGrads<T>> {
     let (w, h0v) = (dense(w_hh), dense(h0));
     let c0v = c0.map(dense).unwrap_or_default();
+    let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
     let ops = Operands {
         kind,
         d,
         xg: &[],
-        w: &w,
+        w: PackedB::new(gh, hid, &w, hid, 1),
         bias: &[],
         h0: &h0v,
         c0: &c0v,
     };
-    let (hid, gh) = (d.hidden, ops.gh());
     let (batch, seq) = (d.batch, d.seq);
     // The kernels work sequence-major (see `forward`).
     let gout = if d.batch_first {
@@ -627,18 +635,7 @@ fn backward_part<T: Element>(r: &BackwardReads<'_, T>, job: &mut BackwardPart<'_
         // ∂L/∂h entering step t = dhg_t·W_hh (+ the GRU's direct path);
         // the part's rows of step t are `seq` rows apart.
         let side: &[T] = if gru { dhg } else { job.dxg };
-        T::gemm(
-            n,
-            gh,
-            hid,
-            &side[t * gh..],
-            seq * gh,
-            1,
-            ops.w,
-            hid,
-            1,
-            &mut dh_next,
-        );
+        ops.w.mul_into(n, &side[t * gh..], seq * gh, &mut dh_next);
         if gru {
             dh_next.iter_mut().zip(&direct).for_each(|(v, &x)| *v += x);
         }
