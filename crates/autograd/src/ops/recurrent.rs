@@ -348,17 +348,21 @@ mod tests {
     use crate::ops::testutil::*;
     use crate::{Result, Tape, Var};
 
-    const KINDS: [CellKind; 4] = [
-        CellKind::RnnTanh,
-        CellKind::RnnRelu,
-        CellKind::Lstm,
-        CellKind::Gru,
-    ];
+    const KINDS: [CellKind; 4] = CellKind::ALL;
 
     /// Operands for `kind`: seq 3, batch 2, hidden 2, scaled so the gates
     /// sit in their curved range.
     fn operands(kind: CellKind, batch_first: bool, seed: u64) -> Vec<tapegrad_tensor::Tensor<f64>> {
-        let (seq, batch, hid) = (3, 2, 2);
+        operands_of(kind, batch_first, 2, seed)
+    }
+
+    fn operands_of(
+        kind: CellKind,
+        batch_first: bool,
+        batch: usize,
+        seed: u64,
+    ) -> Vec<tapegrad_tensor::Tensor<f64>> {
+        let (seq, hid) = (3, 2);
         let gh = kind.gates() * hid;
         let xg_shape = if batch_first {
             [batch, seq, gh]
@@ -381,20 +385,36 @@ mod tests {
         v[0].recurrent_sequence(kind, bf, v[1], v[2], v[3], v.get(4).copied())
     }
 
+    /// The fused op's outputs and gradients (of their sum) against the
+    /// composition of plain ops.
+    fn assert_matches_composition(kind: CellKind, bf: bool, x: &[tapegrad_tensor::Tensor<f64>]) {
+        let (y, g) = grads_of_sum(|_, v| fused(kind, bf, v), x);
+        let (y_ref, g_ref) = grads_of_sum(|_, v| compose_sequence(kind, bf, v), x);
+        for (a, b) in y
+            .iter()
+            .zip(&y_ref)
+            .chain(g.iter().flatten().zip(g_ref.iter().flatten()))
+        {
+            assert!((a - b).abs() < 1e-11, "{kind:?} bf={bf}: {a} vs {b}");
+        }
+    }
+
     #[test]
     fn matches_the_composition() {
         for kind in KINDS {
             for bf in [false, true] {
-                let x = operands(kind, bf, 10);
-                let (y, g) = grads_of_sum(|_, v| fused(kind, bf, v), &x);
-                let (y_ref, g_ref) = grads_of_sum(|_, v| compose_sequence(kind, bf, v), &x);
-                for (a, b) in y
-                    .iter()
-                    .zip(&y_ref)
-                    .chain(g.iter().flatten().zip(g_ref.iter().flatten()))
-                {
-                    assert!((a - b).abs() < 1e-12, "{kind:?} bf={bf}: {a} vs {b}");
-                }
+                assert_matches_composition(kind, bf, &operands(kind, bf, 10));
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_in_several_parts_matches_the_composition() {
+        // Batch 37: the kernel cuts it into two parts of 18 and 19
+        // sequences, run on different threads.
+        for kind in KINDS {
+            for bf in [false, true] {
+                assert_matches_composition(kind, bf, &operands_of(kind, bf, 37, 50));
             }
         }
     }
