@@ -629,67 +629,48 @@ unsafe fn raw_gemm<T: Element>(
             rhs_rs,
         )
     };
+    // One call per element type: the gemm crates are separate per type, so
+    // the same call is spelled once here and instantiated for each.
+    macro_rules! call_gemm {
+        ($float:ty, $kernels:path) => {{
+            let cast = |x: T| -> $float {
+                // SAFETY: T is $float (the TypeId check below).
+                unsafe { std::mem::transmute_copy(&x) }
+            };
+            // SAFETY: the caller's contract, with the layout swapped as the
+            // kernels expect; the pointers are the same memory viewed as
+            // $float.
+            unsafe {
+                $kernels()(
+                    m,
+                    n,
+                    k,
+                    dst.cast(),
+                    dst_cs,
+                    dst_rs,
+                    read_dst,
+                    lhs.cast(),
+                    lhs_cs,
+                    lhs_rs,
+                    rhs.cast(),
+                    rhs_cs,
+                    rhs_rs,
+                    cast(alpha),
+                    cast(beta),
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                )
+            }
+        }};
+    }
     // `Element` is only implemented for f32 and f64, so one branch is taken
-    // and the casts below are identities.
+    // and the casts are identities.
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        let cast = |x: T| -> f32 {
-            // SAFETY: T is f32 (checked above).
-            unsafe { std::mem::transmute_copy(&x) }
-        };
-        // SAFETY: the caller's contract, with the layout swapped as the
-        // kernels expect; the pointers are the same memory viewed as f32.
-        unsafe {
-            gemm_f32::gemm::f32::get_gemm_fn()(
-                m,
-                n,
-                k,
-                dst.cast(),
-                dst_cs,
-                dst_rs,
-                read_dst,
-                lhs.cast(),
-                lhs_cs,
-                lhs_rs,
-                rhs.cast(),
-                rhs_cs,
-                rhs_rs,
-                cast(alpha),
-                cast(beta),
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
-        }
+        call_gemm!(f32, gemm_f32::gemm::f32::get_gemm_fn)
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        let cast = |x: T| -> f64 {
-            // SAFETY: T is f64 (checked above).
-            unsafe { std::mem::transmute_copy(&x) }
-        };
-        // SAFETY: as for f32.
-        unsafe {
-            gemm_f64::gemm::f64::get_gemm_fn()(
-                m,
-                n,
-                k,
-                dst.cast(),
-                dst_cs,
-                dst_rs,
-                read_dst,
-                lhs.cast(),
-                lhs_cs,
-                lhs_rs,
-                rhs.cast(),
-                rhs_cs,
-                rhs_rs,
-                cast(alpha),
-                cast(beta),
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
-        }
+        call_gemm!(f64, gemm_f64::gemm::f64::get_gemm_fn)
     } else {
         unreachable!("Element is implemented for f32 and f64 only")
     }
