@@ -69,12 +69,6 @@ pub trait Element:
     fn is_finite(self) -> bool;
     /// `true` if NaN.
     fn is_nan(self) -> bool;
-    /// `self·a + b` rounded once (a fused multiply-add). One instruction in
-    /// the wide-vector copies of the kernels (`simd::run_wide`), where FMA
-    /// is enabled; a library call in baseline x86-64 code, so only kernels
-    /// run there should use it. Plain `self * a + b` is never fused: Rust
-    /// keeps the two roundings.
-    fn mul_add(self, a: Self, b: Self) -> Self;
     /// `e^self` by a branch-free, vectorisable method: for `f32`
     /// [`fastmath::exp_f32`](crate::fastmath::exp_f32) (relative error about
     /// `1e-7`), for `f64` the same as [`exp`](Self::exp).
@@ -204,10 +198,6 @@ macro_rules! impl_element {
             #[inline]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
-            }
-            #[inline(always)]
-            fn mul_add(self, a: Self, b: Self) -> Self {
-                <$t>::mul_add(self, a, b)
             }
             #[inline(always)]
             fn exp_fast(self) -> Self {

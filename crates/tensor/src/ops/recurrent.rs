@@ -4,8 +4,9 @@
 //! The input-to-hidden product `xg = x·W_ihᵀ + b_ih` does not depend on
 //! the state, so callers compute it for every step at once (one large GEMM)
 //! and pass it in; these kernels run the part that must go step by step:
-//! `hg = h·W_hhᵀ` (one product per step, with `W_hh` packed once for all
-//! steps: see `packed`) and the gate arithmetic with `b_hh`,
+//! `hg = h·W_hhᵀ` (one GEMM per step, with `W_hh` laid out once for all
+//! steps so the GEMM reads it in place: see `step_weight`) and the gate
+//! arithmetic with `b_hh`,
 //! fused into one pass over each step's rows. The backward pass runs the
 //! steps in reverse, keeps the pre-activation gradients of every step, and
 //! forms `∂L/∂W_hh` with one GEMM over all steps at the end.
@@ -31,12 +32,12 @@
 //! | LSTM | 4: i, f, g, o | `i, f, o = σ(x* + h*)`, `g = tanh(xg + hg)`, `c = f⊙c₋ + i⊙g`, `h = o⊙tanh c` |
 //! | GRU | 3: r, z, n | `r, z = σ(x* + h*)`, `n = tanh(xn + r⊙hn)`, `h = (1 − z)⊙n + z⊙h₋` |
 
-mod packed;
+mod step_weight;
 
 use crate::error::{Error, Result};
 use crate::simd::Kernel;
 
-use self::packed::PackedB;
+use self::step_weight::StepWeight;
 use crate::{Element, Tensor};
 
 /// Which recurrent cell a sequence kernel runs.
@@ -309,9 +310,9 @@ struct Operands<'a, T: Element> {
     d: SeqDims,
     /// `xg` in its own layout (row `d.row(t, b)`).
     xg: &'a [T],
-    /// The per-step product's right side, packed once: `W_hhᵀ` forward,
+    /// The per-step product's right side, laid out once: `W_hhᵀ` forward,
     /// `W_hh` backward.
-    w: PackedB<T>,
+    w: StepWeight<T>,
     bias: &'a [T],
     h0: &'a [T],
     /// Empty unless the cell is an LSTM.
@@ -371,7 +372,7 @@ fn forward_in_parts<T: Element>(
         d,
         xg: &xg,
         // W_hh is [gh, hidden] row-major: W_hhᵀ[p][j] = w[j·hidden + p].
-        w: PackedB::new(hid, gh, &w, 1, hid),
+        w: StepWeight::new(hid, gh, &w, 1, hid),
         bias: &bias,
         h0: &h0v,
         c0: &c0v,
@@ -508,7 +509,7 @@ fn backward_in_parts<T: Element>(
         kind,
         d,
         xg: &[],
-        w: PackedB::new(gh, hid, &w, hid, 1),
+        w: StepWeight::new(gh, hid, &w, hid, 1),
         bias: &[],
         h0: &h0v,
         c0: &c0v,
