@@ -678,18 +678,10 @@ impl<T: Element> Tensor<T> {
         }
         // Each group's sum is `[C/groups·kh·kw, O/groups]`: transpose it
         // into the weight's `[O/groups, C/groups·kh·kw]` rows.
-        let mut out = vec![T::ZERO; numel];
-        for (dst, src) in out
-            .chunks_exact_mut(og * ckk)
-            .zip(sum.chunks_exact(og * ckk))
-        {
-            for (j, row) in src.chunks_exact(og).enumerate() {
-                for (o, &v) in row.iter().enumerate() {
-                    dst[o * ckk + j] = v;
-                }
-            }
-        }
-        Ok(Tensor::from_parts(out, &w_shape))
+        Tensor::from_parts(sum, &[g.groups, ckk, og])
+            .permute(&[0, 2, 1])?
+            .to_contiguous()
+            .reshape(&w_shape)
     }
 
     /// Sliding windows as columns (im2col, PyTorch's `unfold` /
