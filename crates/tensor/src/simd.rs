@@ -95,6 +95,13 @@ fn map_strided_kernel<T: Copy, F: Fn(T) -> T>(
     dst: &mut [MaybeUninit<T>],
     f: &F,
 ) {
+    if stride == 0 && !dst.is_empty() {
+        // A broadcast row (the gradient of a sum made contiguous): one
+        // value, filled with vector stores; indexing `src[0]` per element
+        // kept its bounds check and ran scalar (a seventh of conv2d).
+        dst.fill(MaybeUninit::new(f(src[0])));
+        return;
+    }
     for (i, o) in dst.iter_mut().enumerate() {
         *o = MaybeUninit::new(f(src[i * stride]));
     }

@@ -24,6 +24,22 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
+    fn sum_over_broadcast_axes((c, axes, keep) in with_axes(), copies in 1usize..4, reduce_it in any::<bool>()) {
+        // A leading axis of stride 0 (a broadcast), reduced or kept: `sum`
+        // takes its length times one slice's sum instead of adding it up.
+        let mut shape = vec![copies];
+        shape.extend_from_slice(c.t.dims());
+        let (t, w) = (c.t.broadcast_to(&shape).unwrap(), c.want.broadcast_to(&shape));
+        let mut axes: Vec<usize> = axes.iter().map(|a| a + 1).collect();
+        if reduce_it {
+            axes.push(0);
+        }
+        assert_close(&t.sum(&axes, keep).unwrap(), &w.reduce(&axes, keep, 0.0, |a, b| a + b), 0.0);
+        // Made contiguous (a broadcast row is one value filled).
+        assert_close(&t.to_contiguous(), &w, 0.0);
+    }
+
+    #[test]
     fn sum_mean_max_min_var((c, axes, keep) in with_axes()) {
         let w = &c.want;
         // Integer data: sums are exact.

@@ -96,7 +96,10 @@ impl<T: Element> Op<T> for Conv2d {
         Ok(pair(gx, gw))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let (h, x, w) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
+        let (x, w) = (cx.inputs[0], cx.inputs[1]);
+        // Both products read the gradient contiguous: copy a strided or
+        // broadcast one (the gradient of a sum) once, not once each.
+        let h = &cx.grad_output.to_contiguous();
         Some((|| {
             let gx = cx.grad_for(0, || {
                 let op = output_padding(&self.params, hw(h.dims()), hw(w.dims()), hw(x.dims()));

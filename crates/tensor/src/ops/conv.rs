@@ -308,6 +308,59 @@ fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// The transpose of [`im2col`] for the weight gradient: `rows` is
+/// `[OH·OW, C/groups·kh·kw]`, row `p` holding the window under output
+/// position `p` (channels `c0..c0 + cg` of `x`, 0 in the padding).
+///
+/// The weight gradient `G · rows`'s GEMM reads this layout in place, as
+/// its column-major left operand. From `im2col`'s layout it had to
+/// transpose every image's unfolded matrix while packing it, which cost
+/// more than the product itself for LeNet's first layer (perf: `pack_lhs`
+/// 6% of `cnn_step`, 20% of `conv2d`).
+fn im2row<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, rows: &mut [T]) {
+    let p = &g.p;
+    let [sy, sx] = p.stride;
+    let [dy, dx] = p.dilation;
+    let (hp, wp) = (g.h + 2 * p.padding[0], g.w + 2 * p.padding[1]);
+    let plane = hp * wp;
+    let mut padded = vec![T::ZERO; cg * plane];
+    for c in 0..cg {
+        let src = &x[(c0 + c) * g.hw()..][..g.hw()];
+        for (y, line) in src.chunks_exact(g.w).enumerate() {
+            let at = c * plane + (y + p.padding[0]) * wp + p.padding[1];
+            copy_short(&mut padded[at..at + g.w], line);
+        }
+    }
+    // Runs of kw taps, one per (position, channel, kernel row), written in
+    // order. A run shorter than 8 is written as a copy of a constant 8
+    // elements whose overhang the next run overwrites: a run-time length
+    // became a `memmove` call per run (perf: as dear as the rest of the
+    // unfolding). The last runs, with no room for the overhang, copy
+    // exactly.
+    let (kw, total) = (g.kw, rows.len());
+    let mut at = 0;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            for c in 0..cg {
+                for i in 0..g.kh {
+                    let from = c * plane + (oy * sy + i * dy) * wp + ox * sx;
+                    if dx != 1 {
+                        let taps = padded[from..].iter().step_by(dx);
+                        for (o, &v) in rows[at..at + kw].iter_mut().zip(taps) {
+                            *o = v;
+                        }
+                    } else if kw <= 8 && at + 8 <= total && from + 8 <= padded.len() {
+                        rows[at..at + 8].copy_from_slice(&padded[from..from + 8]);
+                    } else {
+                        copy_short(&mut rows[at..at + kw], &padded[from..]);
+                    }
+                    at += kw;
+                }
+            }
+        }
+    }
+}
+
 /// The adjoint of [`im2col`]: adds every entry of `cols` back onto the
 /// input position it was read from (channels `c0..c0 + cg` of `x`).
 fn col2im<T: Element>(g: &Geometry, cols: &[T], c0: usize, cg: usize, x: &mut [T]) {
@@ -615,8 +668,8 @@ impl<T: Element> Tensor<T> {
         let (ckk, ohw, og, chw) = (g.ckk(), g.ohw(), g.og(), g.c * g.hw());
         // Partial sums over fixed runs of images, added in run order: the
         // result does not depend on the thread count. Each run's partial
-        // sum is its own `[C/groups·kh·kw, O]` matrix (transposed, see
-        // below) followed by its scratch im2col matrix.
+        // sum is its own weight-shaped matrix (or its transpose, see
+        // below) followed by its scratch unfolded matrix.
         let runs = g.n.clamp(1, 8);
         let per_run = g.n.div_ceil(runs).max(1);
         let cols_len = if g.pointwise() { 0 } else { ckk * ohw };
@@ -628,33 +681,37 @@ impl<T: Element> Tensor<T> {
         } else {
             partials.len().max(1)
         };
-        // With few output channels the transposed product's rows fill
-        // less than two vectors and its kernel is starved; the straight
-        // one then wins despite repacking cols (measured on cnn_step).
-        let transposed = og >= 32;
+        // Two orientations, each letting the GEMM read the unfolded matrix
+        // in place. With at least 32 output channels and more unfolded
+        // rows than that, sum dWᵀ += cols · Gᵀ from `im2col`'s layout (the
+        // GEMM packs only the small gradient). Otherwise the transposed
+        // product's rows (the output channels) fill less than two vectors,
+        // which starves its register tile: sum dW += G · rows from
+        // [`im2row`]'s layout instead, dearer to unfold than im2col but
+        // cheaper than packing cols (measured on cnn_step and conv2d).
+        let transposed = og >= 32 && og < ckk;
         let run_images = |first: usize, acc: &mut [T], cols: &mut [T]| {
             for n in first..(first + per_run).min(g.n) {
                 let x_img = &xs[n * chw..][..chw];
                 let g_img = &gs[n * g.o * ohw..][..g.o * ohw];
                 for grp in 0..g.groups {
                     let c0 = grp * g.cg();
-                    let b: &[T] = if g.pointwise() {
-                        &x_img[c0 * ohw..(c0 + g.cg()) * ohw]
-                    } else {
-                        im2col(&g, x_img, c0, g.cg(), cols);
-                        cols
-                    };
                     let gg = &g_img[grp * og * ohw..(grp + 1) * og * ohw];
                     let c = &mut acc[grp * og * ckk..(grp + 1) * og * ckk];
-                    // dW_gᵀ += cols · G_gᵀ, summed transposed: in this
-                    // orientation the GEMM reads the large unfolded matrix
-                    // in place and packs only the small gradient, where
-                    // dW_g += G_g · colsᵀ repacked all of cols per image
-                    // (measured: packing was a sixth of cnn_step's time).
-                    if transposed {
-                        gemm_serial(ckk, ohw, og, b, ohw, 1, gg, 1, ohw, c, true);
+                    if g.pointwise() {
+                        // The input channels are their own im2col.
+                        let b = &x_img[c0 * ohw..(c0 + g.cg()) * ohw];
+                        if transposed {
+                            gemm_serial(ckk, ohw, og, b, ohw, 1, gg, 1, ohw, c, true);
+                        } else {
+                            gemm_serial(og, ohw, ckk, gg, ohw, 1, b, 1, ohw, c, true);
+                        }
+                    } else if transposed {
+                        im2col(&g, x_img, c0, g.cg(), cols);
+                        gemm_serial(ckk, ohw, og, cols, ohw, 1, gg, 1, ohw, c, true);
                     } else {
-                        gemm_serial(og, ohw, ckk, gg, ohw, 1, b, 1, ohw, c, true);
+                        im2row(&g, x_img, c0, g.cg(), cols);
+                        gemm_serial(og, ohw, ckk, gg, ohw, 1, cols, ckk, 1, c, true);
                     }
                 }
             }
@@ -954,23 +1011,25 @@ mod tests {
             dilation: [1, 2],
             groups: 2,
         };
-        // 6 and 64 output channels: 3 and 32 per group, the weight
-        // gradient's straight and transposed products.
-        for out in [6, 64] {
+        // The weight gradient's two orientations: by im2row (3 output
+        // channels per group; 32 but only 12 unfolded rows) and by im2col
+        // (32 output channels per group, 40 unfolded rows).
+        for (out, kh, kw) in [(6, 3, 2), (64, 3, 2), (64, 5, 4)] {
             let x = Tensor::<f64>::uniform_seeded(&[2, 4, 7, 8], -1.0, 1.0, 1);
-            let w = Tensor::<f64>::uniform_seeded(&[out, 2, 3, 2], -1.0, 1.0, 2);
+            let w = Tensor::<f64>::uniform_seeded(&[out, 2, kh, kw], -1.0, 1.0, 2);
             let y = x.conv2d(&w, &p).unwrap();
             let g = Tensor::<f64>::uniform_seeded(y.dims(), -1.0, 1.0, 3);
             let dot = |a: &Tensor<f64>, b: &Tensor<f64>| -> f64 {
                 a.to_vec().iter().zip(b.to_vec()).map(|(u, v)| u * v).sum()
             };
             let b = dot(&y, &g);
-            // H: (4 − 1)·2 − 2 + 2 + 1 = 7; W: (10 − 1) − 4 + 2 + 1 = 8: no
-            // output padding needed.
+            // Back from the output's size, H = (OH − 1)·2 − 2 + (kh − 1) + 1
+            // and W = (OW − 1) − 4 + 2·(kw − 1) + 1 are 7 and 8 again for
+            // both kernels: no output padding needed.
             let xt = g.conv_transpose2d(&w, &p, [0, 0]).unwrap();
             assert_eq!(xt.dims(), x.dims());
             assert!((dot(&x, &xt) - b).abs() < 1e-10);
-            let wg = x.conv2d_weight_grad(&g, [3, 2], &p).unwrap();
+            let wg = x.conv2d_weight_grad(&g, [kh, kw], &p).unwrap();
             assert!((dot(&w, &wg) - b).abs() < 1e-10);
         }
     }
