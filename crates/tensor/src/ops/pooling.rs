@@ -2,10 +2,14 @@
 //! maximum, for its gradient), average pooling, and the flat gather and
 //! scatter that route max pooling's gradient.
 
-use crate::buffer::try_vec_of;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::buffer::{assume_init_mut, try_vec_of, AllocError};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::ops::conv::ConvParams;
+use crate::parallel::{for_each_chunk, use_parallel, CHUNK};
 use crate::simd::{run_wide, Kernel};
 use crate::{Element, Tensor};
 
@@ -212,15 +216,78 @@ impl<T: Element> Tensor<T> {
                 got: self.numel(),
             });
         }
-        check_indices(OP, indices, shape)?;
         let g = self.try_to_contiguous(OP)?;
         let gs = g.as_slice().expect("contiguous");
+        // Max pooling's gradient: `[N, C, …]` planes map onto planes.
+        let planes = if shape.len() >= 2 {
+            shape[0] * shape[1]
+        } else {
+            1
+        };
+        if planes > 1 && use_parallel(numel) {
+            let by_plane = scatter_by_plane(gs, indices, numel, planes);
+            if let Some(out) = by_plane.map_err(|e| e.at(OP, shape))? {
+                return Ok(Tensor::from_parts(out, shape));
+            }
+        }
+        check_indices(OP, indices, shape)?;
         let mut out = try_vec_of(numel, T::ZERO).map_err(|e| e.at(OP, shape))?;
         for (&v, &j) in gs.iter().zip(indices) {
             out[j] += v;
         }
         Ok(Tensor::from_parts(out, shape))
     }
+}
+
+/// [`Tensor::scatter_add_flat`] when the values and indices split into
+/// `planes` equal parts, part `b`'s indices all landing in plane `b` of the
+/// output (max pooling: a window never leaves its image and channel).
+/// Planes are then independent and run in parallel, each zeroed by the
+/// thread that fills it: serially, the scatter and its zeroing were 4-6%
+/// of `cnn_step`'s time with the other thread idle. `None` if the parts
+/// do not divide evenly or an index lies outside its plane (the caller
+/// then takes the general path, which checks every index).
+fn scatter_by_plane<T: Element>(
+    g: &[T],
+    indices: &[usize],
+    numel: usize,
+    planes: usize,
+) -> std::result::Result<Option<Vec<T>>, AllocError> {
+    if !indices.len().is_multiple_of(planes) || !numel.is_multiple_of(planes) {
+        return Ok(None);
+    }
+    let (per_in, per_out) = (indices.len() / planes, numel / planes);
+    let mut out: Vec<T> =
+        crate::pool::try_with_capacity(numel).map_err(|_| AllocError::of::<T>(numel))?;
+    let strayed = AtomicBool::new(false);
+    let chunk = per_out * (CHUNK / per_out).max(1);
+    for_each_chunk(
+        &mut out.spare_capacity_mut()[..numel],
+        chunk,
+        |start, part| {
+            part.fill(MaybeUninit::new(T::ZERO));
+            // SAFETY: every element was written just above.
+            let part = unsafe { assume_init_mut(part) };
+            for (k, plane) in part.chunks_exact_mut(per_out).enumerate() {
+                let b = start / per_out + k;
+                let lo = b * per_out;
+                let (gb, ib) = (&g[b * per_in..][..per_in], &indices[b * per_in..][..per_in]);
+                for (&v, &j) in gb.iter().zip(ib) {
+                    // Below `lo` wraps to a huge offset: also outside.
+                    match plane.get_mut(j.wrapping_sub(lo)) {
+                        Some(x) => *x += v,
+                        None => {
+                            strayed.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    // SAFETY: the chunks cover `out[..numel]` and each was zeroed above.
+    unsafe { out.set_len(numel) };
+    Ok((!strayed.load(Ordering::Relaxed)).then_some(out))
 }
 
 /// Whether `v` replaces `best` as a window's maximum in scan order:
@@ -466,6 +533,38 @@ pub fn avg_pool_as_conv<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scatter_by_plane_matches_the_serial_scatter() {
+        // 32768 elements: enough for the parallel by-plane path.
+        let dims = [4, 8, 32, 32];
+        let numel = 4 * 8 * 32 * 32;
+        let x = Tensor::<f64>::uniform_seeded(&dims, -1.0, 1.0, 5);
+        let (y, at) = x.max_pool2d_with_indices([2, 2], [2, 2], [0, 0]).unwrap();
+        let g = Tensor::<f64>::uniform_seeded(y.dims(), -1.0, 1.0, 6);
+        let serial = |at: &[usize]| {
+            let mut r = vec![0.0; numel];
+            for (&v, &j) in g.to_vec().iter().zip(at) {
+                r[j] += v;
+            }
+            r
+        };
+        assert_eq!(
+            g.scatter_add_flat(&at, &dims).unwrap().to_vec(),
+            serial(&at)
+        );
+        // Two gradients into one position of the last plane, one of them
+        // from the first plane: the general path, the same sums.
+        let mut strayed = at.clone();
+        strayed[0] = numel - 1;
+        *strayed.last_mut().unwrap() = numel - 1;
+        let got = g.scatter_add_flat(&strayed, &dims).unwrap().to_vec();
+        assert_eq!(got, serial(&strayed));
+        // Outside the output: an error naming the index, nothing written.
+        strayed[5] = numel;
+        let e = g.scatter_add_flat(&strayed, &dims).unwrap_err();
+        assert!(e.to_string().contains("32768"), "{e}");
+    }
 
     #[test]
     fn max_pool_padding_and_stride() {
