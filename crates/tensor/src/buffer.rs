@@ -263,6 +263,15 @@ pub(crate) unsafe fn vec_filled_by<T: Element>(
     }
 }
 
+/// Zeroes `s` and returns it as a plain slice: for buffers whose parts are
+/// zeroed by the threads that then fill them, rather than up front.
+#[inline]
+pub(crate) fn zeroed<T: Element>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    s.fill(MaybeUninit::new(T::ZERO));
+    // SAFETY: every element was written just above.
+    unsafe { assume_init_mut(s) }
+}
+
 /// Views an initialised `MaybeUninit` slice as a plain slice.
 ///
 /// # Safety

@@ -16,7 +16,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::buffer::{assume_init_mut, try_vec, AllocError};
+use crate::buffer::{try_vec, zeroed, AllocError};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::ops::matmul::gemm_serial;
@@ -451,9 +451,7 @@ fn for_each_image_run<T: Element>(
     }
     for_each_chunk(&mut jobs, 1, |_, js| {
         for j in js {
-            j.out.fill(MaybeUninit::new(T::ZERO));
-            // SAFETY: every element was written just above.
-            let part = unsafe { assume_init_mut(j.out) };
+            let part = zeroed(j.out);
             j.scratch.resize(scratch, T::ZERO);
             f(j.first, part, &mut j.scratch);
         }
@@ -738,9 +736,7 @@ impl<T: Element> Tensor<T> {
             &mut partials.spare_capacity_mut()[..total],
             chunk,
             |start, part| {
-                part.fill(MaybeUninit::new(T::ZERO));
-                // SAFETY: every element was written just above.
-                let part = unsafe { assume_init_mut(part) };
+                let part = zeroed(part);
                 for (r, run) in part.chunks_exact_mut(numel + cols_len).enumerate() {
                     let run_index = start / (numel + cols_len) + r;
                     let (acc, cols) = run.split_at_mut(numel);

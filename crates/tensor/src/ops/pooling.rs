@@ -2,10 +2,9 @@
 //! maximum, for its gradient), average pooling, and the flat gather and
 //! scatter that route max pooling's gradient.
 
-use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::buffer::{assume_init_mut, try_vec_of, AllocError};
+use crate::buffer::{try_vec_of, zeroed, AllocError};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::ops::conv::ConvParams;
@@ -265,9 +264,7 @@ fn scatter_by_plane<T: Element>(
         &mut out.spare_capacity_mut()[..numel],
         chunk,
         |start, part| {
-            part.fill(MaybeUninit::new(T::ZERO));
-            // SAFETY: every element was written just above.
-            let part = unsafe { assume_init_mut(part) };
+            let part = zeroed(part);
             for (k, plane) in part.chunks_exact_mut(per_out).enumerate() {
                 let b = start / per_out + k;
                 let lo = b * per_out;
