@@ -149,7 +149,16 @@ proptest! {
 
 #[test]
 fn larger_strided_products_take_the_parallel_paths() {
-    for (m, k, n) in [(67, 45, 129), (128, 128, 128), (1, 300, 200)] {
+    // The last two copy the transposed `b` row-major before the product
+    // (at least 2^16 elements and 16 rows of `a`); 257 columns leave a
+    // tail after the transpose's blocks of eight.
+    for (m, k, n) in [
+        (67, 45, 129),
+        (128, 128, 128),
+        (1, 300, 200),
+        (20, 256, 300),
+        (33, 300, 257),
+    ] {
         let a = Naive {
             shape: vec![k, m],
             data: values(m * k, 1),
