@@ -16,10 +16,10 @@
 
 use std::mem::MaybeUninit;
 
-use crate::buffer::{try_vec, zeroed, AllocError};
+use crate::buffer::{assume_init_mut, try_vec, zeroed, AllocError};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
-use crate::ops::matmul::gemm_serial;
+use crate::ops::matmul::{gemm_serial, gemm_serial_into};
 use crate::parallel::{for_each_chunk, thread_count, use_parallel};
 use crate::{Element, Tensor};
 
@@ -246,7 +246,18 @@ fn valid_range(
 /// stride 1 a short copy ([`copy_short`]). Filling the padding per run
 /// instead cost a `memset` call for one or two elements, and the copy a
 /// `memmove` call, each as dear as the run itself.
-fn im2col<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, cols: &mut [T]) {
+///
+/// `cols` may be uninitialised: every element is written (the strided
+/// copies index, so a window outside the plane panics rather than leaving
+/// a hole), and it is returned initialised.
+fn im2col<'c, T: Element>(
+    g: &Geometry,
+    x: &[T],
+    c0: usize,
+    cg: usize,
+    cols: &'c mut [MaybeUninit<T>],
+) -> &'c mut [T] {
+    assert_eq!(cols.len(), cg * g.kh * g.kw * g.ohw());
     let (ohw, p) = (g.ohw(), &g.p);
     let [sy, sx] = p.stride;
     let [dy, dx] = p.dilation;
@@ -271,16 +282,27 @@ fn im2col<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, cols: &mut [T
                 for (oy, out) in row.chunks_exact_mut(g.ow).enumerate() {
                     let line = &src[(oy * sy + i * dy) * wp + j * dx..];
                     if sx == 1 {
-                        copy_short(out, &line[..g.ow]);
+                        copy_short(out, uninit(&line[..g.ow]));
                     } else {
-                        for (o, &v) in out.iter_mut().zip(line.iter().step_by(sx)) {
-                            *o = v;
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            *o = MaybeUninit::new(line[ox * sx]);
                         }
                     }
                 }
             }
         }
     }
+    // SAFETY: the rows are all of `cols` (asserted length, `chunks_exact`),
+    // and each row's `oh` runs of `ow` were written above.
+    unsafe { assume_init_mut(cols) }
+}
+
+/// `s` viewed as possibly uninitialised values (always sound: every `T`
+/// is a valid `MaybeUninit<T>`), to copy from it into uninitialised memory.
+fn uninit<T>(s: &[T]) -> &[MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the view is
+    // read-only.
+    unsafe { &*(s as *const [T] as *const [MaybeUninit<T>]) }
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of [`im2col`] (one output
@@ -319,7 +341,16 @@ fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
 /// transpose every image's unfolded matrix while packing it, which cost
 /// more than the product itself for LeNet's first layer (perf: `pack_lhs`
 /// 6% of `cnn_step`, 20% of `conv2d`).
-fn im2row<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, rows: &mut [T]) {
+///
+/// `rows` may be uninitialised: it is written entirely and returned
+/// initialised.
+fn im2row<'r, T: Element>(
+    g: &Geometry,
+    x: &[T],
+    c0: usize,
+    cg: usize,
+    rows: &'r mut [MaybeUninit<T>],
+) -> &'r mut [T] {
     let p = &g.p;
     let [sy, sx] = p.stride;
     let [dy, dx] = p.dilation;
@@ -347,20 +378,24 @@ fn im2row<T: Element>(g: &Geometry, x: &[T], c0: usize, cg: usize, rows: &mut [T
                 for i in 0..g.kh {
                     let from = c * plane + (oy * sy + i * dy) * wp + ox * sx;
                     if dx != 1 {
-                        let taps = padded[from..].iter().step_by(dx);
-                        for (o, &v) in rows[at..at + kw].iter_mut().zip(taps) {
-                            *o = v;
+                        for (j, o) in rows[at..at + kw].iter_mut().enumerate() {
+                            *o = MaybeUninit::new(padded[from + j * dx]);
                         }
                     } else if kw <= 8 && at + 8 <= total && from + 8 <= padded.len() {
-                        rows[at..at + 8].copy_from_slice(&padded[from..from + 8]);
+                        rows[at..at + 8].copy_from_slice(uninit(&padded[from..from + 8]));
                     } else {
-                        copy_short(&mut rows[at..at + kw], &padded[from..]);
+                        copy_short(&mut rows[at..at + kw], uninit(&padded[from..]));
                     }
                     at += kw;
                 }
             }
         }
     }
+    assert_eq!(at, total, "im2row: the runs cover the matrix");
+    // SAFETY: the runs, `kw` consecutive elements each from 0, cover
+    // `rows[..at]` (an overhang was overwritten by the next run), and `at`
+    // is its length.
+    unsafe { assume_init_mut(rows) }
 }
 
 /// The adjoint of [`im2col`]: adds every entry of `cols` back onto the
@@ -400,31 +435,36 @@ fn col2im<T: Element>(g: &Geometry, cols: &[T], c0: usize, cg: usize, x: &mut [T
 }
 
 /// One run of images for one thread: its first image, its part of the
-/// output (not yet initialised), and its scratch matrix (room only).
+/// output, and its scratch matrix (room only; both uninitialised).
 struct Job<'a, T> {
     first: usize,
     out: &'a mut [MaybeUninit<T>],
     scratch: Vec<T>,
 }
 
-/// A zeroed output of `n` images of `per_image` elements, split into runs
-/// of whole images on which `f(first_image, out_part, scratch)` is called,
-/// in parallel when `work` (multiply-adds) is large; `scratch` is a zeroed
-/// buffer of `scratch` elements per run. The output and every scratch
-/// buffer are allocated before any work starts, so a refused allocation is
-/// an error naming `op` and `shape`, not an abort halfway.
+/// An output of `n` images of `per_image` elements, split into runs of
+/// whole images on which `f(first_image, out_part, scratch)` is called, in
+/// parallel when `work` (multiply-adds) is large; `scratch` has `scratch`
+/// elements per run. The output and every scratch buffer are allocated
+/// before any work starts, so a refused allocation is an error naming `op`
+/// and `shape`, not an abort halfway.
 ///
-/// Each run zeroes its own part of the output and its scratch, on the
-/// thread that then fills them: zeroing everything up front ran on one
-/// thread while the other waited (perf: `memset` 3% of `cnn_step`'s
-/// samples, all on the calling thread), and left the lines cold.
-fn for_each_image_run<T: Element>(
+/// Both come uninitialised: a product that overwrites them needs no
+/// zeroing first, and one that accumulates zeroes its part on the thread
+/// that fills it ([`zeroed`]). Zeroing everything up front cost 3% of
+/// `cnn_step`'s samples on the calling thread alone, the other waiting,
+/// then as much again spread over both.
+///
+/// # Safety
+/// `f` must write every element of the output part it is given (it may
+/// leave the scratch as it likes).
+unsafe fn for_each_image_run<T: Element>(
     op: &'static str,
     shape: &[usize],
     (n, per_image): (usize, usize),
     scratch: usize,
     work: usize,
-    f: impl Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+    f: impl Fn(usize, &mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) + Sync + Send,
 ) -> Result<Vec<T>> {
     let numel = n * per_image;
     if numel == 0 {
@@ -451,13 +491,16 @@ fn for_each_image_run<T: Element>(
     }
     for_each_chunk(&mut jobs, 1, |_, js| {
         for j in js {
-            let part = zeroed(j.out);
-            j.scratch.resize(scratch, T::ZERO);
-            f(j.first, part, &mut j.scratch);
+            f(
+                j.first,
+                j.out,
+                &mut j.scratch.spare_capacity_mut()[..scratch],
+            );
         }
     });
-    // SAFETY: the parts cover `out[..numel]` and each was zeroed above (a
-    // panic in `f` propagates before this line, leaving the length 0).
+    // SAFETY: the parts cover `out[..numel]` and the caller's `f` wrote
+    // every element of each (a panic propagates before this line, leaving
+    // the length 0).
     unsafe { out.set_len(numel) };
     Ok(out)
 }
@@ -506,30 +549,27 @@ impl<T: Element> Tensor<T> {
         let (xs, ws) = (slice(&x), slice(&w));
         let (ckk, ohw, og, chw) = (g.ckk(), g.ohw(), g.og(), g.c * g.hw());
         let scratch = if g.pointwise() { 0 } else { ckk * ohw };
-        let out = for_each_image_run(
-            OP,
-            &shape,
-            (g.n, g.o * ohw),
-            scratch,
-            g.work(),
-            |first, part, cols| {
-                for (i, y) in part.chunks_exact_mut(g.o * ohw).enumerate() {
-                    let x_img = &xs[(first + i) * chw..][..chw];
-                    for grp in 0..g.groups {
-                        let c0 = grp * g.cg();
-                        let b: &[T] = if g.pointwise() {
-                            &x_img[c0 * ohw..(c0 + g.cg()) * ohw]
-                        } else {
-                            im2col(&g, x_img, c0, g.cg(), cols);
-                            cols
-                        };
-                        let a = &ws[grp * og * ckk..(grp + 1) * og * ckk];
-                        let c = &mut y[grp * og * ohw..(grp + 1) * og * ohw];
-                        gemm_serial(og, ckk, ohw, a, ckk, 1, b, ohw, 1, c, false);
-                    }
+        let each_run = |first: usize, part: &mut [MaybeUninit<T>], cols: &mut [MaybeUninit<T>]| {
+            for (i, y) in part.chunks_exact_mut(g.o * ohw).enumerate() {
+                let x_img = &xs[(first + i) * chw..][..chw];
+                for grp in 0..g.groups {
+                    let c0 = grp * g.cg();
+                    let b: &[T] = if g.pointwise() {
+                        &x_img[c0 * ohw..(c0 + g.cg()) * ohw]
+                    } else {
+                        im2col(&g, x_img, c0, g.cg(), cols)
+                    };
+                    let a = &ws[grp * og * ckk..(grp + 1) * og * ckk];
+                    let c = &mut y[grp * og * ohw..(grp + 1) * og * ohw];
+                    gemm_serial_into(og, ckk, ohw, a, ckk, 1, b, ohw, 1, c);
                 }
-            },
-        )?;
+            }
+        };
+        // SAFETY: each image's groups write their `og` output rows, all of
+        // the image's `O·OH·OW` elements.
+        let out = unsafe {
+            for_each_image_run(OP, &shape, (g.n, g.o * ohw), scratch, g.work(), each_run)?
+        };
         Ok(Tensor::from_parts(out, &shape))
     }
 
@@ -677,6 +717,9 @@ impl<T: Element> Tensor<T> {
         }
         let numel = checked_numel::<T>(OP, &w_shape)?;
         checked_numel::<T>(OP, &[g.ckk(), g.ohw()])?;
+        if numel == 0 {
+            return Ok(Tensor::from_parts(Vec::new(), &w_shape));
+        }
         let (x, gr) = (contiguous(self, OP)?, contiguous(grad, OP)?);
         let (xs, gs) = (slice(&x), slice(&gr));
         let (ckk, ohw, og, chw) = (g.ckk(), g.ohw(), g.og(), g.c * g.hw());
@@ -705,7 +748,7 @@ impl<T: Element> Tensor<T> {
         // [`im2row`]'s layout instead, dearer to unfold than im2col but
         // cheaper than packing cols (measured on cnn_step and conv2d).
         let transposed = og >= 32 && og < ckk;
-        let run_images = |first: usize, acc: &mut [T], cols: &mut [T]| {
+        let run_images = |first: usize, acc: &mut [T], cols: &mut [MaybeUninit<T>]| {
             for n in first..(first + per_run).min(g.n) {
                 let x_img = &xs[n * chw..][..chw];
                 let g_img = &gs[n * g.o * ohw..][..g.o * ohw];
@@ -722,35 +765,33 @@ impl<T: Element> Tensor<T> {
                             gemm_serial(og, ohw, ckk, gg, ohw, 1, b, 1, ohw, c, true);
                         }
                     } else if transposed {
-                        im2col(&g, x_img, c0, g.cg(), cols);
+                        let cols = im2col(&g, x_img, c0, g.cg(), cols);
                         gemm_serial(ckk, ohw, og, cols, ohw, 1, gg, 1, ohw, c, true);
                     } else {
-                        im2row(&g, x_img, c0, g.cg(), cols);
-                        gemm_serial(og, ohw, ckk, gg, ohw, 1, cols, ckk, 1, c, true);
+                        let rows = im2row(&g, x_img, c0, g.cg(), cols);
+                        gemm_serial(og, ohw, ckk, gg, ohw, 1, rows, ckk, 1, c, true);
                     }
                 }
             }
         };
-        // Zeroed by the thread that sums into it (see `for_each_image_run`).
-        for_each_chunk(
-            &mut partials.spare_capacity_mut()[..total],
-            chunk,
-            |start, part| {
-                let part = zeroed(part);
-                for (r, run) in part.chunks_exact_mut(numel + cols_len).enumerate() {
-                    let run_index = start / (numel + cols_len) + r;
-                    let (acc, cols) = run.split_at_mut(numel);
-                    run_images(run_index * per_run, acc, cols);
-                }
-            },
-        );
-        // SAFETY: the chunks cover `partials[..total]` and each was zeroed
-        // above (a panic propagates before this line).
-        unsafe { partials.set_len(total) };
-        let mut sum = partials[..numel].to_vec();
-        for r in 1..runs {
-            let part = &partials[r * (numel + cols_len)..][..numel];
-            for (o, &p) in sum.iter_mut().zip(part) {
+        // Each sum is zeroed by the thread that adds into it, and the
+        // scratch is left as it is (see `for_each_image_run`).
+        let spare = &mut partials.spare_capacity_mut()[..total];
+        for_each_chunk(spare, chunk, |start, part| {
+            for (r, run) in part.chunks_exact_mut(numel + cols_len).enumerate() {
+                let run_index = start / (numel + cols_len) + r;
+                let (acc, cols) = run.split_at_mut(numel);
+                run_images(run_index * per_run, zeroed(acc), cols);
+            }
+        });
+        let mut runs_sums = spare.chunks_exact_mut(numel + cols_len).map(|run| {
+            // SAFETY: every run's sum was zeroed, then added to, above (a
+            // panic propagates before this line).
+            unsafe { assume_init_mut(&mut run[..numel]) }
+        });
+        let mut sum = runs_sums.next().expect("at least one run").to_vec();
+        for part in runs_sums {
+            for (o, &p) in sum.iter_mut().zip(part.iter()) {
                 *o += p;
             }
         }
@@ -791,11 +832,13 @@ impl<T: Element> Tensor<T> {
         let x = contiguous(self, OP)?;
         let xs = slice(&x);
         let (per, chw) = (g.ckk() * g.ohw(), g.c * g.hw());
-        let out = for_each_image_run(OP, &shape, (g.n, per), 0, numel, |first, part, _| {
+        let each_run = |first: usize, part: &mut [MaybeUninit<T>], _: &mut [MaybeUninit<T>]| {
             for (i, cols) in part.chunks_exact_mut(per).enumerate() {
                 im2col(&g, &xs[(first + i) * chw..][..chw], 0, g.c, cols);
             }
-        })?;
+        };
+        // SAFETY: `im2col` writes each image's whole unfolded matrix.
+        let out = unsafe { for_each_image_run(OP, &shape, (g.n, per), 0, numel, each_run)? };
         Ok(Tensor::from_parts(out, &shape))
     }
 
@@ -848,11 +891,13 @@ impl<T: Element> Tensor<T> {
         let cols = contiguous(self, OP)?;
         let cs = slice(&cols);
         let (per, chw) = (g.ckk() * g.ohw(), g.c * g.hw());
-        let out = for_each_image_run(OP, &x_shape, (g.n, chw), 0, numel, |first, part, _| {
-            for (i, x) in part.chunks_exact_mut(chw).enumerate() {
+        let each_run = |first: usize, part: &mut [MaybeUninit<T>], _: &mut [MaybeUninit<T>]| {
+            for (i, x) in zeroed(part).chunks_exact_mut(chw).enumerate() {
                 col2im(&g, &cs[(first + i) * per..][..per], 0, g.c, x);
             }
-        })?;
+        };
+        // SAFETY: each part is zeroed before the sums.
+        let out = unsafe { for_each_image_run(OP, &x_shape, (g.n, chw), 0, numel, each_run)? };
         Ok(Tensor::from_parts(out, &x_shape))
     }
 }
@@ -907,31 +952,26 @@ fn conv_input_grad<T: Element>(
     let (gs, ws) = (slice(&gr), slice(&w));
     let (ckk, ohw, og, chw) = (g.ckk(), g.ohw(), g.og(), g.c * g.hw());
     let scratch = if g.pointwise() { 0 } else { ckk * ohw };
-    let out = for_each_image_run(
-        op,
-        &shape,
-        (g.n, chw),
-        scratch,
-        g.work(),
-        |first, part, cols| {
-            for (i, x) in part.chunks_exact_mut(chw).enumerate() {
-                let g_img = &gs[(first + i) * g.o * ohw..][..g.o * ohw];
-                for grp in 0..g.groups {
-                    let c0 = grp * g.cg();
-                    // cols = W_gᵀ · G_g: the weight rows read transposed.
-                    let a = &ws[grp * og * ckk..(grp + 1) * og * ckk];
-                    let b = &g_img[grp * og * ohw..(grp + 1) * og * ohw];
-                    if g.pointwise() {
-                        let c = &mut x[c0 * ohw..(c0 + g.cg()) * ohw];
-                        gemm_serial(ckk, og, ohw, a, 1, ckk, b, ohw, 1, c, false);
-                    } else {
-                        gemm_serial(ckk, og, ohw, a, 1, ckk, b, ohw, 1, cols, false);
-                        col2im(g, cols, c0, g.cg(), x);
-                    }
+    let each_run = |first: usize, part: &mut [MaybeUninit<T>], cols: &mut [MaybeUninit<T>]| {
+        for (i, x) in zeroed(part).chunks_exact_mut(chw).enumerate() {
+            let g_img = &gs[(first + i) * g.o * ohw..][..g.o * ohw];
+            for grp in 0..g.groups {
+                let c0 = grp * g.cg();
+                // cols = W_gᵀ · G_g: the weight rows read transposed.
+                let a = &ws[grp * og * ckk..(grp + 1) * og * ckk];
+                let b = &g_img[grp * og * ohw..(grp + 1) * og * ohw];
+                if g.pointwise() {
+                    let c = &mut x[c0 * ohw..(c0 + g.cg()) * ohw];
+                    gemm_serial(ckk, og, ohw, a, 1, ckk, b, ohw, 1, c, false);
+                } else {
+                    let cols = gemm_serial_into(ckk, og, ohw, a, 1, ckk, b, ohw, 1, cols);
+                    col2im(g, cols, c0, g.cg(), x);
                 }
             }
-        },
-    )?;
+        }
+    };
+    // SAFETY: each part is zeroed before the sums.
+    let out = unsafe { for_each_image_run(op, &shape, (g.n, chw), scratch, g.work(), each_run)? };
     Ok(Tensor::from_parts(out, &shape))
 }
 

@@ -586,6 +586,39 @@ pub(crate) fn gemm_serial<T: Element>(
     }
 }
 
+/// [`gemm_serial`] without accumulating, into a possibly uninitialised
+/// `c` (row-major `m×n`), which it writes entirely: returned initialised.
+/// For outputs and scratch that the product overwrites, so that nobody
+/// zeroes them first.
+///
+/// # Panics
+/// As [`gemm_serial`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_serial_into<'c, T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &'c mut [MaybeUninit<T>],
+) -> &'c mut [T] {
+    assert_eq!(c.len(), m * n);
+    if m > 0 && n > 0 {
+        if k == 0 {
+            c.fill(MaybeUninit::new(T::ZERO));
+        } else {
+            gemm_kernel(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
+        }
+    }
+    // SAFETY: all `m·n` elements were written above (`gemm_kernel` writes
+    // every element of its row-major output), or there are none.
+    unsafe { assume_init_mut(c) }
+}
+
 /// `dst = alpha·dst + beta·lhs·rhs` (`dst` read only when `read_dst`) with
 /// the `gemm-f32` / `gemm-f64` kernels, for a row-major `m×n` destination
 /// with row stride `dst_rs` and operands given by column then row stride,
