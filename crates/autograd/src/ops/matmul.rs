@@ -42,7 +42,17 @@ impl<T: Element> Op<T> for Matmul {
         let (g, a, b) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
         Some((|| {
             let ga = cx.grad_for(0, || cx.sum_to_input(g.matmul(&b.t()?)?, 0))?;
-            let gb = cx.grad_for(1, || cx.sum_to_input(a.t()?.matmul(g)?, 1))?;
+            let gb = cx.grad_for(1, || {
+                // A transposed matrix `b` (a `Linear`'s `Wᵀ`) gets its
+                // gradient in the same layout, (gᵀ·a)ᵀ: through the
+                // transpose, the weight's own gradient is then contiguous
+                // instead of a strided view that the optimiser copied
+                // (4.6% of an MLP step in perf).
+                if a.ndim() == 2 && g.ndim() == 2 && is_transposed(b) {
+                    return Ok(g.t()?.matmul(a)?.t()?);
+                }
+                cx.sum_to_input(a.t()?.matmul(g)?, 1)
+            })?;
             Ok(tpair(ga, gb))
         })())
     }
@@ -53,6 +63,12 @@ impl<T: Element> Op<T> for Matmul {
     }
 }
 
+/// A matrix stored column by column (the transpose of a contiguous one).
+fn is_transposed<T: Element>(b: &Tensor<T>) -> bool {
+    let d = b.dims();
+    d.len() == 2 && d[0] > 1 && d[1] > 1 && b.strides() == [1, d[0]]
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ops::testutil::*;
@@ -60,6 +76,32 @@ mod tests {
 
     fn mm<'t>(_: &'t Tape<f64>, v: &[Var<'t, f64>]) -> Result<Var<'t, f64>> {
         v[0].matmul(v[1])
+    }
+
+    fn x_wt<'t>(_: &'t Tape<f64>, v: &[Var<'t, f64>]) -> Result<Var<'t, f64>> {
+        v[0].matmul(v[1].t()?)
+    }
+
+    #[test]
+    fn transposed_rhs_gradient() {
+        // `x·Wᵀ`, a `Linear`: the right operand is a transposed view.
+        check(x_wt, &[rnd(&[3, 4], 19), rnd(&[5, 4], 20)]);
+        check2(x_wt, &[rnd(&[3, 4], 21), rnd(&[5, 4], 22)]);
+        // The weight's gradient comes back contiguous, and is Gᵀ·x: with
+        // G all ones, row o of it is the column sums of x.
+        let tape = Tape::new();
+        let (x, w) = (tape.leaf(rnd(&[3, 4], 23)), tape.leaf(rnd(&[5, 4], 24)));
+        let grads = tape
+            .backward(x.matmul(w.t().unwrap()).unwrap().sum_all().unwrap())
+            .unwrap();
+        let gw = grads.get(w).unwrap();
+        assert!(gw.is_contiguous() && gw.dims() == [5, 4]);
+        let col_sums = x.value().sum(&[0], false).unwrap().to_vec();
+        for row in gw.to_vec().chunks(4) {
+            for (g, s) in row.iter().zip(&col_sums) {
+                assert!((g - s).abs() < 1e-12);
+            }
+        }
     }
 
     #[test]
