@@ -270,10 +270,7 @@ fn im2col<'c, T: Element>(
         let src: &[T] = if p.padding == [0, 0] {
             plane
         } else {
-            for (y, line) in plane.chunks_exact(g.w).enumerate() {
-                let at = (y + p.padding[0]) * wp + p.padding[1];
-                copy_short(&mut padded[at..at + g.w], line);
-            }
+            pad_plane(g, plane, &mut padded);
             &padded
         };
         for i in 0..g.kh {
@@ -295,6 +292,17 @@ fn im2col<'c, T: Element>(
     // SAFETY: the rows are all of `cols` (asserted length, `chunks_exact`),
     // and each row's `oh` runs of `ow` were written above.
     unsafe { assume_init_mut(cols) }
+}
+
+/// Copies one `[H, W]` input plane into the interior of `padded`, a
+/// `(H + 2·ph) × (W + 2·pw)` plane whose border is left as it is (zero).
+fn pad_plane<T: Element>(g: &Geometry, plane: &[T], padded: &mut [T]) {
+    let [ph, pw] = g.p.padding;
+    let wp = g.w + 2 * pw;
+    for (y, line) in plane.chunks_exact(g.w).enumerate() {
+        let at = (y + ph) * wp + pw;
+        copy_short(&mut padded[at..at + g.w], line);
+    }
 }
 
 /// `s` viewed as possibly uninitialised values (always sound: every `T`
@@ -357,12 +365,8 @@ fn im2row<'r, T: Element>(
     let (hp, wp) = (g.h + 2 * p.padding[0], g.w + 2 * p.padding[1]);
     let plane = hp * wp;
     let mut padded = vec![T::ZERO; cg * plane];
-    for c in 0..cg {
-        let src = &x[(c0 + c) * g.hw()..][..g.hw()];
-        for (y, line) in src.chunks_exact(g.w).enumerate() {
-            let at = c * plane + (y + p.padding[0]) * wp + p.padding[1];
-            copy_short(&mut padded[at..at + g.w], line);
-        }
+    for (c, dst) in padded.chunks_exact_mut(plane).enumerate() {
+        pad_plane(g, &x[(c0 + c) * g.hw()..][..g.hw()], dst);
     }
     // Runs of kw taps, one per (position, channel, kernel row), written in
     // order. A run shorter than 8 is written as a copy of a constant 8

@@ -364,15 +364,13 @@ fn forward_in_parts<T: Element>(
     c0: Option<&Tensor<T>>,
     parts: usize,
 ) -> Result<SeqForward<T>> {
-    let (xg, w, bias, h0v) = (dense(xg), dense(w_hh), dense(b_hh), dense(h0));
+    let (xg, bias, h0v) = (dense(xg), dense(b_hh), dense(h0));
     let c0v = c0.map(dense).unwrap_or_default();
-    let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
     let ops = Operands {
         kind,
         d,
         xg: &xg,
-        // W_hh is [gh, hidden] row-major: W_hhᵀ[p][j] = w[j·hidden + p].
-        w: StepWeight::new(hid, gh, &w, 1, hid),
+        w: StepWeight::new(&w_hh.t()?, "recurrent")?,
         bias: &bias,
         h0: &h0v,
         c0: &c0v,
@@ -502,14 +500,14 @@ fn backward_in_parts<T: Element>(
     grad_output: &Tensor<T>,
     parts: usize,
 ) -> Result<SeqGrads<T>> {
-    let (w, h0v) = (dense(w_hh), dense(h0));
+    let h0v = dense(h0);
     let c0v = c0.map(dense).unwrap_or_default();
     let (hid, gh) = (d.hidden, kind.gates() * d.hidden);
     let ops = Operands {
         kind,
         d,
         xg: &[],
-        w: StepWeight::new(gh, hid, &w, hid, 1),
+        w: StepWeight::new(w_hh, "recurrent_backward")?,
         bias: &[],
         h0: &h0v,
         c0: &c0v,

@@ -15,6 +15,7 @@
 //! reason, reached about half the GEMM's rate: `lstm_step` took 15–25%
 //! longer with it in interleaved runs on AMD Zen 4.)
 
+use crate::error::Result;
 use crate::ops::matmul::gemm_serial;
 use crate::{Element, Tensor};
 
@@ -22,28 +23,21 @@ use crate::{Element, Tensor};
 /// docs](self)).
 #[derive(Debug)]
 pub(super) struct StepWeight<T: Element> {
-    k: usize,
-    n: usize,
-    /// A tensor only for its buffer, which comes from (and goes back to)
-    /// the pool of large buffers: no fresh pages per sequence.
     rows: Tensor<T>,
 }
 
 impl<T: Element> StepWeight<T> {
-    /// Lays out `b[p][j] = b[p·b_rs + j·b_cs]` for `p < k`, `j < n`.
+    /// The 2-d weight `b` (checked by the callers), made contiguous if it
+    /// is not: `W_hh.t()` forward, by the tiled transpose into a pooled
+    /// buffer; `W_hh` backward, as it is, without a copy.
     ///
-    /// # Panics
-    /// If `b` is too short for those strides.
-    pub(super) fn new(k: usize, n: usize, b: &[T], b_rs: usize, b_cs: usize) -> Self {
-        // The size of `b`, which exists, so this allocation fits.
-        let mut rows = Tensor::zeros(&[k * n]);
-        // `max(1)`: with n = 0 there is nothing to copy (and no chunk).
-        for (p, row) in rows.make_mut_slice().chunks_exact_mut(n.max(1)).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = b[p * b_rs + j * b_cs];
-            }
-        }
-        StepWeight { k, n, rows }
+    /// # Errors
+    /// If the copy cannot be allocated.
+    pub(super) fn new(b: &Tensor<T>, op: &'static str) -> Result<Self> {
+        debug_assert_eq!(b.ndim(), 2);
+        Ok(StepWeight {
+            rows: b.try_to_contiguous(op)?,
+        })
     }
 
     /// `c[m×n] = a[m×k]·b`, where row `i` of `a` is `a[i·a_rs..][..k]` and
@@ -52,8 +46,8 @@ impl<T: Element> StepWeight<T> {
     /// # Panics
     /// If `a` or `c` is too short.
     pub(super) fn mul_into(&self, m: usize, a: &[T], a_rs: usize, c: &mut [T]) {
-        let b = self.rows.as_slice().expect("a fresh tensor is contiguous");
-        let (k, n) = (self.k, self.n);
+        let b = self.rows.as_slice().expect("made contiguous");
+        let (k, n) = (self.rows.dims()[0], self.rows.dims()[1]);
         gemm_serial(m, k, n, a, a_rs, 1, b, n, 1, &mut c[..m * n], false);
     }
 }
@@ -79,7 +73,8 @@ mod tests {
             let a: Vec<f64> = (0..m * a_rs + 1).map(value).collect();
             // b stored transposed: b[p][j] at j·k + p.
             let b: Vec<f64> = (0..k * n).map(|i| value(i + 5)).collect();
-            let weight = StepWeight::new(k, n, &b, 1, k);
+            let stored = Tensor::from_vec(b.clone(), &[n, k]).unwrap();
+            let weight = StepWeight::new(&stored.t().unwrap(), "test").unwrap();
             let mut c = vec![f64::NAN; m * n];
             weight.mul_into(m, &a, a_rs, &mut c);
             for i in 0..m {
