@@ -19,7 +19,17 @@ pub fn line_chart_svg(
     x_label: &str,
     series: &[(&str, &[f64])],
 ) -> Result<()> {
-    let path = path.as_ref();
+    draw_line_chart(path.as_ref(), title, x_label, series)
+}
+
+/// [`line_chart_svg`] with the path's type fixed, so that the drawing code
+/// is compiled once, in this crate, rather than in every program that plots.
+fn draw_line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    series: &[(&str, &[f64])],
+) -> Result<()> {
     let finite = || {
         series
             .iter()

@@ -162,10 +162,25 @@ pub(crate) unsafe fn try_filled<T: Element>(
     n: usize,
     fill: impl FnOnce(&mut [MaybeUninit<T>]),
 ) -> Result<Data<T>, AllocError> {
+    let (mut vec, start) = aligned_capacity::<T>(n)?;
+    fill(&mut vec.spare_capacity_mut()[start..start + n]);
+    // SAFETY: `aligned_capacity` left room for `start + n` elements and
+    // wrote the `start` padding ones; the caller guarantees that `fill`
+    // initialised the `n` elements after them (it returned normally).
+    unsafe { vec.set_len(start + n) };
+    Ok(Data { vec, start })
+}
+
+/// An empty vector with room for `n` elements from an [`ALIGN`]-byte
+/// boundary (unless smaller than [`ALIGN_MIN_BYTES`]), and the index `start`
+/// of that boundary; the `start` elements before it are written (zero).
+///
+/// Apart from [`try_filled`] so that this part is compiled once per element
+/// type, not once per fill closure.
+fn aligned_capacity<T: Element>(n: usize) -> Result<(Vec<T>, usize), AllocError> {
     let size = std::mem::size_of::<T>();
     if n.saturating_mul(size) < ALIGN_MIN_BYTES {
-        // SAFETY: passed on from the caller.
-        return Ok(unsafe { try_vec_filled_by(n, fill) }?.into());
+        return Ok((vec_capacity(n)?, 0));
     }
     // A recycled large buffer when one fits (see `pool`): no fresh pages.
     let mut vec: Vec<T> = n
@@ -173,14 +188,14 @@ pub(crate) unsafe fn try_filled<T: Element>(
         .and_then(|cap| crate::pool::try_with_capacity(cap).ok())
         .ok_or(AllocError::of::<T>(n))?;
     let start = (ALIGN - vec.as_ptr() as usize % ALIGN) % ALIGN / size;
-    let spare = vec.spare_capacity_mut();
-    spare[..start].fill(MaybeUninit::new(T::ZERO));
-    fill(&mut spare[start..start + n]);
-    // SAFETY: the capacity is at least `n + start` (`start < ALIGN / size`);
-    // the padding was written above, and the caller guarantees that `fill`
-    // initialised the `n` elements after it (it returned normally).
-    unsafe { vec.set_len(start + n) };
-    Ok(Data { vec, start })
+    vec.spare_capacity_mut()[..start].fill(MaybeUninit::new(T::ZERO));
+    Ok((vec, start))
+}
+
+/// An empty vector with room for `n` elements (a recycled one when the pool
+/// has one), or an [`AllocError`].
+fn vec_capacity<T: Element>(n: usize) -> Result<Vec<T>, AllocError> {
+    crate::pool::try_with_capacity(n).map_err(|_| AllocError::of::<T>(n))
 }
 
 /// [`try_filled`] for infallible callers (only tests need it: every op
@@ -236,7 +251,7 @@ pub(crate) unsafe fn try_vec_filled_by<T: Element>(
     n: usize,
     fill: impl FnOnce(&mut [MaybeUninit<T>]),
 ) -> Result<Vec<T>, AllocError> {
-    let mut v: Vec<T> = crate::pool::try_with_capacity(n).map_err(|_| AllocError::of::<T>(n))?;
+    let mut v = vec_capacity::<T>(n)?;
     fill(&mut v.spare_capacity_mut()[..n]);
     // SAFETY: the capacity is at least `n`, and the caller guarantees that
     // `fill` initialised all of `v[0..n]` (it returned normally).

@@ -122,40 +122,47 @@ pub fn for_each_chunk<T: Send>(
 ) {
     let chunk = chunk.max(1);
     let len = out.len();
-    let n = len.div_ceil(chunk);
+    let base = SharedMut(out.as_mut_ptr());
+    let run_chunk = |i: usize| {
+        let start = i * chunk;
+        let piece_len = chunk.min(len - start);
+        // SAFETY: `run_indices` calls this with each `i < len.div_ceil(chunk)`
+        // exactly once, so the piece lies inside `out`, which this call
+        // borrows mutably until every participant has finished, and no two
+        // pieces overlap. `T: Send` allows handing the piece to another
+        // thread.
+        let piece = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), piece_len) };
+        f(start, piece);
+    };
+    run_indices(len.div_ceil(chunk), &run_chunk);
+}
+
+/// Calls `f(i)` once for every `i` in `0..n`, on the calling thread and the
+/// team's or the pool's (the scheduling [`for_each_chunk`] describes).
+///
+/// Not generic, so the scheduling is compiled once, here, rather than once
+/// per kernel closure in every crate that calls a kernel (it was a tenth of
+/// the code an example built); the indirect call costs once per chunk.
+fn run_indices(n: usize, f: &(dyn Fn(usize) + Sync)) {
     let threads = thread_count().clamp(1, n.max(1));
     // Runs count chunks in 32 bits; four billion chunks would be a
     // misuse (chunks of one element over 16 GiB), run them in order.
     if threads == 1 || n > u32::MAX as usize {
-        for (i, piece) in out.chunks_mut(chunk).enumerate() {
-            f(i * chunk, piece);
-        }
+        (0..n).for_each(f);
         return;
     }
     let runs: SmallVec<[Run; 4]> = (0..threads)
         .map(|k| Run::new(n * k / threads, n * (k + 1) / threads))
         .collect();
-    let base = SharedMut(out.as_mut_ptr());
-    let run_chunk = |i: usize| {
-        let start = i * chunk;
-        let piece_len = chunk.min(len - start);
-        // SAFETY: `i < n`, so the piece lies inside `out`, which this call
-        // borrows mutably until every participant has finished. The runs
-        // hand out each chunk index exactly once (see `Run`), so no two
-        // pieces overlap and each is touched by one thread. `T: Send`
-        // allows handing the piece to another thread.
-        let piece = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), piece_len) };
-        f(start, piece);
-    };
     let work = |k: usize| {
         while let Some(i) = runs[k].take_front() {
-            run_chunk(i);
+            f(i);
         }
         // Done with its own run: help the others from their far ends,
         // the next thread's first.
         for j in (1..threads).map(|d| (k + d) % threads) {
             while let Some(i) = runs[j].take_back() {
-                run_chunk(i);
+                f(i);
             }
         }
     };

@@ -128,6 +128,14 @@ impl CsvOptions {
 /// class label), or of a row with the wrong number of fields.
 pub fn load_csv<T: Element>(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset<T>> {
     let path = path.as_ref();
+    let text = read_text(path)?;
+    parse_csv(&text, path, opts)
+}
+
+/// The text of the file at `path`, decompressed if its name ends in `.gz`.
+/// Not generic, so that the reading and decompressing code is compiled once,
+/// here.
+fn read_text(path: &Path) -> Result<String> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut text = String::new();
     let gz = path
@@ -142,7 +150,7 @@ pub fn load_csv<T: Element>(path: impl AsRef<Path>, opts: &CsvOptions) -> Result
             .read_to_string(&mut text)
             .map_err(|e| Error::io(path, e))?;
     }
-    parse_csv(&text, path, opts)
+    Ok(text)
 }
 
 /// Parses CSV text; `source` names it in errors (a path or a label).
