@@ -3,6 +3,7 @@
 //! `[in, out]`, `h·W + b`, MSE loss, plain SGD with lr 0.01).
 
 use tapegrad::autograd::{Result, Tape, Var};
+use tapegrad::tensor::parallel::{for_each_chunk, use_parallel, CHUNK};
 use tapegrad::tensor::Tensor;
 
 /// Learning rate of the reference workload.
@@ -53,16 +54,45 @@ pub fn train_step(
     y: &Tensor<f32>,
     act: for<'t> fn(Var<'t, f32>) -> Result<Var<'t, f32>>,
 ) -> Result<()> {
-    let tape = Tape::<f32>::new();
-    let vars: Vec<Var<'_, f32>> = ps.iter().map(|p| tape.leaf(p.clone())).collect();
-    let out = mlp_forward(&vars, tape.constant(x.clone()), act)?;
-    let loss = out.sub(tape.constant(y.clone()))?.square()?.mean_all()?;
-    let grads = tape.backward(loss)?;
-    for (p, v) in ps.iter_mut().zip(&vars) {
-        let g = grads.get(*v).expect("every parameter gets a gradient");
-        // One fused pass, like PyTorch's `p.sub_(grad, alpha=lr)`.
-        let lr = LR as f32;
-        *p = p.zip_with(g, "sgd", |p, g| p - lr * g)?;
+    let grads: Vec<Tensor<f32>> = {
+        let tape = Tape::<f32>::new();
+        let vars: Vec<Var<'_, f32>> = ps.iter().map(|p| tape.leaf(p.clone())).collect();
+        let out = mlp_forward(&vars, tape.constant(x.clone()), act)?;
+        let loss = out.sub(tape.constant(y.clone()))?.square()?.mean_all()?;
+        let grads = tape.backward(loss)?;
+        vars.iter()
+            .map(|v| {
+                grads
+                    .get(*v)
+                    .expect("every parameter gets a gradient")
+                    .clone()
+            })
+            .collect()
+        // The tape and its copies of the parameters go here, so the update
+        // below owns each parameter's buffer and writes it in place.
+    };
+    for (p, g) in ps.iter_mut().zip(&grads) {
+        // Gradients come back contiguous; a strided one would be copied.
+        let g: std::borrow::Cow<'_, [f32]> = match g.as_slice() {
+            Some(s) => s.into(),
+            None => g.to_vec().into(),
+        };
+        sgd_in_place(p.make_mut_slice(), &g, LR as f32);
     }
     Ok(())
+}
+
+/// `p -= lr·g` in place, like PyTorch's `p.sub_(grad, alpha=lr)`: one pass
+/// that reads both and writes `p`, on the library's threads when large.
+fn sgd_in_place(p: &mut [f32], g: &[f32], lr: f32) {
+    let update = |start: usize, part: &mut [f32]| {
+        for (p, &g) in part.iter_mut().zip(&g[start..]) {
+            *p -= lr * g;
+        }
+    };
+    if use_parallel(p.len()) {
+        for_each_chunk(p, CHUNK, update);
+    } else {
+        update(0, p);
+    }
 }
