@@ -30,18 +30,23 @@ pub fn cnn_batch() -> (Tensor<f32>, Vec<usize>) {
     (x, y)
 }
 
-/// One step: forward, cross-entropy, backward, plain SGD; the tape (and
-/// with it every gradient) is dropped at the end.
+/// One step: forward, cross-entropy, backward, plain SGD, the way
+/// `nn::train::Trainer` steps: the backward pass frees each activation once
+/// used and clears the tape (as PyTorch frees its graph), so the optimiser
+/// then owns every parameter's buffer and updates it in place.
 pub fn cnn_step(
     model: &mut Sequential<f32>,
     opt: &mut Sgd,
     x: &Tensor<f32>,
     y: &[usize],
 ) -> tapegrad::nn::Result<f32> {
-    let tape = Tape::new();
-    let logits = model.forward(&tape, tape.constant(x.clone()))?;
-    let l = loss::cross_entropy(logits, y)?;
-    let grads = model.grads(&tape.backward(l)?);
+    let mut tape = Tape::new();
+    let (lv, root) = {
+        let logits = model.forward(&tape, tape.constant(x.clone()))?;
+        let l = loss::cross_entropy(logits, y)?;
+        (l.item()?, l.var_id())
+    };
+    let grads = model.grads(&tape.backward_and_clear(root)?);
     opt.step(model.parameters_mut(), &grads)?;
-    Ok(l.item()?)
+    Ok(lv)
 }
