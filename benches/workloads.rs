@@ -271,11 +271,16 @@ fn transformer_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("transformer_step");
     g.bench_function(BenchmarkId::new("gpt-2x128", batch), |bench| {
         bench.iter(|| {
-            let tape = Tape::new();
-            let logits = model.forward_ids(&tape, &x, batch).unwrap();
-            let l =
-                loss::cross_entropy(logits.reshape(&[batch * block, vocab]).unwrap(), &y).unwrap();
-            let grads = model.grads(&tape.backward(l).unwrap());
+            // As `Trainer` steps (and PyTorch frees its graph): the pass
+            // frees activations once used and clears the tape, so the
+            // optimiser updates the parameters in place.
+            let mut tape = Tape::new();
+            let root = {
+                let logits = model.forward_ids(&tape, &x, batch).unwrap();
+                let logits = logits.reshape(&[batch * block, vocab]).unwrap();
+                loss::cross_entropy(logits, &y).unwrap().var_id()
+            };
+            let grads = model.grads(&tape.backward_and_clear(root).unwrap());
             black_box(opt.step(model.parameters_mut(), &grads).unwrap())
         })
     });
@@ -297,12 +302,15 @@ fn lstm_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("lstm_step");
     g.bench_function(BenchmarkId::new("32-128x50", batch), |bench| {
         bench.iter(|| {
-            let tape = Tape::new();
-            let out = lstm.forward(&tape, tape.constant(x.clone())).unwrap();
-            let last = out.select(1, seq - 1).unwrap();
-            let pred = head.forward(&tape, last).unwrap();
-            let l = loss::mse(pred, tape.constant(y.clone())).unwrap();
-            let grads = tape.backward(l).unwrap();
+            // Stepped as `Trainer` does (see transformer_step).
+            let mut tape = Tape::new();
+            let root = {
+                let out = lstm.forward(&tape, tape.constant(x.clone())).unwrap();
+                let last = out.select(1, seq - 1).unwrap();
+                let pred = head.forward(&tape, last).unwrap();
+                loss::mse(pred, tape.constant(y.clone())).unwrap().var_id()
+            };
+            let grads = tape.backward_and_clear(root).unwrap();
             let (gl, gh) = (lstm.grads(&grads), head.grads(&grads));
             sgd.step(lstm.parameters_mut(), &gl).unwrap();
             black_box(sgd.step(head.parameters_mut(), &gh).unwrap())
