@@ -84,10 +84,15 @@ binary_operator!(Div, div, div, div_scalar);
 
 /// Implements `c ∘ Var` for one concrete element type (a generic `T` on the
 /// left is not allowed by the orphan rule).
+// `#[inline]`: these are not generic (only over a lifetime), so without it
+// this crate would compile them, and through them every op they reach, for
+// both element types, whether or not a program uses them (a third of its
+// build).
 macro_rules! scalar_on_the_left {
     ($t:ty) => {
         impl<'t> Add<Var<'t, $t>> for $t {
             type Output = Result<Var<'t, $t>>;
+            #[inline]
             fn add(self, v: Var<'t, $t>) -> Self::Output {
                 v.add_scalar(self as f64)
             }
@@ -95,6 +100,7 @@ macro_rules! scalar_on_the_left {
 
         impl<'t> Sub<Var<'t, $t>> for $t {
             type Output = Result<Var<'t, $t>>;
+            #[inline]
             fn sub(self, v: Var<'t, $t>) -> Self::Output {
                 v.rsub_scalar(self as f64)
             }
@@ -102,6 +108,7 @@ macro_rules! scalar_on_the_left {
 
         impl<'t> Mul<Var<'t, $t>> for $t {
             type Output = Result<Var<'t, $t>>;
+            #[inline]
             fn mul(self, v: Var<'t, $t>) -> Self::Output {
                 v.mul_scalar(self as f64)
             }
@@ -110,6 +117,7 @@ macro_rules! scalar_on_the_left {
         impl<'t> Div<Var<'t, $t>> for $t {
             type Output = Result<Var<'t, $t>>;
             /// `c / v` as `c · v⁻¹`.
+            #[inline]
             fn div(self, v: Var<'t, $t>) -> Self::Output {
                 v.recip()?.mul_scalar(self as f64)
             }
