@@ -75,10 +75,18 @@ impl<T: Element> Op<T> for Conv2d {
         conv_params(&self.params)
     }
     fn formula(&self) -> Option<String> {
-        Some("d(x⋆w)/dx = conv_transpose(g, w), d(x⋆w)/dw = Σₙ g·unfold(x)ᵀ".into())
+        Some(
+            "d(x⋆w)/dx = conv_transpose(g, w), d(x⋆w)/dw = Σₙ g·unfold(x)ᵀ, \
+             d(x⋆w + b)/db = Σ over n, h, w of g"
+                .into(),
+        )
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].conv2d(x[1], &self.params)?)
+        Ok(match x {
+            [x, w] => x.conv2d(w, &self.params)?,
+            [x, w, b] => x.conv2d_with_bias(w, b, &self.params)?,
+            _ => unreachable!("conv2d is recorded with 2 or 3 inputs"),
+        })
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
         let (h, x, w) = (cx.grad_output, cx.inputs[0], cx.inputs[1]);
@@ -93,7 +101,18 @@ impl<T: Element> Op<T> for Conv2d {
         } else {
             None
         };
-        Ok(pair(gx, gw))
+        let mut grads = pair(gx, gw);
+        if cx.inputs.len() == 3 {
+            // y = conv(x, w) + b[o] everywhere in channel o: ∂L/∂b[o] sums
+            // the gradient over images and positions.
+            let gb = if cx.needs_grad[2] {
+                Some(h.sum(&[0, 2, 3], false)?)
+            } else {
+                None
+            };
+            grads.push(gb);
+        }
+        Ok(grads)
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
         let (x, w) = (cx.inputs[0], cx.inputs[1]);
@@ -108,7 +127,11 @@ impl<T: Element> Op<T> for Conv2d {
             let gw = cx.grad_for(1, || {
                 Ok(x.conv2d_weight_grad(h, hw(w.dims()), &self.params)?)
             })?;
-            Ok(tpair(gx, gw))
+            let mut grads = tpair(gx, gw);
+            if cx.inputs.len() == 3 {
+                grads.push(cx.grad_for(2, || Ok(h.sum(&[0, 2, 3], false)?))?);
+            }
+            Ok(grads)
         })())
     }
 }
@@ -462,12 +485,68 @@ impl<'t, T: Element> Var<'t, T> {
             .apply(Conv2d { params: *params }, &[self, weight])
     }
 
+    /// [`conv2d`](Self::conv2d) plus a bias `[O]` on every output channel,
+    /// as PyTorch's `conv2d(x, w, b)`, recorded as one op (see
+    /// [`Tensor::conv2d_with_bias`]): the bias is added while each image's
+    /// output is in cache, and its gradient is the output gradient summed
+    /// over images and positions.
+    ///
+    /// ```
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_tensor::{ConvParams, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::ones(&[2, 1, 3, 3]));
+    /// let w = tape.leaf(Tensor::ones(&[1, 1, 2, 2]));
+    /// let b = tape.leaf(Tensor::from_vec(vec![0.5], &[1])?);
+    /// let y = x.conv2d_with_bias(w, b, &ConvParams::new())?;
+    /// assert_eq!(y.value().to_vec(), vec![4.5; 8]);
+    /// let g = tape.backward(y.sum_all()?)?;
+    /// // Two images of 2×2 outputs: the bias is under all eight.
+    /// assert_eq!(g.get(b).unwrap().to_vec(), vec![8.0]);
+    /// # Ok::<(), tapegrad_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tensor::conv2d_with_bias`].
+    pub fn conv2d_with_bias(
+        self,
+        weight: Var<'t, T>,
+        bias: Var<'t, T>,
+        params: &ConvParams,
+    ) -> Result<Var<'t, T>> {
+        self.tape()
+            .apply(Conv2d { params: *params }, &[self, weight, bias])
+    }
+
     /// 1-d convolution of `[N, C, L]` with a weight `[O, C/groups, k]`,
     /// using the width entries of `params` (see [`Tensor::conv1d`]).
     ///
     /// # Errors
     /// As [`Tensor::conv1d`].
     pub fn conv1d(self, weight: Var<'t, T>, params: &ConvParams) -> Result<Var<'t, T>> {
+        self.conv1d_biased(weight, None, params)
+    }
+
+    /// [`conv1d`](Self::conv1d) plus a bias `[O]` on every output channel,
+    /// recorded as one op (see [`conv2d_with_bias`](Self::conv2d_with_bias)).
+    ///
+    /// # Errors
+    /// As [`Tensor::conv1d`], and if `bias` is not `[O]`.
+    pub fn conv1d_with_bias(
+        self,
+        weight: Var<'t, T>,
+        bias: Var<'t, T>,
+        params: &ConvParams,
+    ) -> Result<Var<'t, T>> {
+        self.conv1d_biased(weight, Some(bias), params)
+    }
+
+    fn conv1d_biased(
+        self,
+        weight: Var<'t, T>,
+        bias: Option<Var<'t, T>>,
+        params: &ConvParams,
+    ) -> Result<Var<'t, T>> {
         let (xs, ws) = (self.shape(), weight.shape());
         if xs.len() != 3 || ws.len() != 3 {
             return Err(Error::InvalidArgument {
@@ -485,9 +564,12 @@ impl<'t, T: Element> Var<'t, T> {
             dilation: [1, params.dilation[1]],
             groups: params.groups,
         };
-        self.unsqueeze(2)?
-            .conv2d(weight.unsqueeze(2)?, &p)?
-            .squeeze(2)
+        let (x, w) = (self.unsqueeze(2)?, weight.unsqueeze(2)?);
+        match bias {
+            Some(b) => x.conv2d_with_bias(w, b, &p)?,
+            None => x.conv2d(w, &p)?,
+        }
+        .squeeze(2)
     }
 
     /// The transposed convolution (see [`Tensor::conv_transpose2d`]).
@@ -641,6 +723,72 @@ mod tests {
         check2(
             |_, v| v[0].conv2d(v[1], &p)?.square(),
             &[rnd(&[1, 2, 4, 4], 7), rnd(&[2, 2, 3, 3], 8)],
+        );
+    }
+
+    #[test]
+    fn conv_with_bias_gradcheck() {
+        let p = ConvParams {
+            stride: [2, 1],
+            padding: [1, 1],
+            dilation: [1, 2],
+            groups: 2,
+        };
+        check(
+            |_, v| v[0].conv2d_with_bias(v[1], v[2], &p),
+            &[rnd(&[2, 4, 5, 5], 1), rnd(&[4, 2, 2, 2], 2), rnd(&[4], 3)],
+        );
+        // Second order: through the bias's sum as well (the square makes
+        // the output's second derivative depend on the bias).
+        check2(
+            |_, v| v[0].conv2d_with_bias(v[1], v[2], &p)?.square(),
+            &[rnd(&[1, 2, 3, 3], 4), rnd(&[2, 1, 2, 2], 5), rnd(&[2], 6)],
+        );
+        // A strided bias (a column of a matrix).
+        check(
+            |_, v| v[0].conv2d_with_bias(v[1], v[2].select(1, 0)?, &ConvParams::new()),
+            &[
+                rnd(&[1, 1, 3, 3], 7),
+                rnd(&[3, 1, 2, 2], 8),
+                rnd(&[3, 2], 9),
+            ],
+        );
+        check2(
+            |_, v| {
+                v[0].conv1d_with_bias(v[1], v[2], &ConvParams::new().padding(1))?
+                    .square()
+            },
+            &[rnd(&[2, 2, 4], 10), rnd(&[3, 2, 3], 11), rnd(&[3], 12)],
+        );
+    }
+
+    #[test]
+    fn conv_with_bias_is_conv_plus_broadcast_bias() {
+        // By hand: a 1×1 kernel of 2 on a 1×2 image [1, 3], bias -1: the
+        // output is [1, 5]; with L = Σ y², ∂L/∂b = Σ 2y = 12.
+        let tape = crate::Tape::<f64>::new();
+        let x =
+            tape.leaf(tapegrad_tensor::Tensor::from_vec(vec![1.0, 3.0], &[1, 1, 1, 2]).unwrap());
+        let w = tape.leaf(tapegrad_tensor::Tensor::from_vec(vec![2.0], &[1, 1, 1, 1]).unwrap());
+        let b = tape.leaf(tapegrad_tensor::Tensor::from_vec(vec![-1.0], &[1]).unwrap());
+        let y = x.conv2d_with_bias(w, b, &ConvParams::new()).unwrap();
+        assert_eq!(y.value().to_vec(), vec![1.0, 5.0]);
+        let g = tape
+            .backward(y.square().unwrap().sum_all().unwrap())
+            .unwrap();
+        assert_eq!(g.get(b).unwrap().to_vec(), vec![12.0]);
+        // ∂L/∂w = Σ 2y·x = 2·1·1 + 2·5·3 = 32; ∂L/∂x = 2y·w = [4, 20].
+        assert_eq!(g.get(w).unwrap().to_vec(), vec![32.0]);
+        assert_eq!(g.get(x).unwrap().to_vec(), vec![4.0, 20.0]);
+        // A wrong bias names the op and both shapes.
+        let bad = tape.leaf(tapegrad_tensor::Tensor::zeros(&[2]));
+        let e = x
+            .conv2d_with_bias(w, bad, &ConvParams::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("conv2d_with_bias") && e.contains("[2]") && e.contains("[1, 1, 1, 1]"),
+            "{e}"
         );
     }
 

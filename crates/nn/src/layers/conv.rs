@@ -215,10 +215,14 @@ impl<T: Element, const D: usize> Module<T> for Conv<T, D> {
             )));
         }
         let w = self.weight.var(tape)?;
-        let y = if D == 1 {
-            x.conv1d(w, &self.params)
-        } else {
-            x.conv2d(w, &self.params)
+        // The bias goes into the convolution (one op, added while each
+        // image's output is in cache), as PyTorch's conv2d(x, w, b).
+        let b = self.bias.as_ref().map(|b| b.var(tape)).transpose()?;
+        match (D, b) {
+            (1, Some(b)) => x.conv1d_with_bias(w, b, &self.params),
+            (1, None) => x.conv1d(w, &self.params),
+            (_, Some(b)) => x.conv2d_with_bias(w, b, &self.params),
+            (_, None) => x.conv2d(w, &self.params),
         }
         .map_err(|e| {
             self.fail(format!(
@@ -226,15 +230,7 @@ impl<T: Element, const D: usize> Module<T> for Conv<T, D> {
                 shape.as_slice(),
                 self.weight.dims()
             ))
-        })?;
-        match &self.bias {
-            Some(b) => {
-                let mut bshape = vec![1, self.out_channels()];
-                bshape.resize(D + 2, 1);
-                y.add(b.var(tape)?.reshape(&bshape)?)
-            }
-            None => Ok(y),
-        }
+        })
     }
 
     fn parameters(&self) -> Vec<(String, &Param<T>)> {
@@ -279,13 +275,23 @@ mod tests {
                 let y = v[0].conv2d(v[1], conv.conv_params())?;
                 y.add(v[2].reshape(&[1, 3, 1, 1])?)?.square()
             },
-            &[x.clone(), w, b],
+            &[x.clone(), w.clone(), b.clone()],
         )
         .unwrap();
         assert!(r.passed, "{r}");
         let tape = Tape::new();
-        let y = conv.forward(&tape, tape.constant(x)).unwrap();
+        let y = conv.forward(&tape, tape.constant(x.clone())).unwrap();
         assert_eq!(y.shape(), [2, 3, 3, 3]);
+        // The layer adds its bias inside the convolution: the same values
+        // as the convolution plus the broadcast bias.
+        let reference = x
+            .conv2d(&w, conv.conv_params())
+            .unwrap()
+            .add(&b.reshape(&[1, 3, 1, 1]).unwrap())
+            .unwrap();
+        for (a, r) in y.value().to_vec().iter().zip(reference.to_vec()) {
+            assert!((a - r).abs() < 1e-12, "{a} vs {r}");
+        }
 
         let c1 = Conv1d::<f64>::new(4, 2, 3, 0).unwrap().dilation(2);
         assert_eq!(

@@ -544,12 +544,69 @@ impl<T: Element> Tensor<T> {
     /// `groups` is 0, the dilated kernel is larger than the padded input,
     /// or the output is too large.
     pub fn conv2d(&self, weight: &Self, params: &ConvParams) -> Result<Self> {
-        const OP: &str = "conv2d";
-        let g = Geometry::new(OP, self.dims(), weight.dims(), params)?;
+        self.conv2d_biased("conv2d", weight, None, params)
+    }
+
+    /// [`conv2d`](Self::conv2d) plus a bias `[O]` added to every output
+    /// channel, as PyTorch's `conv2d(x, w, b)`: the same as adding
+    /// `bias.reshape([1, O, 1, 1])` afterwards, but each image's output gets
+    /// its bias while it is still in cache, instead of in another pass over
+    /// the whole output.
+    ///
+    /// ```
+    /// use tapegrad_tensor::{ConvParams, Tensor};
+    /// let x = Tensor::<f32>::ones(&[1, 1, 2, 2]);
+    /// let w = Tensor::from_vec(vec![1.0, 2.0], &[2, 1, 1, 1])?;
+    /// let b = Tensor::from_vec(vec![10.0, -1.0], &[2])?;
+    /// let y = x.conv2d_with_bias(&w, &b, &ConvParams::new())?;
+    /// assert_eq!(y.to_vec(), vec![11.0, 11.0, 11.0, 11.0, 1.0, 1.0, 1.0, 1.0]);
+    /// // The bias needs one value per output channel.
+    /// let err = x.conv2d_with_bias(&w, &b.reshape(&[1, 2])?, &ConvParams::new()).unwrap_err();
+    /// assert!(err.to_string().contains("bias of shape [1, 2]"), "{err}");
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`conv2d`](Self::conv2d), and if `bias` is not `[O]`.
+    pub fn conv2d_with_bias(
+        &self,
+        weight: &Self,
+        bias: &Self,
+        params: &ConvParams,
+    ) -> Result<Self> {
+        self.conv2d_biased("conv2d_with_bias", weight, Some(bias), params)
+    }
+
+    /// The convolution with an optional bias; `op` names the call in errors.
+    fn conv2d_biased(
+        &self,
+        op: &'static str,
+        weight: &Self,
+        bias: Option<&Self>,
+        params: &ConvParams,
+    ) -> Result<Self> {
+        let g = Geometry::new(op, self.dims(), weight.dims(), params)?;
+        let bias = match bias {
+            Some(b) if b.dims() != [g.o] => {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "bias of shape {:?} for weight {:?}: expected [{}], one value per \
+                         output channel",
+                        b.dims(),
+                        weight.dims(),
+                        g.o
+                    ),
+                ))
+            }
+            Some(b) => Some(b.to_contiguous()),
+            None => None,
+        };
+        let bias = bias.as_ref().map(slice);
         let shape = [g.n, g.o, g.oh, g.ow];
-        checked_numel::<T>(OP, &shape)?;
-        checked_numel::<T>(OP, &[g.ckk(), g.ohw()])?;
-        let (x, w) = (contiguous(self, OP)?, contiguous(weight, OP)?);
+        checked_numel::<T>(op, &shape)?;
+        checked_numel::<T>(op, &[g.ckk(), g.ohw()])?;
+        let (x, w) = (contiguous(self, op)?, contiguous(weight, op)?);
         let (xs, ws) = (slice(&x), slice(&w));
         let (ckk, ohw, og, chw) = (g.ckk(), g.ohw(), g.og(), g.c * g.hw());
         let scratch = if g.pointwise() { 0 } else { ckk * ohw };
@@ -565,14 +622,20 @@ impl<T: Element> Tensor<T> {
                     };
                     let a = &ws[grp * og * ckk..(grp + 1) * og * ckk];
                     let c = &mut y[grp * og * ohw..(grp + 1) * og * ohw];
-                    gemm_serial_into(og, ckk, ohw, a, ckk, 1, b, ohw, 1, c);
+                    let c = gemm_serial_into(og, ckk, ohw, a, ckk, 1, b, ohw, 1, c);
+                    if let Some(bias) = bias {
+                        let group_bias = &bias[grp * og..(grp + 1) * og];
+                        for (row, &bo) in c.chunks_exact_mut(ohw).zip(group_bias) {
+                            row.iter_mut().for_each(|v| *v += bo);
+                        }
+                    }
                 }
             }
         };
         // SAFETY: each image's groups write their `og` output rows, all of
         // the image's `O·OH·OW` elements.
         let out = unsafe {
-            for_each_image_run(OP, &shape, (g.n, g.o * ohw), scratch, g.work(), each_run)?
+            for_each_image_run(op, &shape, (g.n, g.o * ohw), scratch, g.work(), each_run)?
         };
         Ok(Tensor::from_parts(out, &shape))
     }
@@ -1062,7 +1125,40 @@ mod tests {
         for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
             let x = Tensor::<f64>::uniform_seeded(&xs, -1.0, 1.0, k as u64);
             let w = Tensor::<f64>::uniform_seeded(&ws, -1.0, 1.0, 100 + k as u64);
-            close(&x.conv2d(&w, &p).unwrap().to_vec(), &naive(&x, &w, &p));
+            let want = naive(&x, &w, &p);
+            close(&x.conv2d(&w, &p).unwrap().to_vec(), &want);
+            // With a bias: the same plus bias[o] on every value of channel o
+            // (a strided bias, to go through its copy too).
+            let o = ws[0];
+            let b2 = Tensor::<f64>::uniform_seeded(&[2, o], -1.0, 1.0, 200 + k as u64);
+            let bias = b2.select(0, 1).unwrap();
+            let biased = x.conv2d_with_bias(&w, &bias, &p).unwrap();
+            let plane = want.len() / (xs[0] * o);
+            let bv = bias.to_vec();
+            let want_biased: Vec<f64> = (want.iter().enumerate())
+                .map(|(i, v)| v + bv[i / plane % o])
+                .collect();
+            close(&biased.to_vec(), &want_biased);
+        }
+    }
+
+    #[test]
+    fn conv2d_bias_must_be_one_value_per_output_channel() {
+        let x = Tensor::<f64>::ones(&[1, 2, 4, 4]);
+        let w = Tensor::<f64>::ones(&[3, 2, 3, 3]);
+        for bad in [&[2][..], &[3, 1], &[]] {
+            let b = Tensor::<f64>::zeros(bad);
+            let e = x
+                .conv2d_with_bias(&w, &b, &ConvParams::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("conv2d_with_bias")
+                    && e.contains(&format!("bias of shape {bad:?}"))
+                    && e.contains("[3, 2, 3, 3]")
+                    && e.contains("expected [3]"),
+                "{e}"
+            );
         }
     }
 
