@@ -599,7 +599,7 @@ impl<T: Element> Tensor<T> {
                     ),
                 ))
             }
-            Some(b) => Some(b.to_contiguous()),
+            Some(b) => Some(contiguous(b, op)?),
             None => None,
         };
         let bias = bias.as_ref().map(slice);
