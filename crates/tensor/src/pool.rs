@@ -19,7 +19,7 @@ use crate::Element;
 /// Smallest buffer worth caching.
 pub(crate) const MIN_BYTES: usize = 64 * 1024;
 /// Most buffers kept.
-const MAX_BUFFERS: usize = 32;
+const MAX_BUFFERS: usize = 128;
 /// Most bytes kept.
 const MAX_BYTES: usize = 256 * 1024 * 1024;
 
@@ -62,27 +62,44 @@ fn take<T: Element>(n: usize) -> Option<Vec<T>> {
         .filter(|(_, e)| e.ty == ty && e.bytes >= lo && e.bytes <= hi)
         .min_by_key(|(_, e)| e.bytes)
         .map(|(i, _)| i)?;
-    let e = pool.swap_remove(pos);
+    // `remove`, not `swap_remove`: the entries stay oldest first.
+    let e = pool.remove(pos);
     e.buf.downcast::<Vec<T>>().ok().map(|b| *b)
 }
 
 /// Offers a buffer that is no longer used to the cache (dropped if it is
-/// small or the cache is full).
+/// small or larger than the whole cache).
+///
+/// A full cache makes room by dropping its oldest buffers, not the new
+/// one. Refusing the newcomer let the cache clog for good with a size
+/// nobody asked for again: in `cnn_step`, 32 buffers of one size filled
+/// it (each step gave one more than it took), and from then on every
+/// other large output missed it and paid for fresh pages (perf: 1,700
+/// page faults per step, a fifth of the time in the kernel).
 pub(crate) fn give<T: Element>(v: Vec<T>) {
     if !big::<T>(v.capacity()) {
         return;
     }
     let bytes = v.capacity() * std::mem::size_of::<T>();
-    if let Ok(mut pool) = POOL.lock() {
-        let total: usize = pool.iter().map(|e| e.bytes).sum();
-        if pool.len() < MAX_BUFFERS && total + bytes <= MAX_BYTES {
-            pool.push(Entry {
-                ty: TypeId::of::<Vec<T>>(),
-                bytes,
-                buf: Box::new(v),
-            });
-        }
+    if bytes > MAX_BYTES {
+        return;
     }
+    let mut evicted = Vec::new();
+    if let Ok(mut pool) = POOL.lock() {
+        let mut total: usize = pool.iter().map(|e| e.bytes).sum();
+        while pool.len() >= MAX_BUFFERS || total + bytes > MAX_BYTES {
+            let oldest = pool.remove(0);
+            total -= oldest.bytes;
+            evicted.push(oldest);
+        }
+        pool.push(Entry {
+            ty: TypeId::of::<Vec<T>>(),
+            bytes,
+            buf: Box::new(v),
+        });
+    }
+    // The evicted buffers are freed here, after the lock is released.
+    drop(evicted);
 }
 
 #[cfg(test)]
@@ -101,5 +118,23 @@ mod tests {
         assert!(small.is_empty() && small.capacity() >= 10);
         // Too large for any allocator: an error, not an abort.
         assert!(try_with_capacity::<f64>(usize::MAX / 4).is_err());
+    }
+
+    #[test]
+    fn a_full_cache_drops_its_oldest_buffers_for_new_ones() {
+        // More buffers of one size than the cache holds, never asked for
+        // again (sizes no other test uses), then one of another size.
+        let stale = MIN_BYTES / 8 + 17;
+        for _ in 0..MAX_BUFFERS + 3 {
+            give(Vec::<f64>::with_capacity(stale));
+        }
+        let wanted = 3 * MIN_BYTES / 8 + 5;
+        let v = Vec::<f64>::with_capacity(wanted);
+        let ptr = v.as_ptr();
+        give(v);
+        let back: Vec<f64> = try_with_capacity(wanted).unwrap();
+        assert_eq!(back.as_ptr(), ptr, "the newest buffer is kept, not refused");
+        let total: usize = POOL.lock().unwrap().iter().map(|e| e.bytes).sum();
+        assert!(POOL.lock().unwrap().len() <= MAX_BUFFERS && total <= MAX_BYTES);
     }
 }

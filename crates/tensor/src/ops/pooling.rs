@@ -93,7 +93,11 @@ impl<T: Element> Tensor<T> {
         let numel = checked_numel::<T>(OP, &shape)?;
         let x = self.try_to_contiguous(OP)?;
         let xs = x.as_slice().expect("contiguous");
-        let mut out = try_vec_of(numel, T::ZERO).map_err(|e| e.at(OP, &shape))?;
+        // The values in a recycled buffer (see `pool`), as every kernel
+        // output: a fresh one cost page faults on every call.
+        let mut out: Vec<T> = crate::pool::try_with_capacity(numel)
+            .map_err(|_| AllocError::of::<T>(numel).at(OP, &shape))?;
+        out.resize(numel, T::ZERO);
         let mut at = try_vec_of(numel, 0usize).map_err(|e| e.at(OP, &shape))?;
         let windows = Windows::new([d[2], d[3]], [oh, ow], kernel, stride, padding);
         let plane_out = oh * ow;
