@@ -390,7 +390,7 @@ fn uninit<T>(s: &[T]) -> &[MaybeUninit<T>] {
     unsafe { &*(s as *const [T] as *const [MaybeUninit<T>]) }
 }
 
-/// `dst.copy_from_slice(src)` for the short runs of [`im2col`] (one output
+/// `dst.copy_from_slice(src)` for the short runs of [`im2col_body`] (one output
 /// row: 14 elements in LeNet's second layer). `copy_from_slice` of a
 /// run-time length is a call into `memmove`, whose dispatch costs as much
 /// as the copy at this size; copies of a constant 8 elements compile to
@@ -471,7 +471,7 @@ fn add_lanes<T: Element>(d: &mut [T; 8], s: &[T; 8], skip: usize) {
     }
 }
 
-/// The transpose of [`im2col`] for the weight gradient: `rows` is
+/// The transpose of [`im2col_body`] for the weight gradient: `rows` is
 /// `[OH·OW, C/groups·kh·kw]`, row `p` holding the window under output
 /// position `p` (channels `c0..c0 + cg` of `x`, 0 in the padding).
 ///
@@ -534,7 +534,7 @@ fn im2row_body<'r, T: Element>(
     unsafe { assume_init_mut(rows) }
 }
 
-/// The adjoint of [`im2col`]: adds every entry of `cols` back onto the
+/// The adjoint of [`im2col_body`]: adds every entry of `cols` back onto the
 /// input position it was read from (channels `c0..c0 + cg` of `x`).
 #[inline(always)]
 fn col2im_body<T: Element>(g: &Geometry, cols: &[T], c0: usize, cg: usize, x: &mut [T]) {
