@@ -417,7 +417,7 @@ fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
-/// `dst += src` for the short runs of [`col2im`] (14 elements in LeNet's
+/// `dst += src` for the short runs of [`col2im_body`] (14 elements in LeNet's
 /// second layer), in blocks of a constant 8 that compile to vector adds.
 /// A plain loop over a run-time length added the last `len % 8` elements
 /// one at a time (perf: most of `col2im`'s samples).
@@ -943,7 +943,7 @@ impl<T: Element> Tensor<T> {
         // GEMM packs only the small gradient). Otherwise the transposed
         // product's rows (the output channels) fill less than two vectors,
         // which starves its register tile: sum dW += G · rows from
-        // [`im2row`]'s layout instead, dearer to unfold than im2col but
+        // [`im2row_body`]'s layout instead, dearer to unfold than im2col but
         // cheaper than packing cols (measured on cnn_step and conv2d).
         let transposed = og >= 32 && og < ckk;
         let run_images = |first: usize, acc: &mut [T], cols: &mut [MaybeUninit<T>]| {
