@@ -143,6 +143,15 @@ def main():
             line += (f"  {fmt_runs(their_times):>24s}  {pairs} → "
                      f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]")
         print(line)
+    # Every pair's two times, so a ratio near a threshold can be checked.
+    print()
+    print("per pair, ours / torch:")
+    for wid in ids:
+        our_times = [run[wid] for run in ours if wid in run]
+        their_times = [run[wid] for run in theirs if wid in run]
+        cells = [f"{fmt_time(a)} / {fmt_time(b)} = {a / b:.3f}"
+                 for a, b in zip(our_times, their_times)]
+        print(f"  {wid}: " + ("; ".join(cells) if cells else ", ".join(map(fmt_time, our_times))))
 
 
 if __name__ == "__main__":
