@@ -18,7 +18,13 @@ use crate::Element;
 
 /// Smallest buffer worth caching.
 pub(crate) const MIN_BYTES: usize = 64 * 1024;
-/// Most buffers kept.
+/// Most buffers kept. Page faults in 4 s of `perf stat` on the criterion
+/// binary (Zen 4) with 32 and with 128 places, both evicting the oldest
+/// (see [`give`]): transformer_step 63k / 42k, lstm_step 25k / 57k,
+/// cnn_step 13k / 12k, mlp_step 7.7k / 7.7k, a few hundred per step at
+/// most either way (before eviction, 32 places: 30k, 0.7M, 26k, 8k). The
+/// README's runs since 2026-12-04 21:30 UTC used 128. Scanning the entries
+/// costs well under a microsecond per large output.
 const MAX_BUFFERS: usize = 128;
 /// Most bytes kept.
 const MAX_BYTES: usize = 256 * 1024 * 1024;
