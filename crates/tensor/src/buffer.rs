@@ -281,8 +281,10 @@ pub(crate) unsafe fn vec_filled_by<T: Element>(
 /// Zeroes `s` and returns it as a plain slice: for buffers whose parts are
 /// zeroed by the threads that then fill them, rather than up front.
 #[inline]
-pub(crate) fn zeroed<T: Element>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
-    s.fill(MaybeUninit::new(T::ZERO));
+pub(crate) fn zeroed<T: Copy + Default>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // `Default` is zero for the elements (and for the indices of max
+    // pooling, which use this too).
+    s.fill(MaybeUninit::new(T::default()));
     // SAFETY: every element was written just above.
     unsafe { assume_init_mut(s) }
 }

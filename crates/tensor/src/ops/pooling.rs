@@ -5,7 +5,7 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::buffer::{assume_init_mut, try_vec, try_vec_of, zeroed, AllocError};
+use crate::buffer::{try_vec, try_vec_of, zeroed, AllocError};
 use crate::error::{Error, Result};
 use crate::layout::checked_numel;
 use crate::ops::conv::ConvParams;
@@ -106,10 +106,7 @@ impl<T: Element> Tensor<T> {
         let plane_out = oh * ow;
         let run =
             |first_plane: usize, vals: &mut [MaybeUninit<T>], idx: &mut [MaybeUninit<usize>]| {
-                let vals = zeroed(vals);
-                idx.fill(MaybeUninit::new(0));
-                // SAFETY: every element was written just above.
-                let idx = unsafe { assume_init_mut(idx) };
+                let (vals, idx) = (zeroed(vals), zeroed(idx));
                 for (k, (v, i)) in vals
                     .chunks_exact_mut(plane_out)
                     .zip(idx.chunks_exact_mut(plane_out))
