@@ -19,6 +19,14 @@ The PyTorch side needs an interpreter with torch: TORCH_PYTHON, else
 alone and says so. The machine should be otherwise quiet: a busy machine
 hurts PyTorch's OpenMP threads far more than ours, and the ratios then mean
 nothing. The script prints the load average before and after.
+
+Where the host has put the two threads matters as much: on shared virtual
+machines the two vCPUs sometimes share a last-level cache and sometimes do
+not, and two-thread steps that pass data between threads run up to 1.5×
+slower in the second placement (PyTorch's too). Before and after each side
+of each pair the script measures the cores' round-trip latency
+(`benches/core_latency.rs`) and prints it with the pair's times, so that a
+ratio from two runs in different placements can be told apart.
 """
 import argparse
 import os
@@ -81,6 +89,33 @@ def run_ours(filters, threads):
     return parse_criterion(out.stdout)
 
 
+# A round trip above this (ns) means the two cores do not share a cache:
+# ~100 ns when they do, 350-400 ns when not, on the machines measured.
+FAR_CORES_NS = 250
+
+
+def core_latency_binary():
+    """Builds `benches/core_latency.rs` and returns its path (None if the
+    build fails: the pairs then run without placement figures)."""
+    build = subprocess.run(
+        ["cargo", "build", "-q", "--release", "-p", "tapegrad-benches", "--example", "core_latency"],
+        cwd=ROOT, capture_output=True, text=True)
+    if build.returncode != 0:
+        print(f"core_latency did not build; no placement figures:\n{build.stderr[-1000:]}")
+        return None
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "examples", "core_latency")
+
+
+def round_trip_ns(binary):
+    """The cores' round-trip latency right now, in ns (see core_latency.rs)."""
+    if binary is None:
+        return None
+    out = subprocess.run([binary], capture_output=True, text=True)
+    match = re.search(r"round_trip_ns (\d+)", out.stdout)
+    return int(match.group(1)) if match else None
+
+
 def run_torch(python, filters, threads):
     env = dict(os.environ, PEERS_THREADS=str(threads))
     script = os.path.join(ROOT, "benches", "torch_workloads.py")
@@ -103,6 +138,16 @@ def fmt_runs(times):
     return f"{fmt_time(mid)} [±{(max(times) - min(times)) / mid * 50:.0f}%]"
 
 
+def placement_mark(placement):
+    """' (far: ours, torch)' naming the sides that saw far-apart cores at
+    either end of their run ('' when every figure was near or missing)."""
+    before, between, after = placement
+    far = lambda *ns: any(n is not None and n > FAR_CORES_NS for n in ns)
+    sides = [name for name, far_side in (("ours", far(before, between)), ("torch", far(between, after)))
+             if far_side]
+    return f" (far cores: {', '.join(sides)})" if sides else ""
+
+
 def load_average():
     try:
         return open("/proc/loadavg").read().split()[0]
@@ -121,13 +166,23 @@ def main():
     if python is None:
         print("PyTorch not found (set TORCH_PYTHON to a python with torch): ours alone.")
     print(f"load average before: {load_average()}", flush=True)
-    ours, theirs = [], []
+    latency = core_latency_binary()
+    ours, theirs, placements = [], [], []
     for pair in range(args.pairs):
+        before = round_trip_ns(latency)
         ours.append(run_ours(args.filters, args.threads))
+        between = round_trip_ns(latency)
         if python:
             theirs.append(run_torch(python, args.filters, args.threads))
+        after = round_trip_ns(latency)
+        placements.append((before, between, after))
         print(f"pair {pair + 1}/{args.pairs} done", file=sys.stderr, flush=True)
     print(f"load average after: {load_average()}")
+    if latency:
+        print("cores' round trip (ns) before ours, between, after torch: "
+              + "; ".join(f"pair {i + 1}: {b} {m} {a}" for i, (b, m, a) in enumerate(placements)))
+        print(f"(about 100 ns: the two threads share a last-level cache; {FAR_CORES_NS} ns or more:"
+              " they do not, and two-thread steps run slower)")
 
     ids = [i for i in ours[0] if not args.filters or any(f in i for f in args.filters)]
     width = max((len(i) for i in ids), default=10)
@@ -149,8 +204,8 @@ def main():
     for wid in ids:
         our_times = [run[wid] for run in ours if wid in run]
         their_times = [run[wid] for run in theirs if wid in run]
-        cells = [f"{fmt_time(a)} / {fmt_time(b)} = {a / b:.3f}"
-                 for a, b in zip(our_times, their_times)]
+        cells = [f"{fmt_time(a)} / {fmt_time(b)} = {a / b:.3f}{placement_mark(p)}"
+                 for a, b, p in zip(our_times, their_times, placements)]
         print(f"  {wid}: " + ("; ".join(cells) if cells else ", ".join(map(fmt_time, our_times))))
 
 
