@@ -148,6 +148,17 @@ def placement_mark(placement):
     return f" (far cores: {', '.join(sides)})" if sides else ""
 
 
+def same_placement(placement):
+    """'near' or 'far' when every probe of the pair says so, else None."""
+    if any(n is None for n in placement):
+        return None
+    if all(n > FAR_CORES_NS for n in placement):
+        return "far"
+    if all(n <= FAR_CORES_NS for n in placement):
+        return "near"
+    return None
+
+
 def load_average():
     try:
         return open("/proc/loadavg").read().split()[0]
@@ -207,6 +218,16 @@ def main():
         cells = [f"{fmt_time(a)} / {fmt_time(b)} = {a / b:.3f}{placement_mark(p)}"
                  for a, b, p in zip(our_times, their_times, placements)]
         print(f"  {wid}: " + ("; ".join(cells) if cells else ", ".join(map(fmt_time, our_times))))
+    # The like-for-like subset: both sides ran with the cores placed alike.
+    if latency and theirs:
+        print()
+        print("pairs whose three placement probes agree (all near or all far), ours / torch:")
+        for wid in ids:
+            alike = [(a / b, kind) for run_a, run_b, p in zip(ours, theirs, placements)
+                     if wid in run_a and wid in run_b
+                     for a, b, kind in [(run_a[wid], run_b[wid], same_placement(p))] if kind]
+            text = ", ".join(f"{r:.3f} ({kind})" for r, kind in alike) or "none"
+            print(f"  {wid}: {text}")
 
 
 if __name__ == "__main__":
