@@ -139,8 +139,9 @@ def fmt_runs(times):
 
 
 def placement_mark(placement):
-    """' (far: ours, torch)' naming the sides that saw far-apart cores at
-    either end of their run ('' when every figure was near or missing)."""
+    """' (far cores: ours, torch)' naming the sides that saw far-apart
+    cores at either end of their run ('' when every figure was near or
+    missing)."""
     before, between, after = placement
     far = lambda *ns: any(n is not None and n > FAR_CORES_NS for n in ns)
     sides = [name for name, far_side in (("ours", far(before, between)), ("torch", far(between, after)))

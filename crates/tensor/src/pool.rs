@@ -63,8 +63,7 @@ fn take<T: Element>(n: usize) -> Option<Vec<T>> {
     let lo = n.saturating_mul(size);
     let hi = lo.saturating_mul(2);
     // The smallest buffer that fits and, among buffers of that size, the
-    // one given back last: it is the likeliest to be in cache still, and
-    // its lines were last written by the same op pattern that freed it.
+    // one given back last: it is the likeliest to be in cache still.
     // (Taking the oldest one instead made the MLP step 5% slower when the
     // host placed the two threads on cores that share no cache, where a
     // write to a line the other core holds costs a cross-core round trip:
@@ -141,8 +140,9 @@ mod tests {
     #[test]
     fn the_buffer_given_back_last_is_taken_first() {
         let _order = CACHE_ORDER.lock().unwrap_or_else(|e| e.into_inner());
-        // A size no other test uses; three buffers of it, then two takes.
-        let n = 5 * MIN_BYTES / 8 + 3;
+        // A size no other test asks for (24 MB of f64; the capacity is
+        // reserved, never touched); three buffers of it, then two takes.
+        let n = 3_000_001;
         let bufs: Vec<Vec<f64>> = (0..3).map(|_| Vec::with_capacity(n)).collect();
         let ptrs: Vec<*const f64> = bufs.iter().map(|b| b.as_ptr()).collect();
         for b in bufs {
