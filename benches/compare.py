@@ -138,26 +138,34 @@ def fmt_runs(times):
     return f"{fmt_time(mid)} [±{(max(times) - min(times)) / mid * 50:.0f}%]"
 
 
+def is_far(ns):
+    """Whether a probe's round trip (None: no probe) says far-apart cores."""
+    return ns is not None and ns > FAR_CORES_NS
+
+
 def placement_mark(placement):
     """' (far cores: ours, torch)' naming the sides that saw far-apart
     cores at either end of their run ('' when every figure was near or
     missing)."""
     before, between, after = placement
-    far = lambda *ns: any(n is not None and n > FAR_CORES_NS for n in ns)
-    sides = [name for name, far_side in (("ours", far(before, between)), ("torch", far(between, after)))
-             if far_side]
+    sides = [name for name, probes in (("ours", (before, between)), ("torch", (between, after)))
+             if any(map(is_far, probes))]
     return f" (far cores: {', '.join(sides)})" if sides else ""
 
 
 def same_placement(placement):
     """'near' or 'far' when every probe of the pair says so, else None."""
-    if any(n is None for n in placement):
+    if None in placement:
         return None
-    if all(n > FAR_CORES_NS for n in placement):
-        return "far"
-    if all(n <= FAR_CORES_NS for n in placement):
-        return "near"
-    return None
+    far = [is_far(n) for n in placement]
+    return "far" if all(far) else "near" if not any(far) else None
+
+
+def pairs_with(wid, ours, theirs, placements):
+    """(our time, torch's time, placement) of every pair that ran `wid` on
+    both sides, kept aligned with its placement probes."""
+    return [(a[wid], b[wid], p) for a, b, p in zip(ours, theirs, placements)
+            if wid in a and wid in b]
 
 
 def load_average():
@@ -214,22 +222,18 @@ def main():
     print()
     print("per pair, ours / torch:")
     for wid in ids:
-        our_times = [run[wid] for run in ours if wid in run]
-        their_times = [run[wid] for run in theirs if wid in run]
         cells = [f"{fmt_time(a)} / {fmt_time(b)} = {a / b:.3f}{placement_mark(p)}"
-                 for a, b, p in zip(our_times, their_times, placements)]
+                 for a, b, p in pairs_with(wid, ours, theirs, placements)]
+        our_times = [run[wid] for run in ours if wid in run]
         print(f"  {wid}: " + ("; ".join(cells) if cells else ", ".join(map(fmt_time, our_times))))
     # The like-for-like subset: both sides ran with the cores placed alike.
     if latency and theirs:
         print()
         print("pairs whose three placement probes agree (all near or all far), ours / torch:")
         for wid in ids:
-            alike = [(a / b, kind) for run_a, run_b, p in zip(ours, theirs, placements)
-                     if wid in run_a and wid in run_b
-                     for a, b, kind in [(run_a[wid], run_b[wid], same_placement(p))] if kind]
-            text = ", ".join(f"{r:.3f} ({kind})" for r, kind in alike) or "none"
-            print(f"  {wid}: {text}")
-
+            alike = [f"{a / b:.3f} ({same_placement(p)})"
+                     for a, b, p in pairs_with(wid, ours, theirs, placements) if same_placement(p)]
+            print(f"  {wid}: {', '.join(alike) or 'none'}")
 
 if __name__ == "__main__":
     main()
