@@ -40,6 +40,7 @@ row = torch.rand(1024, generator=g)
 s = torch.tensor(2.0)
 at = a.t()
 mask = a > b
+a_abs = a.abs()
 ops = {
     "unary/tanh": lambda: torch.tanh(a),
     "unary/exp": lambda: torch.exp(a),
@@ -52,6 +53,8 @@ ops = {
     "unary/cos": lambda: a.cos(),
     "unary/softplus": lambda: torch.nn.functional.softplus(a),
     "unary/clamp": lambda: a.clamp(-1.0, 1.0),
+    "unary/powf_2": lambda: a**2,
+    "unary/powf_1_5": lambda: a_abs**1.5,
     "binary/add": lambda: a + b,
     "binary/mul": lambda: a * b,
     "binary/add_row_broadcast": lambda: a + row,

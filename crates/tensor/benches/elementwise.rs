@@ -33,6 +33,10 @@ fn unary(c: &mut Criterion) {
     g.bench_function("cos", |b| b.iter(|| black_box(&a).cos()));
     g.bench_function("softplus", |b| b.iter(|| black_box(&a).softplus()));
     g.bench_function("clamp", |b| b.iter(|| black_box(&a).clamp(-1.0, 1.0)));
+    // A short-form exponent (x·x) and a general one (the library's powf).
+    g.bench_function("powf_2", |b| b.iter(|| black_box(&a).powf(2.0)));
+    let a_abs = a.abs().unwrap();
+    g.bench_function("powf_1_5", |b| b.iter(|| black_box(&a_abs).powf(1.5)));
     g.finish();
 }
 
