@@ -41,9 +41,11 @@ s = torch.tensor(2.0)
 at = a.t()
 mask = a > b
 a_abs = a.abs()
+a_pos = a_abs + 1e-3
 ops = {
     "unary/tanh": lambda: torch.tanh(a),
     "unary/exp": lambda: torch.exp(a),
+    "unary/ln": lambda: torch.log(a_pos),
     "unary/sigmoid": lambda: torch.sigmoid(a),
     "unary/relu": lambda: torch.relu(a),
     "unary/mul_scalar": lambda: a * 2.0,

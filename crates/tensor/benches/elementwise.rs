@@ -24,6 +24,9 @@ fn unary(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("tanh", |b| b.iter(|| black_box(&a).tanh()));
     g.bench_function("exp", |b| b.iter(|| black_box(&a).exp()));
+    // ln on (0, 3]: |a| + 1e-3 keeps every input positive.
+    let a_pos = a.abs().unwrap().add_scalar(1e-3).unwrap();
+    g.bench_function("ln", |b| b.iter(|| black_box(&a_pos).ln()));
     g.bench_function("sigmoid", |b| b.iter(|| black_box(&a).sigmoid()));
     g.bench_function("relu", |b| b.iter(|| black_box(&a).relu()));
     g.bench_function("mul_scalar", |b| b.iter(|| black_box(&a).mul_scalar(2.0)));

@@ -73,6 +73,10 @@ pub trait Element:
     /// [`fastmath::exp_f32`](crate::fastmath::exp_f32) (relative error about
     /// `1e-7`), for `f64` the same as [`exp`](Self::exp).
     fn exp_fast(self) -> Self;
+    /// `ln(self)` by a branch-free, vectorisable method: for `f32`
+    /// [`fastmath::ln_f32`](crate::fastmath::ln_f32) (within one unit in the
+    /// last place), for `f64` the same as [`ln`](Self::ln).
+    fn ln_fast(self) -> Self;
     /// `tanh(self)`, vectorisable: for `f32`
     /// [`fastmath::tanh_f32`](crate::fastmath::tanh_f32), for `f64` the same as
     /// [`tanh`](Self::tanh).
@@ -119,6 +123,7 @@ macro_rules! impl_element {
         $t:ty,
         $name:literal,
         $exp:path,
+        $ln:path,
         $tanh:path,
         $sigmoid:path,
         $softplus:path,
@@ -204,6 +209,10 @@ macro_rules! impl_element {
                 $exp(self)
             }
             #[inline(always)]
+            fn ln_fast(self) -> Self {
+                $ln(self)
+            }
+            #[inline(always)]
             fn tanh_fast(self) -> Self {
                 $tanh(self)
             }
@@ -242,7 +251,7 @@ macro_rules! impl_element {
 }
 
 use crate::fastmath::{
-    exp_f32, in_fast_range, sigmoid_f32, sin_cos_reduced, softplus_f32, tanh_f32,
+    exp_f32, in_fast_range, ln_f32, sigmoid_f32, sin_cos_reduced, softplus_f32, tanh_f32,
 };
 
 /// `f64` sine or cosine for [`Element::sin_cos_fast`].
@@ -265,6 +274,7 @@ impl_element!(
     f32,
     "f32",
     exp_f32,
+    ln_f32,
     tanh_f32,
     sigmoid_f32,
     softplus_f32,
@@ -275,6 +285,7 @@ impl_element!(
     f64,
     "f64",
     f64::exp,
+    f64::ln,
     f64::tanh,
     crate::ops::unary::sigmoid_scalar,
     crate::ops::unary::softplus_scalar,

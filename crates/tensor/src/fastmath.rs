@@ -1,9 +1,9 @@
-//! Branch-free `f32` versions of `exp`, `tanh`, `sigmoid`, `softplus`, `erf`,
-//! `sin` and `cos` that the compiler can vectorise ([`softplus_f32`],
-//! [`erf_f32`], [`sin_f32`] and [`cos_f32`] document their accuracy in their
-//! own files).
+//! Branch-free `f32` versions of `exp`, `ln`, `tanh`, `sigmoid`, `softplus`,
+//! `erf`, `sin` and `cos` that the compiler can vectorise ([`ln_f32`],
+//! [`softplus_f32`], [`erf_f32`], [`sin_f32`] and [`cos_f32`] document their
+//! accuracy in their own files).
 //!
-//! `f32::exp` and `f32::tanh` from `std` call the platform's libm one element
+//! `f32::exp`, `f32::ln` and `f32::tanh` from `std` call the platform's libm one element
 //! at a time, so a map over a million elements cannot use SIMD lanes. The
 //! functions here use only `+ - * /`, fused multiply-adds, comparisons that
 //! become blends, and bit casts, so a loop over a slice compiles to vector
@@ -44,14 +44,20 @@
 //! 2/(e^{2|x|} + 1)`, where cancellation is mild because `tanh ≥ 0.55`.
 
 mod erf;
+mod ln;
 mod softplus;
 mod trig;
 
 pub use erf::erf_f32;
+pub use ln::ln_f32;
 pub use softplus::softplus_f32;
 
 pub use trig::{cos_f32, sin_f32, TRIG_FAST_MAX};
 pub(crate) use trig::{in_fast_range, sin_cos_reduced};
+
+/// `2/(2i + 1)` for `i = 0..=4`: the series `ln m = Σ 2·s^{2i+1}/(2i + 1)`
+/// (`m = (1 + s)/(1 - s)`), which [`ln_f32`] and [`softplus_f32`] use.
+const ATANH_SERIES: [f32; 5] = [2.0, 2.0 / 3.0, 2.0 / 5.0, 2.0 / 7.0, 2.0 / 9.0];
 
 /// `log2(e)`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -13,10 +13,7 @@
 //! subnormal step (`2^-149`) of the true value, reaching `0` near `-104`;
 //! for large `x` it is `x`, NaN gives NaN.
 
-use super::{exp_f32, LN2_HI, LN2_LO};
-
-/// `2/(2i + 1)` for `i = 0..=4`: the series `ln m = Σ 2·s^{2i+1}/(2i + 1)`.
-const ATANH_SERIES: [f32; 5] = [2.0, 2.0 / 3.0, 2.0 / 5.0, 2.0 / 7.0, 2.0 / 9.0];
+use super::{exp_f32, ATANH_SERIES, LN2_HI, LN2_LO};
 
 /// `ln(1 + y)` for `y` in `[0, 1]`, branch-free.
 #[inline(always)]

@@ -235,9 +235,11 @@ impl<T: Element> Tensor<T> {
     pub fn exp(&self) -> Result<Self> {
         self.map_named("exp", T::exp_fast)
     }
-    /// Natural logarithm (`-inf` at 0, NaN below).
+    /// Natural logarithm (`-inf` at 0, NaN below). For `f32` this uses the
+    /// vectorised [`fastmath::ln_f32`](crate::fastmath::ln_f32) (within one
+    /// unit in the last place of the exact result).
     pub fn ln(&self) -> Result<Self> {
-        self.map_named("ln", T::ln)
+        self.map_named("ln", T::ln_fast)
     }
     /// Square root (NaN below 0).
     pub fn sqrt(&self) -> Result<Self> {
