@@ -63,6 +63,7 @@ ops = {
     "binary/mul_0d": lambda: a * s,
     "binary/sub": lambda: a - b,
     "binary/div": lambda: a / b,
+    "binary/pow": lambda: a_pos**b,
     "binary/maximum": lambda: torch.maximum(a, b),
     "binary/gt_mask": lambda: a > b,
     "binary/where": lambda: torch.where(mask, a, b),

@@ -58,6 +58,8 @@ fn binary(c: &mut Criterion) {
     g.bench_function("mul_0d", |b| b.iter(|| black_box(&a).mul(&s).unwrap()));
     g.bench_function("sub", |b| b.iter(|| black_box(&a).sub(&b_).unwrap()));
     g.bench_function("div", |b| b.iter(|| black_box(&a).div(&b_).unwrap()));
+    let a_pos = a.abs().unwrap().add_scalar(1e-3).unwrap();
+    g.bench_function("pow", |b| b.iter(|| black_box(&a_pos).pow(&b_).unwrap()));
     g.bench_function("maximum", |b| {
         b.iter(|| black_box(&a).maximum(&b_).unwrap())
     });

@@ -77,6 +77,10 @@ pub trait Element:
     /// [`fastmath::ln_f32`](crate::fastmath::ln_f32) (within one unit in the
     /// last place), for `f64` the same as [`ln`](Self::ln).
     fn ln_fast(self) -> Self;
+    /// `self^e` by a branch-free, vectorisable method: for `f32`
+    /// [`fastmath::pow_f32`](crate::fastmath::pow_f32) (within one unit in
+    /// the last place), for `f64` the same as [`powf`](Self::powf).
+    fn powf_fast(self, e: Self) -> Self;
     /// `tanh(self)`, vectorisable: for `f32`
     /// [`fastmath::tanh_f32`](crate::fastmath::tanh_f32), for `f64` the same as
     /// [`tanh`](Self::tanh).
@@ -124,6 +128,7 @@ macro_rules! impl_element {
         $name:literal,
         $exp:path,
         $ln:path,
+        $pow:path,
         $tanh:path,
         $sigmoid:path,
         $softplus:path,
@@ -213,6 +218,10 @@ macro_rules! impl_element {
                 $ln(self)
             }
             #[inline(always)]
+            fn powf_fast(self, e: Self) -> Self {
+                $pow(self, e)
+            }
+            #[inline(always)]
             fn tanh_fast(self) -> Self {
                 $tanh(self)
             }
@@ -251,7 +260,7 @@ macro_rules! impl_element {
 }
 
 use crate::fastmath::{
-    exp_f32, in_fast_range, ln_f32, sigmoid_f32, sin_cos_reduced, softplus_f32, tanh_f32,
+    exp_f32, in_fast_range, ln_f32, pow_f32, sigmoid_f32, sin_cos_reduced, softplus_f32, tanh_f32,
 };
 
 /// `f64` sine or cosine for [`Element::sin_cos_fast`].
@@ -275,6 +284,7 @@ impl_element!(
     "f32",
     exp_f32,
     ln_f32,
+    pow_f32,
     tanh_f32,
     sigmoid_f32,
     softplus_f32,
@@ -286,6 +296,7 @@ impl_element!(
     "f64",
     f64::exp,
     f64::ln,
+    f64::powf,
     f64::tanh,
     crate::ops::unary::sigmoid_scalar,
     crate::ops::unary::softplus_scalar,

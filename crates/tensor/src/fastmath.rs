@@ -45,11 +45,13 @@
 
 mod erf;
 mod ln;
+mod pow;
 mod softplus;
 mod trig;
 
 pub use erf::erf_f32;
 pub use ln::ln_f32;
+pub use pow::pow_f32;
 pub use softplus::softplus_f32;
 
 pub use trig::{cos_f32, sin_f32, TRIG_FAST_MAX};

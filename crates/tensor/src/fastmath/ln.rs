@@ -19,9 +19,9 @@ use super::{ATANH_SERIES, LN2_HI, LN2_LO};
 
 /// Bits of `√2/2` rounded down: mantissas at or above it stay in the
 /// binade, those below move up one (`m` in `[√2/2, √2)`).
-const SQRT_HALF_BITS: i32 = 0x3f35_04f3;
+pub(super) const SQRT_HALF_BITS: i32 = 0x3f35_04f3;
 /// `2^24`, the scale that makes a subnormal `x` normal.
-const SUBNORMAL_SCALE: f32 = 16_777_216.0;
+pub(super) const SUBNORMAL_SCALE: f32 = 16_777_216.0;
 
 /// Natural logarithm for `f32`, branch-free and vectorisable (see the
 /// module docs for the method and the error bound).

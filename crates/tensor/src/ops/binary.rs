@@ -293,14 +293,21 @@ impl<T: Element> Tensor<T> {
         // threads, alternating in one process).
         self.zip_light(other, "div", |a, b| a / b)
     }
-    /// `self ^ other` elementwise, broadcasting.
+    /// `self ^ other` elementwise, broadcasting. For `f32` this is the
+    /// vectorised [`fastmath::pow_f32`](crate::fastmath::pow_f32) (within
+    /// one unit in the last place; zeros, infinities and NaN as `powf`).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if the shapes do
     /// not broadcast, or [`Error::TooLarge`](crate::Error::TooLarge) if the
     /// result is too large for memory or cannot be allocated.
     pub fn pow(&self, other: &Self) -> Result<Self> {
-        self.zip_with(other, "pow", |a, b| a.powf(b))
+        self.zip_with(
+            other,
+            "pow",
+            #[inline(always)]
+            |a, b| a.powf_fast(b),
+        )
     }
     /// Elementwise maximum, broadcasting.
     ///

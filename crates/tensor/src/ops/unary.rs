@@ -255,11 +255,13 @@ impl<T: Element> Tensor<T> {
     /// cube in GELU's tanh form, `recip`'s derivative) take the short forms
     /// `1`, `√x`, `1/√x`, `x`, `1/x`, `x·x`, `(1/x)²` and `x·x·x`, as
     /// PyTorch's `pow` does: the library's `powf` is a scalar call that ran
-    /// 90 times slower than `x·x` on 1M `f32`. The special values (zeros of
-    /// either sign, infinities, NaN) come out as `powf` gives them; finite
-    /// results may differ from `powf`'s in the last bit (`x·x`, `1/x` and
-    /// `√x` are correctly rounded, the two-step forms within two units in
-    /// the last place).
+    /// 90 times slower than `x·x` on 1M `f32`. Other exponents use
+    /// [`fastmath::pow_f32`](crate::fastmath::pow_f32) for `f32` (vectorised,
+    /// within one unit in the last place) and the library's `powf` for
+    /// `f64`. The special values (zeros of either sign, infinities, NaN)
+    /// come out as `powf` gives them; finite results may differ from
+    /// `powf`'s in the last bit (`x·x`, `1/x` and `√x` are correctly
+    /// rounded, the two-step forms within two units in the last place).
     ///
     /// ```
     /// use tapegrad_tensor::Tensor;
@@ -295,7 +297,11 @@ impl<T: Element> Tensor<T> {
         } else if is(-0.5) {
             self.map_named("powf", |x| T::ONE / pow_half(x))
         } else {
-            self.map_named("powf", move |x| x.powf(e))
+            self.map_named(
+                "powf",
+                #[inline(always)]
+                move |x| x.powf_fast(e),
+            )
         }
     }
     /// `x²`.
