@@ -185,6 +185,15 @@ pub fn sigmoid_f32(x: f32) -> f32 {
     }
 }
 
+/// Units in the last place between two finite `f32`s of the same sign
+/// (panics on a sign mismatch): the accuracy measure of this module's tests
+/// and of the short forms of `Tensor::powf`.
+#[cfg(test)]
+pub(crate) fn ulps(a: f32, b: f32) -> u32 {
+    assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "{a} vs {b}");
+    a.to_bits().abs_diff(b.to_bits())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,13 +67,7 @@ pub fn ln_f32(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Units in the last place between two positive-or-negative finite
-    /// `f32`s of the same sign.
-    fn ulps(a: f32, b: f32) -> u32 {
-        assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "{a} vs {b}");
-        a.to_bits().abs_diff(b.to_bits())
-    }
+    use crate::fastmath::ulps;
 
     #[test]
     fn ln_within_one_ulp_everywhere() {

@@ -148,12 +148,7 @@ pub fn pow_f32(x: f32, y: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Units in the last place between two finite `f32`s of the same sign.
-    fn ulps(a: f32, b: f32) -> u32 {
-        assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "{a} vs {b}");
-        a.to_bits().abs_diff(b.to_bits())
-    }
+    use crate::fastmath::ulps;
 
     /// Same value, or both NaN; zeros must agree in sign.
     fn same(a: f32, b: f32) -> bool {

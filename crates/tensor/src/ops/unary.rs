@@ -502,13 +502,8 @@ pub fn softplus_scalar<T: Element>(x: T) -> T {
 
 #[cfg(test)]
 mod tests {
+    use crate::fastmath::ulps;
     use crate::Tensor;
-
-    /// Distance in units in the last place between two finite `f32`s of
-    /// the same sign.
-    fn ulps(a: f32, b: f32) -> u32 {
-        a.to_bits().abs_diff(b.to_bits())
-    }
 
     /// The short forms of `powf` against the library's `powf`: the same
     /// special values bit for bit, finite results within two units in the
