@@ -1,10 +1,10 @@
 //! Activations, as functions on [`Var`]s and as the [`Activation`] module.
 //!
-//! All are compositions of autograd ops (so they differentiate to any
-//! order). GELU uses the tanh approximation,
-//! `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, which is PyTorch's
-//! `gelu(approximate="tanh")`; it differs from the exact erf form by less
-//! than 5e-4.
+//! All are autograd ops whose backward rules are recorded from
+//! differentiable ops, so they differentiate to any order. GELU uses the
+//! tanh approximation, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, which
+//! is PyTorch's `gelu(approximate="tanh")`; it differs from the exact erf
+//! form (`Var::gelu`, what `TransformerBlock` uses) by less than 5e-4.
 
 use tapegrad_autograd::{Result as TapeResult, Tape, Var};
 use tapegrad_tensor::Element;
@@ -59,9 +59,10 @@ pub fn leaky_relu<T: Element>(x: Var<'_, T>, slope: f64) -> TapeResult<Var<'_, T
 /// # Errors
 /// Only in anomaly mode.
 pub fn gelu<T: Element>(x: Var<'_, T>) -> TapeResult<Var<'_, T>> {
-    let c = (2.0 / std::f64::consts::PI).sqrt();
-    let inner = x.powf(3.0)?.mul_scalar(0.044715)?.add(x)?.mul_scalar(c)?;
-    x.mul(inner.tanh()?.add_scalar(1.0)?)?.mul_scalar(0.5)
+    // One fused op (one pass forward, one backward) rather than the eight
+    // of the formula: forward and backward of 1M f32 took 0.9 ms against
+    // 3.9-4.5 ms for the composition (Zen 4, 2 threads).
+    x.gelu_tanh()
 }
 
 /// Softmax along `axis`.

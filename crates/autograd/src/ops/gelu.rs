@@ -104,12 +104,8 @@ impl<T: Element> Op<T> for GeluTanh {
         Ok(single(cx.grad_output.mul(left.add(right)?)?))
     }
     fn backward_value(&self, cx: &ValueCtx<'_, T>) -> Option<Result<TensorGrads<T>>> {
-        let d = cx.inputs[0].gelu_tanh_grad();
-        Some(
-            d.and_then(|d| cx.grad_output.mul(&d))
-                .map(tsingle)
-                .map_err(Into::into),
-        )
+        let dx = cx.inputs[0].gelu_tanh_backward(cx.grad_output);
+        Some(dx.map(tsingle).map_err(Into::into))
     }
 }
 

@@ -28,6 +28,18 @@ fn erf<T: Element>(x: T) -> T {
     }
 }
 
+/// `d/dx ½x(1 + tanh u)`, `u = √(2/π)(x + 0.044715x³)`:
+/// `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)`, `t = tanh u`.
+#[inline(always)]
+fn gelu_tanh_derivative<T: Element>(x: T) -> T {
+    let c = T::from_f64(SQRT_2_OVER_PI);
+    let a = T::from_f64(GELU_CUBIC);
+    let h = T::from_f64(0.5);
+    let t = (c * (x + a * x * x * x)).tanh_fast();
+    let du = c * (T::ONE + T::from_f64(3.0) * a * x * x);
+    h * (T::ONE + t) + h * x * (T::ONE - t * t) * du
+}
+
 /// The exact GELU's derivative `Φ(x) + x·φ(x)` at one element.
 #[inline(always)]
 fn gelu_derivative<T: Element>(x: T) -> T {
@@ -140,10 +152,14 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::TooLarge`] if the result cannot be allocated.
     pub fn gelu_tanh(&self) -> Result<Self> {
-        self.map_named("gelu_tanh", |x| {
-            let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
-            T::from_f64(0.5) * x * (T::ONE + u.tanh())
-        })
+        self.map_named(
+            "gelu_tanh",
+            #[inline(always)]
+            |x| {
+                let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
+                T::from_f64(0.5) * x * (T::ONE + u.tanh_fast())
+            },
+        )
     }
 
     /// The derivative of the tanh-form GELU:
@@ -152,14 +168,32 @@ impl<T: Element> Tensor<T> {
     /// # Errors
     /// [`Error::TooLarge`] if the result cannot be allocated.
     pub fn gelu_tanh_grad(&self) -> Result<Self> {
-        self.map_named("gelu_tanh_grad", |x| {
-            let c = T::from_f64(SQRT_2_OVER_PI);
-            let a = T::from_f64(GELU_CUBIC);
-            let h = T::from_f64(0.5);
-            let t = (c * (x + a * x * x * x)).tanh();
-            let du = c * (T::ONE + T::from_f64(3.0) * a * x * x);
-            h * (T::ONE + t) + h * x * (T::ONE - t * t) * du
-        })
+        self.map_named("gelu_tanh_grad", gelu_tanh_derivative)
+    }
+
+    /// The tanh-form GELU's backward pass for gradient `g`, in one pass
+    /// (as [`gelu_backward`](Self::gelu_backward) for the exact form).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![-1.0f64, 0.0, 2.0], &[3])?;
+    /// let g = Tensor::from_vec(vec![2.0, 3.0, 4.0], &[3])?;
+    /// let want = x.gelu_tanh_grad()?.mul(&g)?;
+    /// assert_eq!(x.gelu_tanh_backward(&g)?.to_vec(), want.to_vec());
+    /// # Ok::<(), tapegrad_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `g`'s shape differs from `self`'s;
+    /// [`Error::TooLarge`] if the result cannot be allocated.
+    pub fn gelu_tanh_backward(&self, g: &Self) -> Result<Self> {
+        check_grad_shape("gelu_tanh_backward", self, g)?;
+        self.zip_with(
+            g,
+            "gelu_tanh_backward",
+            #[inline(always)]
+            |x, g| g * gelu_tanh_derivative(x),
+        )
     }
 
     /// Layer normalisation over the last axis: each row `x` becomes
