@@ -255,14 +255,16 @@ impl<T: Element> Op<T> for CrossEntropy {
         let x = inputs[0];
         check_labels("cross_entropy", x.dims(), &self.labels)?;
         let (n, c) = (x.dims()[0], x.dims()[1]);
+        // Each row's log Σ exp by the vectorised, multi-threaded reduction
+        // (a serial loop of library `exp` calls here took 1.3 ms for 4096
+        // rows of 65 classes, three times PyTorch's whole forward and
+        // backward), then the label's logit off each.
+        let lse = x.logsumexp(&[1], false)?;
         let x = x.to_contiguous();
-        let data = x.as_slice().unwrap_or(&[]);
-        let mut total = 0.0f64;
-        for (r, row) in data.chunks(c.max(1)).take(n).enumerate() {
-            let m = row.iter().fold(T::NEG_INFINITY, |a, &b| a.max_val(b));
-            let s: T = row.iter().map(|&v| (v - m).exp()).sum();
-            total += (m + s.ln() - row[self.labels[r]]).to_f64();
-        }
+        let (data, lse) = (x.as_slice().unwrap_or(&[]), lse.to_vec());
+        let total: f64 = (0..n)
+            .map(|r| (lse[r] - data[r * c + self.labels[r]]).to_f64())
+            .sum();
         Ok(Tensor::scalar(T::from_f64(total / n.max(1) as f64)))
     }
     fn backward<'t>(&self, cx: &BackwardCtx<'t, T>) -> Result<InputGrads<'t, T>> {
@@ -284,9 +286,17 @@ impl<T: Element> Op<T> for CrossEntropy {
         let x = cx.inputs[0];
         let n = x.dims()[0].max(1) as f64;
         Some((|| {
-            let onehot = Tensor::<T>::one_hot(&self.labels, x.dims()[1])?;
             let g = cx.grad_output.item()?.to_f64() / n;
-            let grad = x.softmax(1)?.sub(&onehot)?.mul_scalar(g)?;
+            // softmax(x), then 1 off each row's label and the scale, in
+            // place: no one-hot tensor and no extra passes over n·c.
+            let c = x.dims()[1];
+            let mut grad = x.softmax(1)?;
+            let p = grad.make_mut_slice();
+            for (r, &label) in self.labels.iter().enumerate() {
+                p[r * c + label] -= T::ONE;
+            }
+            let g = T::from_f64(g);
+            p.iter_mut().for_each(|v| *v *= g);
             Ok(TensorGrads::from_elem(Some(grad), 1))
         })())
     }

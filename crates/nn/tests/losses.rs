@@ -64,21 +64,31 @@ fn cross_entropy_gradcheck_first_and_second_order() {
 
 #[test]
 fn fused_cross_entropy_matches_composition() {
-    let x = t(9, &[6, 5]).mul_scalar(4.0).unwrap();
-    let labels = [0usize, 4, 2, 2, 1, 3];
-    let tape = Tape::<f64>::new();
-    let a = tape.leaf(x.clone());
-    let fused = loss::cross_entropy(a, &labels).unwrap();
-    let plain = loss::cross_entropy_unfused(a, &labels).unwrap();
-    assert_abs_diff_eq!(
-        fused.item().unwrap(),
-        plain.item().unwrap(),
-        epsilon = 1e-12
-    );
-    let g1 = tape.grad(&[fused], &[a]).unwrap()[0].clone().unwrap();
-    let g2 = tape.grad(&[plain], &[a]).unwrap()[0].clone().unwrap();
-    for (u, v) in g1.to_vec().iter().zip(g2.to_vec()) {
-        assert_abs_diff_eq!(*u, v, epsilon = 1e-12);
+    // A small batch, and one large enough (42,000 logits) for the
+    // multi-threaded reductions.
+    for (rows, classes) in [(6usize, 5usize), (600, 70)] {
+        let x = t(9, &[rows, classes]).mul_scalar(4.0).unwrap();
+        let labels: Vec<usize> = (0..rows).map(|r| (r * 7 + 3) % classes).collect();
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(x.clone());
+        let fused = loss::cross_entropy(a, &labels).unwrap();
+        let plain = loss::cross_entropy_unfused(a, &labels).unwrap();
+        assert_abs_diff_eq!(
+            fused.item().unwrap(),
+            plain.item().unwrap(),
+            epsilon = 1e-12
+        );
+        let g1 = tape.grad(&[fused], &[a]).unwrap()[0].clone().unwrap();
+        let g2 = tape.grad(&[plain], &[a]).unwrap()[0].clone().unwrap();
+        for (u, v) in g1.to_vec().iter().zip(g2.to_vec()) {
+            assert_abs_diff_eq!(*u, v, epsilon = 1e-12);
+        }
+        // The recorded first-order rule too (it is what a second pass
+        // differentiates).
+        let g3 = tape.backward(fused).unwrap().get(a).unwrap().clone();
+        for (u, v) in g3.to_vec().iter().zip(g1.to_vec()) {
+            assert_abs_diff_eq!(*u, v, epsilon = 1e-12);
+        }
     }
 }
 
@@ -180,6 +190,12 @@ fn activations_gradcheck() {
     let exact = [-0.158655, 0.0, 0.841345, 1.954500];
     for (a, b) in y.value().to_vec().iter().zip(exact) {
         assert_abs_diff_eq!(*a, b, epsilon = 5e-4);
+    }
+    // And it is the tanh formula itself (now one fused op), to rounding.
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    for (a, x) in y.value().to_vec().iter().zip([-1.0f64, 0.0, 1.0, 2.0]) {
+        let formula = 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh());
+        assert_abs_diff_eq!(*a, formula, epsilon = 1e-12);
     }
 }
 
