@@ -19,9 +19,24 @@ use super::{ATANH_SERIES, LN2_HI, LN2_LO};
 
 /// Bits of `√2/2` rounded down: mantissas at or above it stay in the
 /// binade, those below move up one (`m` in `[√2/2, √2)`).
-pub(super) const SQRT_HALF_BITS: i32 = 0x3f35_04f3;
+const SQRT_HALF_BITS: i32 = 0x3f35_04f3;
 /// `2^24`, the scale that makes a subnormal `x` normal.
-pub(super) const SUBNORMAL_SCALE: f32 = 16_777_216.0;
+const SUBNORMAL_SCALE: f32 = 16_777_216.0;
+
+/// `(k, m)` with `x = 2^k·m` and `m` in `[√2/2, √2)`, for a positive finite
+/// `x` (subnormals included; other inputs give values the callers blend
+/// away). Branch-free, on 32-bit integer lanes.
+#[inline(always)]
+pub(super) fn binade_split(x: f32) -> (i32, f32) {
+    let subnormal = x < f32::MIN_POSITIVE;
+    let xs = if subnormal { x * SUBNORMAL_SCALE } else { x };
+    let k_shift: i32 = if subnormal { -24 } else { 0 };
+    // Subtracting the bits of √2/2 makes the exponent field count binades
+    // from [√2/2, √2); the mantissa bits, added back, give m there.
+    let t = (xs.to_bits() as i32).wrapping_sub(SQRT_HALF_BITS);
+    let m = f32::from_bits(((t & 0x007f_ffff) + SQRT_HALF_BITS) as u32);
+    ((t >> 23) + k_shift, m)
+}
 
 /// Natural logarithm for `f32`, branch-free and vectorisable (see the
 /// module docs for the method and the error bound).
@@ -35,14 +50,7 @@ pub(super) const SUBNORMAL_SCALE: f32 = 16_777_216.0;
 /// ```
 #[inline(always)]
 pub fn ln_f32(x: f32) -> f32 {
-    let subnormal = x < f32::MIN_POSITIVE;
-    let xs = if subnormal { x * SUBNORMAL_SCALE } else { x };
-    let k_shift: i32 = if subnormal { -24 } else { 0 };
-    // Subtracting the bits of √2/2 makes the exponent field count binades
-    // from [√2/2, √2); the mantissa bits, added back, give m there.
-    let t = (xs.to_bits() as i32).wrapping_sub(SQRT_HALF_BITS);
-    let k = (t >> 23) + k_shift;
-    let m = f32::from_bits(((t & 0x007f_ffff) + SQRT_HALF_BITS) as u32);
+    let (k, m) = binade_split(x);
     let f = m - 1.0;
     let s = f / (2.0 + f);
     let z = s * s;

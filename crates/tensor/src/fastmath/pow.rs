@@ -21,7 +21,7 @@
 //! does): `x^0 = 1` and `1^y = 1` even for NaN, `(-1)^±∞ = 1`, signed zeros
 //! and infinities for odd integer `y`. Every case is a blend, not a branch.
 
-use super::ln::{SQRT_HALF_BITS, SUBNORMAL_SCALE};
+use super::ln::binade_split;
 
 /// `2/(2i + 1)` for `i = 0..=5`: `ln m = Σ 2·s^{2i+1}/(2i + 1)`.
 const ATANH_SERIES_F64: [f64; 6] = [2.0, 2.0 / 3.0, 2.0 / 5.0, 2.0 / 7.0, 2.0 / 9.0, 2.0 / 11.0];
@@ -44,12 +44,8 @@ const EXP_CLAMP_F64: f64 = 700.0;
 /// float conversion), then `ln m` and `k·ln 2` are summed in `f64`.
 #[inline(always)]
 fn ln_positive_f64(a: f32) -> f64 {
-    let subnormal = a < f32::MIN_POSITIVE;
-    let scaled = if subnormal { a * SUBNORMAL_SCALE } else { a };
-    let k_shift: i32 = if subnormal { -24 } else { 0 };
-    let t = (scaled.to_bits() as i32).wrapping_sub(SQRT_HALF_BITS);
-    let k = ((t >> 23) + k_shift) as f64;
-    let m = f32::from_bits(((t & 0x007f_ffff) + SQRT_HALF_BITS) as u32) as f64;
+    let (k, m) = binade_split(a);
+    let (k, m) = (k as f64, m as f64);
     let f = m - 1.0;
     let s = f / (2.0 + f);
     let z = s * s;
@@ -69,10 +65,11 @@ const EXP_TAYLOR_F64: [f64; 8] = [
     1.0 / 5_040.0,
 ];
 
-/// `c[0] + c[1]·x + c[2]·x² + …` by Horner's rule.
+/// `c[0] + c[1]·x + c[2]·x² + …` by Horner's rule (`c` not empty).
 #[inline(always)]
 fn horner(c: &[f64], x: f64) -> f64 {
-    c.iter().rev().fold(0.0, |acc, &ci| acc.mul_add(x, ci))
+    let (&last, rest) = c.split_last().expect("at least one coefficient");
+    rest.iter().rev().fold(last, |acc, &ci| acc.mul_add(x, ci))
 }
 
 /// `e^t` in `f64` for `t` in `[-700, 700]` (NaN gives NaN).
